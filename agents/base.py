@@ -1,0 +1,146 @@
+"""The agent interface, the episode batch it learns from, and the episode collector.
+
+An agent acts on a batch of observations (prefixes), learns from a batch of finished
+episodes, saves and loads itself, and, when its policy can continue a prefix, lends that
+policy to the Monte Carlo reward as its rollout policy. See ``examples/custom_agent.py``.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from seqgan_env.models import TokenLSTM
+from seqgan_env.rollout import PrefixStates, RolloutPolicy
+
+
+@dataclass
+class EpisodeBatch:
+    """``B`` finished episodes of the token MDP.
+
+    In this MDP the actions are the sequence, and the observation before step ``t`` is the
+    prefix ``sequences[:, :t]`` padded with ``pad_token``; :meth:`observations` rebuilds them.
+    """
+
+    sequences: np.ndarray
+    """``(B, L)`` int64: the actions, padded with ``pad_token`` after each episode's end."""
+    rewards: np.ndarray
+    """``(B, L)`` float32: the reward of each step (0 after the end)."""
+    lengths: np.ndarray
+    """``(B,)`` int64: steps in each episode."""
+    pad_token: int
+    """The PAD id of the observations."""
+
+    @property
+    def actions(self) -> np.ndarray:
+        return self.sequences
+
+    @property
+    def mask(self) -> np.ndarray:
+        """``(B, L)`` bool: which steps belong to an episode."""
+        return np.arange(self.sequences.shape[1])[None, :] < self.lengths[:, None]
+
+    def observations(self) -> np.ndarray:
+        """``(B, L, L)`` int64: the observation before each step."""
+        batch, length = self.sequences.shape
+        grid = np.arange(length)
+        visible = grid[None, :] < grid[:, None]  # (step, position): position < step
+        obs = np.where(visible[None], self.sequences[:, None, :], self.pad_token)
+        return obs.astype(np.int64)
+
+    def returns(self, gamma: float = 1.0) -> np.ndarray:
+        """``(B, L)`` discounted reward-to-go."""
+        out = np.zeros_like(self.rewards, dtype=np.float64)
+        running = np.zeros(self.rewards.shape[0])
+        for t in range(self.rewards.shape[1] - 1, -1, -1):
+            running = self.rewards[:, t] + gamma * running
+            out[:, t] = running
+        return (out * self.mask).astype(np.float32)
+
+
+class Agent(abc.ABC):
+    """What the training loops need from an agent."""
+
+    @abc.abstractmethod
+    def act(self, observations: np.ndarray) -> np.ndarray:
+        """Actions ``(B,)`` for a batch of observations ``(B, L)`` (prefixes padded with PAD)."""
+
+    @abc.abstractmethod
+    def learn(self, batch: EpisodeBatch) -> dict[str, float]:
+        """One update from finished episodes; returns statistics to log."""
+
+    @abc.abstractmethod
+    def save(self, path: str | Path) -> None:
+        """Write everything needed to continue training."""
+
+    @classmethod
+    @abc.abstractmethod
+    def load(cls, path: str | Path, **kwargs: Any) -> "Agent":
+        """Inverse of :meth:`save`."""
+
+    @property
+    def rollout_policy(self) -> RolloutPolicy | None:
+        """A policy that continues prefixes for the Monte Carlo reward, if the agent has one."""
+        return None
+
+
+class PrefixTracker:
+    """Follows each env's prefix step by step, so a recurrent policy never re-reads it.
+
+    ``logits(obs)`` returns next-token logits for each row; when every row grew by exactly
+    one token since the last call it costs one policy step, otherwise it replays prefixes.
+    """
+
+    def __init__(self, policy: TokenLSTM, pad_token: int) -> None:
+        self.policy = policy
+        self.pad_token = pad_token
+        self.states: PrefixStates | None = None
+        self.lengths: torch.Tensor | None = None
+
+    @torch.inference_mode()
+    def logits(self, observations: np.ndarray) -> torch.Tensor:
+        obs = torch.as_tensor(observations, device=self.policy.device)
+        lengths = (obs != self.pad_token).sum(dim=1)
+        batch = obs.shape[0]
+        if bool((lengths == 0).all()):
+            self.states = PrefixStates(self.policy, batch)
+        elif (self.states is not None and self.lengths is not None and self.states.batch_size == batch
+              and bool((lengths == self.lengths + 1).all())):
+            self.states.advance(obs[torch.arange(batch), lengths - 1])
+        else:
+            self.states = PrefixStates(self.policy, batch)
+            self.states.rebuild(obs, lengths)
+        self.lengths = lengths
+        return self.states.logits
+
+
+def collect_episodes(envs: Any, agent: Agent, seed: int | None = None) -> EpisodeBatch:
+    """Run one episode in each of the vector env's rows; the env is reset first.
+
+    Rows that finish early (an end-of-sequence token) are reset by the env and keep
+    stepping; what they do after their first episode is discarded.
+    """
+    num_envs = envs.num_envs
+    obs, _ = envs.reset(seed=seed)
+    seq_len = obs.shape[1]
+    pad = int(envs.unwrapped.pad_token)
+    sequences = np.full((num_envs, seq_len), pad, dtype=np.int64)
+    rewards = np.zeros((num_envs, seq_len), dtype=np.float32)
+    lengths = np.zeros(num_envs, dtype=np.int64)
+    finished = np.zeros(num_envs, dtype=bool)
+    step = 0
+    while not finished.all():
+        actions = np.asarray(agent.act(obs), dtype=np.int64).reshape(num_envs)
+        obs, reward, terminated, truncated, _ = envs.step(actions)
+        live = ~finished
+        sequences[live, step] = actions[live]
+        rewards[live, step] = reward[live]
+        lengths[live] += 1
+        finished |= terminated | truncated
+        step += 1
+    return EpisodeBatch(sequences, rewards, lengths, pad)

@@ -1,0 +1,135 @@
+"""Saving and loading models and training state: atomic writes, clear errors.
+
+Every file written here is a ``torch.save`` dict with a ``format`` tag and a ``kind``. Files
+are written to a temporary name in the same folder and renamed into place, so a crash never
+leaves a half-written checkpoint behind. Loading checks the tag, the kind and the tensor
+shapes, and raises :class:`CheckpointError` naming what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+FORMAT = "seqgan-env/1"
+"""Tag stored in every checkpoint this project writes."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, corrupt, or not what was asked for."""
+
+
+def atomic_save(payload: dict[str, Any], path: str | Path) -> Path:
+    """``torch.save`` to ``path`` through a temporary file and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            torch.save(payload, out)
+            out.flush()
+            os.fsync(out.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)  # mkstemp makes it private; give it a normal file's mode
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]:
+    """Read a checkpoint written by this project, checking its format and kind."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} is not a file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several kinds for truncated or foreign files
+        raise CheckpointError(f"checkpoint {str(path)!r} is corrupt or not a torch file: {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{str(path)!r} is not a seqgan-env checkpoint (no {FORMAT!r} tag)")
+    if kind is not None and payload.get("kind") != kind:
+        raise CheckpointError(f"{str(path)!r} holds a {payload.get('kind')!r}, expected a {kind!r}")
+    return payload
+
+
+def model_payload(model: nn.Module, kind: str, **extra: Any) -> dict[str, Any]:
+    """The dict that :func:`save_model` writes: constructor arguments and weights."""
+    config = model.config_dict() if hasattr(model, "config_dict") else model.config()
+    return {"format": FORMAT, "kind": kind, "config": config,
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **extra}
+
+
+def save_model(model: nn.Module, path: str | Path, **extra: Any) -> Path:
+    """Save a Generator, Oracle or Discriminator atomically."""
+    return atomic_save(model_payload(model, model_kind(model), **extra), path)
+
+
+def model_kind(model: nn.Module) -> str:
+    from seqgan_env.models import Discriminator, Generator, Oracle
+
+    for cls, name in ((Oracle, "oracle"), (Generator, "generator"), (Discriminator, "discriminator")):
+        if isinstance(model, cls):
+            return name
+    raise TypeError(f"cannot save a {type(model).__name__}: not a Generator, Oracle or Discriminator")
+
+
+def model_from_payload(payload: dict[str, Any], source: str = "checkpoint") -> nn.Module:
+    """Rebuild a model from :func:`model_payload`'s dict, checking every tensor's shape."""
+    from seqgan_env.models import Discriminator, Generator, Oracle
+    from seqgan_env.presets import DiscriminatorConfig
+
+    kind = payload.get("kind")
+    config = dict(payload.get("config") or {})
+    try:
+        if kind == "generator":
+            model: nn.Module = Generator(**config)
+        elif kind == "oracle":
+            model = Oracle(**config, seed=None)
+        elif kind == "discriminator":
+            disc = DiscriminatorConfig(
+                embedding_dim=config.pop("embedding_dim"), filter_sizes=tuple(config.pop("filter_sizes")),
+                num_filters=tuple(config.pop("num_filters")), dropout_keep=config.pop("dropout_keep"),
+                l2_reg=config.pop("l2_reg"),
+            )
+            model = Discriminator(config=disc, **config)
+        else:
+            raise CheckpointError(f"{source}: unknown model kind {kind!r}")
+    except (TypeError, KeyError, ValueError) as exc:
+        if isinstance(exc, CheckpointError):
+            raise
+        raise CheckpointError(f"{source}: bad model configuration {payload.get('config')!r}: {exc}") from exc
+    state = payload.get("state_dict")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{source}: no state_dict")
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(f"{source}: weights do not match a {kind}: missing {missing}, unexpected {unexpected}")
+    for name, tensor in expected.items():
+        if tuple(state[name].shape) != tuple(tensor.shape):
+            raise CheckpointError(
+                f"{source}: weight {name!r} has shape {tuple(state[name].shape)}, expected {tuple(tensor.shape)}"
+            )
+    model.load_state_dict(state)
+    if kind == "oracle":
+        model.requires_grad_(False)
+    return model
+
+
+def load_model(path: str | Path, kind: str | None = None, device: str | torch.device = "cpu") -> nn.Module:
+    """Load a model saved by :func:`save_model` (optionally insisting on its kind)."""
+    payload = load_checkpoint(path, None)
+    if kind is not None and payload.get("kind") != kind:
+        raise CheckpointError(f"{str(path)!r} holds a {payload.get('kind')!r}, expected a {kind!r}")
+    return model_from_payload(payload, str(path)).to(device)

@@ -1,0 +1,229 @@
+"""The token MDP of SeqGAN: state = the prefix, action = the next token.
+
+The bare MDP has no opinion about reward (it always pays 0); the reward wrappers in
+:mod:`seqgan_env.wrappers` add one. :class:`SeqGANEnv` is one sequence,
+:class:`SeqGANVectorEnv` is many held in one array; both share :class:`_Sequences`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+
+Decoder = Callable[[Sequence[int]], str]
+"""Turns token ids into text, for ``render_mode="ansi"``."""
+
+
+def _check_shape(vocab_size: int, seq_len: int, eos_token: int | None) -> None:
+    if vocab_size < 2:
+        raise ValueError(f"vocab_size must be at least 2, got {vocab_size}")
+    if seq_len < 1:
+        raise ValueError(f"seq_len must be at least 1, got {seq_len}")
+    if eos_token is not None and not 0 <= eos_token < vocab_size:
+        raise ValueError(f"eos_token {eos_token} is outside the vocabulary [0, {vocab_size})")
+
+
+class _Sequences:
+    """``num`` token sequences under construction, padded with ``vocab_size``."""
+
+    def __init__(self, num: int, vocab_size: int, seq_len: int, eos_token: int | None) -> None:
+        self.vocab_size = vocab_size
+        self.seq_len = seq_len
+        self.eos_token = eos_token
+        self.pad_token = vocab_size
+        self.tokens = np.full((num, seq_len), self.pad_token, dtype=np.int64)
+        self.lengths = np.zeros(num, dtype=np.int64)
+
+    def clear(self, rows: np.ndarray | slice = slice(None)) -> None:
+        self.tokens[rows] = self.pad_token
+        self.lengths[rows] = 0
+
+    def append(self, actions: np.ndarray) -> np.ndarray:
+        """Append one token per row; returns which rows are now complete."""
+        bad = (actions < 0) | (actions >= self.vocab_size)
+        if bad.any():
+            raise ValueError(
+                f"invalid action {actions[bad][0]!r}: actions are token ids in [0, {self.vocab_size})"
+            )
+        full = self.lengths >= self.seq_len
+        if full.any():
+            raise RuntimeError("step() called on a finished sequence; call reset() first")
+        rows = np.arange(len(self.lengths))
+        self.tokens[rows, self.lengths] = actions
+        self.lengths += 1
+        done = self.lengths >= self.seq_len
+        if self.eos_token is not None:
+            done |= actions == self.eos_token
+        return done
+
+
+def _as_actions(action: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """Coerce actions to an int64 array, rejecting non-integers with a clear message."""
+    array = np.asarray(action)
+    if array.dtype.kind not in "iu":
+        if array.dtype.kind == "f" and np.all(np.isfinite(array)) and np.all(array == np.round(array)):
+            array = array.astype(np.int64)
+        else:
+            raise ValueError(f"invalid action {action!r}: actions must be integer token ids")
+    if array.shape != shape:
+        if array.size == int(np.prod(shape)):
+            array = array.reshape(shape)
+        else:
+            raise ValueError(f"invalid action shape {array.shape}: expected {shape}")
+    return array.astype(np.int64, copy=False)
+
+
+def _render_tokens(tokens: np.ndarray, length: int, seq_len: int, decode: Decoder | None) -> str:
+    prefix = tokens[:length].tolist()
+    body = decode(prefix) if decode is not None else " ".join(map(str, prefix))
+    return f"[{length}/{seq_len}] {body}"
+
+
+class SeqGANEnv(gym.Env):
+    """Write a sequence one token at a time: the token-level MDP behind SeqGAN.
+
+    ## Description
+    SeqGAN (Yu et al., AAAI 2017) trains a generator as a policy: the state is the prefix
+    generated so far, the action is the next token. This is that MDP with no reward of its
+    own; wrap it in a reward wrapper (``gymnasium.make("SeqGAN-v0")`` does) to get the
+    paper's Monte Carlo discriminator reward, a terminal-only reward or an oracle
+    log-likelihood reward.
+
+    ## Action Space
+    ``Discrete(vocab_size)``: the id of the next token. Anything else raises ``ValueError``.
+
+    ## Observation Space
+    ``MultiDiscrete([vocab_size + 1] * seq_len)``, int64: the prefix, left-aligned, padded
+    with the PAD id ``vocab_size`` (inside the space, outside the action space).
+
+    ## Rewards
+    Always ``0.0`` for the bare MDP. See :mod:`seqgan_env.wrappers` for the reward kinds.
+
+    ## Starting State
+    The empty prefix (all PAD). The generator's start token is its own business and is not
+    part of the observation.
+
+    ## Episode End
+    ``terminated=True`` once ``seq_len`` tokens are written, or when ``eos_token`` (text
+    data) is emitted. The episode is never truncated. At the end ``info["sequence"]`` holds
+    the finished sequence (without padding).
+
+    ## Arguments
+    * ``vocab_size``: number of tokens (default 5000, the paper's synthetic data).
+    * ``seq_len``: sequence length (default 20).
+    * ``eos_token``: id that ends a sequence early, or ``None`` (synthetic data).
+    * ``render_mode``: ``None`` or ``"ansi"`` (the prefix as text).
+    * ``decode``: optional function from token ids to text for rendering.
+
+    ## Version History
+    * v0: initial version.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(self, vocab_size: int = 5000, seq_len: int = 20, eos_token: int | None = None,
+                 render_mode: str | None = None, decode: Decoder | None = None) -> None:
+        _check_shape(vocab_size, seq_len, eos_token)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        self.vocab_size = vocab_size
+        self.seq_len = seq_len
+        self.eos_token = eos_token
+        self.pad_token = vocab_size
+        self.render_mode = render_mode
+        self.decode = decode
+        self.action_space = spaces.Discrete(vocab_size)
+        self.observation_space = spaces.MultiDiscrete(np.full(seq_len, vocab_size + 1), dtype=np.int64)
+        self._seqs = _Sequences(1, vocab_size, seq_len, eos_token)
+        self._seqs.lengths[0] = seq_len  # step() before reset() is an error
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self._seqs.clear()
+        return self._seqs.tokens[0].copy(), {"prefix_length": 0}
+
+    def step(self, action: Any):
+        actions = _as_actions(action, (1,))
+        if not self.action_space.contains(int(actions[0])):
+            raise ValueError(f"invalid action {action!r}: not in the action space {self.action_space}")
+        done = bool(self._seqs.append(actions)[0])
+        length = int(self._seqs.lengths[0])
+        info: dict[str, Any] = {"prefix_length": length}
+        if done:
+            info["sequence"] = self._seqs.tokens[0, :length].copy()
+        return self._seqs.tokens[0].copy(), 0.0, done, False, info
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        return _render_tokens(self._seqs.tokens[0], int(self._seqs.lengths[0]), self.seq_len, self.decode)
+
+
+class SeqGANVectorEnv(VectorEnv):
+    """``num_envs`` copies of :class:`SeqGANEnv` held in one array (same spaces and rules).
+
+    Autoreset is ``SAME_STEP``: a finished row is reset within the step that finished it;
+    the returned observation is the new empty prefix, ``info["final_obs"]`` holds the
+    finished row's last observation and ``info["sequence"]`` its sequence (each with a
+    ``_``-prefixed mask of the rows they apply to). ``info["prefix_length"]`` gives every
+    row's length after the action, before any reset.
+    """
+
+    metadata = {"render_modes": ["ansi"], "autoreset_mode": AutoresetMode.SAME_STEP}
+
+    def __init__(self, num_envs: int = 1, vocab_size: int = 5000, seq_len: int = 20,
+                 eos_token: int | None = None, render_mode: str | None = None,
+                 decode: Decoder | None = None) -> None:
+        _check_shape(vocab_size, seq_len, eos_token)
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be at least 1, got {num_envs}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        self.num_envs = num_envs
+        self.vocab_size = vocab_size
+        self.seq_len = seq_len
+        self.eos_token = eos_token
+        self.pad_token = vocab_size
+        self.render_mode = render_mode
+        self.decode = decode
+        self.single_action_space = spaces.Discrete(vocab_size)
+        self.single_observation_space = spaces.MultiDiscrete(np.full(seq_len, vocab_size + 1), dtype=np.int64)
+        self.action_space = spaces.MultiDiscrete(np.full(num_envs, vocab_size), dtype=np.int64)
+        self.observation_space = spaces.MultiDiscrete(np.full((num_envs, seq_len), vocab_size + 1), dtype=np.int64)
+        self._seqs = _Sequences(num_envs, vocab_size, seq_len, eos_token)
+        self._seqs.lengths[:] = seq_len  # step() before reset() is an error
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        if seed is not None:
+            self._np_random, self._np_random_seed = gym.utils.seeding.np_random(seed)
+        self._seqs.clear()
+        return self._seqs.tokens.copy(), {"prefix_length": self._seqs.lengths.copy()}
+
+    def step(self, actions: Any):
+        actions = _as_actions(actions, (self.num_envs,))
+        done = self._seqs.append(actions)
+        lengths = self._seqs.lengths.copy()
+        info: dict[str, Any] = {"prefix_length": lengths}
+        if done.any():
+            final_obs = np.empty(self.num_envs, dtype=object)
+            sequences = np.empty(self.num_envs, dtype=object)
+            for row in np.flatnonzero(done):
+                final_obs[row] = self._seqs.tokens[row].copy()
+                sequences[row] = self._seqs.tokens[row, : lengths[row]].copy()
+            info.update(final_obs=final_obs, _final_obs=done.copy(), sequence=sequences, _sequence=done.copy())
+            self._seqs.clear(done)
+        rewards = np.zeros(self.num_envs, dtype=np.float32)
+        truncated = np.zeros(self.num_envs, dtype=bool)
+        return self._seqs.tokens.copy(), rewards, done, truncated, info
+
+    def render(self) -> tuple[str, ...] | None:
+        if self.render_mode != "ansi":
+            return None
+        return tuple(
+            _render_tokens(self._seqs.tokens[i], int(self._seqs.lengths[i]), self.seq_len, self.decode)
+            for i in range(self.num_envs)
+        )

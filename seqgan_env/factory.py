@@ -1,0 +1,169 @@
+"""Building ``SeqGAN-v0``: the entry points behind ``gymnasium.make`` and ``make_vec``.
+
+Keyword arguments (all optional) accepted by both:
+
+* ``preset``: ``"default"`` (the embedded default), ``"paper"``, ``"tiny"`` or a
+  :class:`~seqgan_env.presets.Preset`.
+* ``reward``: ``"monte_carlo"`` (the paper's), ``"terminal"`` or ``"oracle"``.
+* ``discriminator``: a :class:`~seqgan_env.models.Discriminator` or a path to one saved with
+  :func:`~seqgan_env.checkpoint.save_model`. Default: the shipped one for the ``default``
+  preset, else a freshly initialised one (with a warning: its reward means little).
+* ``rollout_policy``: a :class:`~seqgan_env.rollout.RolloutPolicy` (a Generator) or a path to a
+  saved generator. Default: as for the discriminator.
+* ``oracle``: ``"builtin"`` (the preset's seeded N(0, 1) LSTM), an integer seed, a path to an
+  ``.npz`` or the original pickle, or an :class:`~seqgan_env.models.Oracle`. Used by the
+  oracle reward.
+* ``num_rollouts``: Monte Carlo completions per step (default: the preset's, 16).
+* ``compute_dtype``: ``"auto"``, ``"float32"`` or ``"bfloat16"`` for the discriminator.
+* ``device``: ``"cpu"`` or a CUDA device.
+* ``render_mode``: ``None`` or ``"ansi"``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import torch
+
+from seqgan_env.checkpoint import load_model
+from seqgan_env.envs import SeqGANEnv, SeqGANVectorEnv
+from seqgan_env.models import Discriminator, Generator, Oracle
+from seqgan_env.presets import Preset, get_preset
+from seqgan_env.rewards import (
+    REWARD_KINDS, MonteCarloReward, OracleLikelihoodReward, RewardModel, TerminalReward,
+)
+from seqgan_env.rollout import RolloutPolicy
+from seqgan_env.wrappers import SeqGANRewardWrapper, SeqGANVectorRewardWrapper
+
+DEFAULT_GENERATOR_FILE = "default_generator.pt"
+DEFAULT_DISCRIMINATOR_FILE = "default_discriminator.pt"
+
+
+def asset_path(name: str) -> Path:
+    """Path of a file shipped in ``seqgan_env/assets``."""
+    return Path(str(resources.files("seqgan_env") / "assets" / name))
+
+
+def resolve_oracle(oracle: Any, preset: Preset) -> Oracle:
+    """An :class:`Oracle` from ``"builtin"``/``None``, a seed, a path, or an Oracle."""
+    if oracle is None or oracle == "builtin":
+        return Oracle.from_preset(preset)
+    if isinstance(oracle, Oracle):
+        return oracle
+    if isinstance(oracle, int) and not isinstance(oracle, bool):
+        return Oracle.from_preset(preset.replace(oracle_seed=oracle))
+    if isinstance(oracle, (str, Path)):
+        return Oracle.load(oracle, seq_len=preset.seq_len, start_token=preset.start_token)
+    raise TypeError(f"oracle must be 'builtin', a seed, a path or an Oracle, got {type(oracle).__name__}")
+
+
+def _shipped(preset: Preset, file: str, kind: str) -> Any | None:
+    path = asset_path(file)
+    if preset.name == "default" and path.is_file():
+        return load_model(path, kind)
+    return None
+
+
+def resolve_discriminator(discriminator: Any, preset: Preset) -> Discriminator:
+    """A :class:`Discriminator` from ``None`` (shipped default), a path, or a model."""
+    if isinstance(discriminator, Discriminator):
+        return discriminator
+    if isinstance(discriminator, (str, Path)):
+        return load_model(discriminator, "discriminator")
+    if discriminator is not None:
+        raise TypeError(f"discriminator must be a Discriminator or a path, got {type(discriminator).__name__}")
+    shipped = _shipped(preset, DEFAULT_DISCRIMINATOR_FILE, "discriminator")
+    if shipped is not None:
+        return shipped
+    warnings.warn(
+        f"no discriminator given for preset {preset.name!r}: using an untrained one, whose reward "
+        "means little; pass discriminator=... (a model or a saved file)", stacklevel=3,
+    )
+    torch.manual_seed(0)
+    return Discriminator.from_preset(preset)
+
+
+def resolve_rollout_policy(policy: Any, preset: Preset) -> RolloutPolicy:
+    """A rollout policy from ``None`` (shipped default generator), a path, or a policy."""
+    if isinstance(policy, (str, Path)):
+        return load_model(policy, "generator")
+    if policy is not None:
+        if not isinstance(policy, RolloutPolicy):
+            raise TypeError(f"rollout_policy needs start() and step(); got {type(policy).__name__}")
+        return policy
+    shipped = _shipped(preset, DEFAULT_GENERATOR_FILE, "generator")
+    if shipped is not None:
+        return shipped
+    warnings.warn(
+        f"no rollout policy given for preset {preset.name!r}: completing prefixes with an untrained "
+        "generator; pass rollout_policy=... (a generator or a saved file)", stacklevel=3,
+    )
+    torch.manual_seed(0)
+    return Generator.from_preset(preset)
+
+
+def build_reward_model(
+    preset: Preset, reward: str = "monte_carlo", discriminator: Any = None, rollout_policy: Any = None,
+    oracle: Any = None, num_rollouts: int | None = None, compute_dtype: str = "auto",
+    device: str | torch.device = "cpu", eos_token: int | None = None,
+) -> RewardModel:
+    """The reward model of one reward kind, with its models resolved and checked."""
+    if reward not in REWARD_KINDS:
+        raise ValueError(f"unknown reward kind {reward!r}; choose one of {list(REWARD_KINDS)}")
+    if reward == "oracle":
+        model = resolve_oracle(oracle, preset)
+        if model.vocab_size != preset.vocab_size:
+            raise ValueError(f"the oracle has a vocabulary of {model.vocab_size}, the preset {preset.vocab_size}")
+        return OracleLikelihoodReward(model, device=device)
+    disc = resolve_discriminator(discriminator, preset)
+    if (disc.vocab_size, disc.seq_len) != (preset.vocab_size, preset.seq_len):
+        raise ValueError(
+            f"the discriminator reads vocab {disc.vocab_size} x length {disc.seq_len}, the env is "
+            f"vocab {preset.vocab_size} x length {preset.seq_len}"
+        )
+    if reward == "terminal":
+        return TerminalReward(disc, compute_dtype=compute_dtype, device=device)
+    policy = resolve_rollout_policy(rollout_policy, preset)
+    if isinstance(policy, torch.nn.Module):
+        policy = policy.to(device)
+    return MonteCarloReward(
+        disc, policy, num_rollouts=preset.num_rollouts if num_rollouts is None else num_rollouts, compute_dtype=compute_dtype,
+        eos_token=eos_token, device=device,
+    )
+
+
+def make_env(
+    preset: str | Preset = "default", reward: str = "monte_carlo", discriminator: Any = None,
+    rollout_policy: Any = None, oracle: Any = None, num_rollouts: int | None = None,
+    compute_dtype: str = "auto", device: str = "cpu", render_mode: str | None = None,
+    eos_token: int | None = None, decode: Any = None,
+) -> gym.Env:
+    """Entry point of ``gymnasium.make("SeqGAN-v0", ...)``: the MDP in its reward wrapper."""
+    preset = get_preset(preset)
+    env = SeqGANEnv(preset.vocab_size, preset.seq_len, eos_token=eos_token, render_mode=render_mode, decode=decode)
+    model = build_reward_model(preset, reward, discriminator, rollout_policy, oracle, num_rollouts,
+                               compute_dtype, device, eos_token)
+    return SeqGANRewardWrapper(env, model)
+
+
+def make_vector_env(
+    num_envs: int = 1, preset: str | Preset = "default", reward: str = "monte_carlo",
+    discriminator: Any = None, rollout_policy: Any = None, oracle: Any = None,
+    num_rollouts: int | None = None, compute_dtype: str = "auto", device: str = "cpu",
+    render_mode: str | None = None, eos_token: int | None = None, decode: Any = None,
+    **unused: Any,
+) -> SeqGANVectorRewardWrapper:
+    """Entry point of ``gymnasium.make_vec("SeqGAN-v0", num_envs=B, ...)``."""
+    unused.pop("max_episode_steps", None)  # make_vec passes the spec's, which is None here
+    if unused:
+        raise TypeError(f"unexpected arguments for SeqGAN-v0: {sorted(unused)}")
+    preset = get_preset(preset)
+    env = SeqGANVectorEnv(num_envs, preset.vocab_size, preset.seq_len, eos_token=eos_token,
+                          render_mode=render_mode, decode=decode)
+    model = build_reward_model(preset, reward, discriminator, rollout_policy, oracle, num_rollouts,
+                               compute_dtype, device, eos_token)
+    return SeqGANVectorRewardWrapper(env, model)

@@ -1,0 +1,329 @@
+"""LSTM token models: the generator (the policy) and the oracle (the "real" data source).
+
+Both use the cell of the original SeqGAN code, which is a standard LSTM without peepholes::
+
+    i = sigmoid(x W_i + h U_i + b_i)     f = sigmoid(x W_f + h U_f + b_f)
+    o = sigmoid(x W_o + h U_o + b_o)     g = tanh(x W_c + h U_c + b_c)
+    c = f * c_prev + i * g               h = o * tanh(c)
+    logits = h W_out + b_out
+
+so torch's fused LSTM kernels compute it exactly (gate order i, f, g, o). The start token is
+fed as the first input and is not part of the emitted sequence.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from seqgan_env.allocator import tune_allocator
+from seqgan_env.sampling import sample_categorical
+
+LSTMState = tuple[torch.Tensor, torch.Tensor]
+"""``(h, c)``, each ``(batch, hidden)``: batch first, so rows can be indexed and repeated."""
+
+
+class TokenLSTM(nn.Module):
+    """An LSTM language model over token ids that can act as a step-by-step policy.
+
+    Args:
+        vocab_size: number of token ids.
+        embedding_dim: token embedding size.
+        hidden_dim: LSTM hidden size.
+        seq_len: length of the sequences it samples.
+        start_token: id fed as the first input.
+        init_std: standard deviation of the N(0, std) initialisation of every parameter.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int,
+        hidden_dim: int,
+        seq_len: int,
+        start_token: int = 0,
+        init_std: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if not 0 <= start_token < vocab_size:
+            raise ValueError(f"start_token {start_token} is outside [0, {vocab_size})")
+        self.vocab_size = vocab_size
+        self.embedding_dim = embedding_dim
+        self.hidden_dim = hidden_dim
+        self.seq_len = seq_len
+        self.start_token = start_token
+        self.embedding = nn.Embedding(vocab_size, embedding_dim)
+        self.lstm = nn.LSTM(embedding_dim, hidden_dim, batch_first=True)
+        self.output = nn.Linear(hidden_dim, vocab_size)
+        with torch.no_grad():
+            for param in self.parameters():
+                param.normal_(0.0, init_std)
+            # The original cell has one bias per gate; torch has two that add up.
+            self.lstm.bias_hh_l0.zero_()
+        self._augmented: tuple | None = None
+
+    # -- construction and serialisation -------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments, for checkpoints."""
+        return {
+            "vocab_size": self.vocab_size,
+            "embedding_dim": self.embedding_dim,
+            "hidden_dim": self.hidden_dim,
+            "seq_len": self.seq_len,
+            "start_token": self.start_token,
+        }
+
+    @property
+    def device(self) -> torch.device:
+        return self.output.weight.device
+
+    # -- the step interface (a rollout policy) -------------------------------------------
+    def initial_state(self, batch_size: int) -> LSTMState:
+        """Zero ``(h, c)`` for a batch."""
+        zeros = torch.zeros(batch_size, self.hidden_dim, device=self.device)
+        return zeros, zeros.clone()
+
+    def step(self, tokens: torch.Tensor, state: LSTMState) -> tuple[torch.Tensor, LSTMState]:
+        """Feed one token per row; return the next-token logits and the new state."""
+        x = self.embedding(tokens)
+        h, c = torch.lstm_cell(
+            x, state, self.lstm.weight_ih_l0, self.lstm.weight_hh_l0,
+            self.lstm.bias_ih_l0, self.lstm.bias_hh_l0,
+        )
+        if torch.is_grad_enabled():
+            return self.output(h), (h, c)
+        # Inference: one product with the bias folded in as an extra row skips the separate
+        # pass that broadcasting the bias over a (rows, vocab) result costs.
+        ones = torch.ones(h.shape[0], 1, dtype=h.dtype, device=h.device)
+        return torch.mm(torch.cat([h, ones], dim=1), self._output_with_bias()), (h, c)
+
+    def _output_with_bias(self) -> torch.Tensor:
+        weight, bias = self.output.weight, self.output.bias
+        key = (id(weight), weight._version, id(bias), bias._version, weight.device)
+        if self._augmented is None or self._augmented[0] != key:
+            with torch.no_grad():
+                self._augmented = (key, torch.cat([weight.T, bias.unsqueeze(0)]).contiguous())
+        return self._augmented[1]
+
+    def start(self, batch_size: int) -> tuple[torch.Tensor, LSTMState]:
+        """Logits of the first token and the state after the start token."""
+        tokens = torch.full((batch_size,), self.start_token, dtype=torch.long, device=self.device)
+        return self.step(tokens, self.initial_state(batch_size))
+
+    # -- whole sequences -----------------------------------------------------------------
+    def hidden_states(self, sequences: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced hidden states ``(B, T, hidden)``: row ``t`` predicts token ``t``.
+
+        Ids outside the vocabulary (padding after an end token) are read as the last id;
+        they only ever feed positions that callers mask out.
+        """
+        start = torch.full_like(sequences[:, :1], self.start_token)
+        inputs = torch.cat([start, sequences[:, :-1]], dim=1).clamp(max=self.vocab_size - 1)
+        hidden, _ = self.lstm(self.embedding(inputs))
+        return hidden
+
+    def forward(self, sequences: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced next-token logits: ``(B, T)`` tokens -> ``(B, T, vocab)``.
+
+        Position ``t`` holds the logits of ``sequences[:, t]`` given the tokens before it.
+        """
+        return self.output(self.hidden_states(sequences))
+
+    def log_probs(self, sequences: torch.Tensor) -> torch.Tensor:
+        """Log-probability of every token of ``sequences`` (``(B, T)`` -> ``(B, T)``)."""
+        logits = self(sequences)
+        chosen = logits.gather(-1, sequences.clamp(max=self.vocab_size - 1).unsqueeze(-1)).squeeze(-1)
+        return chosen - torch.logsumexp(logits, dim=-1)
+
+    @torch.inference_mode()
+    def nll(self, sequences: torch.Tensor, batch_size: int = 64, lengths: torch.Tensor | None = None) -> float:
+        """Mean per-token negative log-likelihood of ``sequences``.
+
+        ``lengths`` (optional, ``(B,)``) counts only the first ``lengths[i]`` tokens of row i.
+        """
+        total, count = 0.0, 0
+        for start in range(0, sequences.shape[0], batch_size):
+            chunk = sequences[start : start + batch_size].to(self.device)
+            logp = self.log_probs(chunk)
+            if lengths is not None:
+                mask = torch.arange(chunk.shape[1], device=self.device) < lengths[
+                    start : start + batch_size
+                ].to(self.device).unsqueeze(1)
+                total -= float(logp[mask].sum())
+                count += int(mask.sum())
+            else:
+                total -= float(logp.sum())
+                count += logp.numel()
+        return total / max(count, 1)
+
+    def sample(
+        self,
+        num: int,
+        generator: torch.Generator | None = None,
+        temperature: float = 1.0,
+        batch_size: int = 1024,
+    ) -> torch.Tensor:
+        """Sample ``num`` sequences of ``seq_len`` tokens: ``(num, seq_len)`` int64.
+
+        Rows are drawn ``batch_size`` at a time: larger blocks of logits fall out of the
+        allocator's reuse and cost page faults on every step.
+        """
+        tune_allocator()
+        with torch.inference_mode():
+            out = torch.empty(num, self.seq_len, dtype=torch.long, device=self.device)
+            for begin in range(0, num, batch_size):
+                rows = min(batch_size, num - begin)
+                logits, state = self.start(rows)
+                for t in range(self.seq_len):
+                    token = sample_categorical(logits, generator, temperature)
+                    out[begin : begin + rows, t] = token
+                    if t + 1 < self.seq_len:
+                        logits, state = self.step(token, state)
+        return out.clone()  # a normal tensor, usable as training data under autograd
+
+
+class Generator(TokenLSTM):
+    """The SeqGAN generator G: an LSTM policy over next tokens, N(0, 0.1) initialised."""
+
+    @classmethod
+    def from_preset(cls, preset: Any) -> "Generator":
+        return cls(
+            preset.vocab_size, preset.gen_embedding_dim, preset.gen_hidden_dim,
+            preset.seq_len, preset.start_token, init_std=0.1,
+        )
+
+
+ORACLE_ARRAY_NAMES: tuple[str, ...] = (
+    "embedding", "W_i", "U_i", "b_i", "W_f", "U_f", "b_f",
+    "W_o", "U_o", "b_o", "W_c", "U_c", "b_c", "W_out", "b_out",
+)
+"""Names (and, for the original pickle, the order) of the oracle's 15 arrays."""
+
+
+class Oracle(TokenLSTM):
+    """The synthetic-data oracle: a frozen LSTM with N(0, 1) parameters.
+
+    Its samples are the "real" data and its NLL of a generator's samples is the paper's
+    NLL-oracle metric. Build one from a seed, or load the original experiment's parameters
+    with :meth:`load` (``.npz`` with named arrays, or the original code's pickle).
+    """
+
+    def __init__(self, vocab_size: int = 5000, embedding_dim: int = 32, hidden_dim: int = 32,
+                 seq_len: int = 20, start_token: int = 0, seed: int | None = 88) -> None:
+        super().__init__(vocab_size, embedding_dim, hidden_dim, seq_len, start_token, init_std=1.0)
+        if seed is not None:
+            gen = torch.Generator().manual_seed(seed)
+            with torch.no_grad():
+                for param in self.parameters():
+                    param.copy_(torch.randn(param.shape, generator=gen))
+                self.lstm.bias_hh_l0.zero_()
+        self.requires_grad_(False)
+        self.eval()
+
+    @classmethod
+    def from_preset(cls, preset: Any) -> "Oracle":
+        return cls(preset.vocab_size, preset.oracle_embedding_dim, preset.oracle_hidden_dim,
+                   preset.seq_len, preset.start_token, seed=preset.oracle_seed)
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], seq_len: int = 20,
+                    start_token: int = 0, source: str = "arrays") -> "Oracle":
+        """Build from the 15 named arrays of ``../shared/oracle/README.md``.
+
+        Raises ``ValueError`` naming the missing array or the wrong shape.
+        """
+        missing = [name for name in ORACLE_ARRAY_NAMES if name not in arrays]
+        if missing:
+            raise ValueError(f"{source}: oracle is missing arrays {missing}")
+        arr = {name: np.asarray(arrays[name]) for name in ORACLE_ARRAY_NAMES}
+        for name, value in arr.items():
+            if not np.issubdtype(value.dtype, np.floating):
+                raise ValueError(f"{source}: oracle array {name!r} has dtype {value.dtype}, expected floats")
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"{source}: oracle array {name!r} holds NaN or infinite values")
+        if arr["embedding"].ndim != 2:
+            raise ValueError(f"{source}: oracle 'embedding' must be 2-D (vocab, emb), got shape {arr['embedding'].shape}")
+        vocab, emb = arr["embedding"].shape
+        hidden = arr["U_i"].shape[0] if arr["U_i"].ndim == 2 else -1
+        expected = {"embedding": (vocab, emb), "W_out": (hidden, vocab), "b_out": (vocab,)}
+        for gate in "ifoc":
+            expected[f"W_{gate}"] = (emb, hidden)
+            expected[f"U_{gate}"] = (hidden, hidden)
+            expected[f"b_{gate}"] = (hidden,)
+        for name, shape in expected.items():
+            if arr[name].shape != shape:
+                raise ValueError(
+                    f"{source}: oracle array {name!r} has shape {arr[name].shape}, expected {shape} "
+                    f"(vocab={vocab}, embedding={emb}, hidden={hidden} read from 'embedding' and 'U_i')"
+                )
+        oracle = cls(vocab, emb, hidden, seq_len, start_token, seed=None)
+        t = {name: torch.as_tensor(value, dtype=torch.float32) for name, value in arr.items()}
+        # torch's gate order is (i, f, g, o) and its weights multiply column vectors.
+        with torch.no_grad():
+            oracle.embedding.weight.copy_(t["embedding"])
+            oracle.lstm.weight_ih_l0.copy_(torch.cat([t["W_i"], t["W_f"], t["W_c"], t["W_o"]], 1).T)
+            oracle.lstm.weight_hh_l0.copy_(torch.cat([t["U_i"], t["U_f"], t["U_c"], t["U_o"]], 1).T)
+            oracle.lstm.bias_ih_l0.copy_(torch.cat([t["b_i"], t["b_f"], t["b_c"], t["b_o"]]))
+            oracle.lstm.bias_hh_l0.zero_()
+            oracle.output.weight.copy_(t["W_out"].T)
+            oracle.output.bias.copy_(t["b_out"])
+        return oracle
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The 15 named arrays (inverse of :meth:`from_arrays`)."""
+        h = self.hidden_dim
+        w_ih = self.lstm.weight_ih_l0.detach().T.numpy()
+        w_hh = self.lstm.weight_hh_l0.detach().T.numpy()
+        bias = (self.lstm.bias_ih_l0 + self.lstm.bias_hh_l0).detach().numpy()
+        out: dict[str, np.ndarray] = {"embedding": self.embedding.weight.detach().numpy()}
+        for index, gate in enumerate("ifco"):
+            out[f"W_{gate}"] = w_ih[:, index * h : (index + 1) * h]
+            out[f"U_{gate}"] = w_hh[:, index * h : (index + 1) * h]
+            out[f"b_{gate}"] = bias[index * h : (index + 1) * h]
+        out["W_out"] = self.output.weight.detach().T.numpy()
+        out["b_out"] = self.output.bias.detach().numpy()
+        return {name: np.ascontiguousarray(out[name], dtype=np.float32) for name in ORACLE_ARRAY_NAMES}
+
+    @classmethod
+    def load(cls, path: str | Path, seq_len: int = 20, start_token: int = 0) -> "Oracle":
+        """Load an ``.npz`` (named arrays) or the original code's pickle (a list of 15 arrays)."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"oracle file {str(path)!r} does not exist")
+        with path.open("rb") as handle:
+            magic = handle.read(4)
+        if magic.startswith(b"PK"):  # .npz files are zip archives
+            try:
+                with np.load(path, allow_pickle=False) as data:
+                    arrays = {name: data[name] for name in data.files}
+            except Exception as exc:  # zipfile/pickle errors vary; say what was being read
+                raise ValueError(f"{path}: cannot read the oracle .npz ({exc})") from exc
+        else:
+            try:
+                with path.open("rb") as handle:
+                    obj = pickle.load(handle, encoding="latin1")
+            except Exception as exc:
+                raise ValueError(
+                    f"{path}: not an oracle file: neither an .npz archive nor a readable pickle ({exc})"
+                ) from exc
+            if isinstance(obj, dict):
+                arrays = obj
+            elif isinstance(obj, (list, tuple)):
+                if len(obj) != len(ORACLE_ARRAY_NAMES):
+                    raise ValueError(
+                        f"{path}: the oracle pickle holds {len(obj)} arrays, expected "
+                        f"{len(ORACLE_ARRAY_NAMES)} in the order {list(ORACLE_ARRAY_NAMES)}"
+                    )
+                arrays = dict(zip(ORACLE_ARRAY_NAMES, obj))
+            else:
+                raise ValueError(f"{path}: the pickle holds a {type(obj).__name__}, expected a list of 15 arrays")
+        return cls.from_arrays(arrays, seq_len=seq_len, start_token=start_token, source=str(path))
+
+    def save_npz(self, path: str | Path) -> None:
+        """Write the named-array ``.npz`` format."""
+        np.savez(path, **self.to_arrays())

@@ -1,0 +1,234 @@
+"""Reward models: what the reward wrappers compute, for a batch of envs at once.
+
+Every reward model works on a batch: the single-env wrapper passes a batch of one, the
+vector-env wrapper a batch of ``num_envs``. All of them read the same two inputs after each
+env step: the sequences so far and their lengths, plus which rows just finished.
+
+* :class:`MonteCarloReward`: the paper's reward. For an unfinished prefix, the mean P(real)
+  of N completions drawn from a rollout policy; for a finished sequence, its own P(real).
+* :class:`TerminalReward`: sparse; P(real) of the finished sequence, 0 before.
+* :class:`OracleLikelihoodReward`: stationary; the oracle's log-probability of each token,
+  so an episode's return is the sequence's log-likelihood under the oracle.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import torch
+
+from seqgan_env.models.discriminator import Discriminator
+from seqgan_env.models.lstm import Oracle
+from seqgan_env.rollout import PrefixStates, RolloutPolicy, monte_carlo_rewards
+
+REWARD_KINDS = ("monte_carlo", "terminal", "oracle")
+"""Names accepted by ``make(reward=...)``."""
+
+
+def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
+    """``"auto"`` means bfloat16 on a CPU with native bf16 matrix units or on CUDA, else float32."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16
+        return torch.bfloat16 if _cpu_has_native_bf16() else torch.float32
+    try:
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
+    except KeyError:
+        raise ValueError(f"compute dtype must be 'auto', 'float32' or 'bfloat16', got {dtype!r}") from None
+
+
+def _cpu_has_native_bf16() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as handle:
+            flags = handle.read()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+class RewardModel(abc.ABC):
+    """Per-step rewards for a batch of token MDPs.
+
+    The wrapper calls :meth:`bind` once with the batch size, :meth:`reset` when rows start a
+    new episode, and :meth:`step` after every env step.
+    """
+
+    reward_range: tuple[float, float] = (0.0, 1.0)
+
+    def __init__(self, device: str | torch.device = "cpu") -> None:
+        self.device = torch.device(device)
+        self.generator = torch.Generator(device=self.device)
+        self.batch_size = 0
+
+    def seed(self, seed: int) -> None:
+        """Seed the randomness of the reward (Monte Carlo completions)."""
+        self.generator.manual_seed(int(seed))
+
+    def bind(self, batch_size: int) -> None:
+        """Prepare per-row caches for ``batch_size`` envs."""
+        self.batch_size = batch_size
+
+    def reset(self, rows: torch.Tensor) -> None:
+        """Rows (bool mask) that start a new, empty sequence."""
+
+    @abc.abstractmethod
+    def step(self, sequences: torch.Tensor, lengths: torch.Tensor, actions: torch.Tensor,
+             finished: torch.Tensor) -> torch.Tensor:
+        """Rewards ``(B,)`` after each row appended ``actions``.
+
+        Args:
+            sequences: ``(B, L)`` tokens after the action (padding past ``lengths``).
+            lengths: ``(B,)`` lengths after the action.
+            actions: ``(B,)`` the tokens just appended.
+            finished: ``(B,)`` bool, rows whose sequence is now complete.
+        """
+
+
+def _check_discriminator(discriminator: Discriminator, vocab_size: int | None, seq_len: int | None) -> None:
+    if not isinstance(discriminator, Discriminator):
+        raise TypeError(f"expected a seqgan_env Discriminator, got {type(discriminator).__name__}")
+    if vocab_size is not None and discriminator.vocab_size != vocab_size:
+        raise ValueError(f"discriminator reads a vocabulary of {discriminator.vocab_size} tokens, the env has {vocab_size}")
+    if seq_len is not None and discriminator.seq_len != seq_len:
+        raise ValueError(f"discriminator reads sequences of {discriminator.seq_len} tokens, the env has {seq_len}")
+
+
+class _DiscriminatorReward(RewardModel):
+    """Shared parts of the rewards that ask a discriminator."""
+
+    def __init__(self, discriminator: Discriminator, compute_dtype: str | torch.dtype = "auto",
+                 device: str | torch.device = "cpu") -> None:
+        super().__init__(device)
+        _check_discriminator(discriminator, None, None)
+        self.discriminator = discriminator.to(self.device)
+        self.compute_dtype = resolve_dtype(compute_dtype, self.device)
+
+    def set_discriminator(self, discriminator: Discriminator) -> None:
+        """Use another discriminator from the next step on (e.g. after retraining D)."""
+        _check_discriminator(discriminator, self.discriminator.vocab_size, self.discriminator.seq_len)
+        self.discriminator = discriminator.to(self.device)
+
+    def _final_scores(self, sequences: torch.Tensor) -> torch.Tensor:
+        return self.discriminator.score(sequences, self.compute_dtype)
+
+
+class TerminalReward(_DiscriminatorReward):
+    """D's P(real) of the finished sequence; 0 at every earlier step."""
+
+    def step(self, sequences, lengths, actions, finished):
+        rewards = torch.zeros(sequences.shape[0], device=self.device)
+        if bool(finished.any()):
+            rewards[finished] = self._final_scores(sequences[finished])
+        return rewards
+
+
+class MonteCarloReward(_DiscriminatorReward):
+    """The paper's reward: mean P(real) of N Monte Carlo completions of each prefix.
+
+    Args:
+        discriminator: scores completed sequences.
+        rollout_policy: completes prefixes (usually the generator or a delayed copy).
+        num_rollouts: completions per step (16 in the paper).
+        compute_dtype: ``"auto"``, ``"float32"`` or ``"bfloat16"`` for D's matrix products.
+        eos_token: end-of-sequence id for text data (completions stop there), or ``None``.
+        pad_token: id written after an end-of-sequence token.
+        device: where the models run.
+    """
+
+    def __init__(self, discriminator: Discriminator, rollout_policy: RolloutPolicy, num_rollouts: int = 16,
+                 compute_dtype: str | torch.dtype = "auto", eos_token: int | None = None,
+                 pad_token: int | None = None, device: str | torch.device = "cpu") -> None:
+        super().__init__(discriminator, compute_dtype, device)
+        if num_rollouts < 1:
+            raise ValueError(f"num_rollouts must be at least 1, got {num_rollouts}")
+        self.num_rollouts = int(num_rollouts)
+        self.rollout_policy = rollout_policy
+        self.eos_token = eos_token
+        self.pad_token = discriminator.pad_token if pad_token is None else pad_token
+        self.prefixes: PrefixStates | None = None
+        self._stale = False
+
+    def set_rollout_policy(self, policy: RolloutPolicy) -> None:
+        """Complete prefixes with another policy from the next step on."""
+        if not isinstance(policy, RolloutPolicy):
+            raise TypeError(f"a rollout policy needs start() and step(); got {type(policy).__name__}")
+        self.rollout_policy = policy
+        self._stale = True
+
+    def bind(self, batch_size: int) -> None:
+        super().bind(batch_size)
+        self.prefixes = PrefixStates(self.rollout_policy, batch_size)
+        self._stale = False
+
+    def reset(self, rows):
+        if self.prefixes is None or self.prefixes.batch_size != rows.shape[0]:
+            self.bind(rows.shape[0])
+        elif not self._stale:  # a stale cache is rebuilt from the sequences at the next step
+            self.prefixes.reset(rows)
+
+    def step(self, sequences, lengths, actions, finished):
+        if self.prefixes is None:
+            raise RuntimeError("reset() must be called before step()")
+        if self._stale:
+            self.prefixes = PrefixStates(self.rollout_policy, sequences.shape[0])
+            self.prefixes.rebuild(sequences, lengths)
+            self._stale = False
+        else:
+            self.prefixes.advance(actions)
+        rewards = torch.empty(sequences.shape[0], device=self.device)
+        if bool(finished.any()):
+            rewards[finished] = self._final_scores(sequences[finished])
+        open_rows = ~finished
+        if bool(open_rows.all()):
+            rewards = monte_carlo_rewards(
+                self.discriminator, self.rollout_policy, self.prefixes.logits, self.prefixes.state,
+                sequences, lengths, self.num_rollouts, self.generator, self.compute_dtype,
+                self.eos_token, self.pad_token,
+            )
+        elif bool(open_rows.any()):
+            state = tuple(part[open_rows] for part in self.prefixes.state)
+            rewards[open_rows] = monte_carlo_rewards(
+                self.discriminator, self.rollout_policy, self.prefixes.logits[open_rows], state,
+                sequences[open_rows], lengths[open_rows], self.num_rollouts, self.generator,
+                self.compute_dtype, self.eos_token, self.pad_token,
+            )
+        return rewards
+
+
+class OracleLikelihoodReward(RewardModel):
+    """The oracle's log-probability of each chosen token (a stationary, dense reward).
+
+    The return of an episode is the sequence's log-likelihood under the oracle, so
+    maximising it lowers NLL-oracle directly. Rewards are ``<= 0``.
+    """
+
+    reward_range = (float("-inf"), 0.0)
+
+    def __init__(self, oracle: Oracle, device: str | torch.device = "cpu") -> None:
+        super().__init__(device)
+        if not isinstance(oracle, Oracle):
+            raise TypeError(f"expected a seqgan_env Oracle, got {type(oracle).__name__}")
+        self.oracle = oracle.to(self.device)
+        self.prefixes: PrefixStates | None = None
+
+    def bind(self, batch_size):
+        super().bind(batch_size)
+        self.prefixes = PrefixStates(self.oracle, batch_size)
+
+    def reset(self, rows):
+        if self.prefixes is None or self.prefixes.batch_size != rows.shape[0]:
+            self.bind(rows.shape[0])
+        else:
+            self.prefixes.reset(rows)
+
+    def step(self, sequences, lengths, actions, finished):
+        if self.prefixes is None:
+            raise RuntimeError("reset() must be called before step()")
+        self.prefixes.sync()
+        with torch.inference_mode():
+            log_probs = torch.log_softmax(self.prefixes.logits, dim=-1)
+            rewards = log_probs.gather(1, actions.view(-1, 1)).squeeze(1)
+        self.prefixes.advance(actions)
+        return rewards

@@ -1,0 +1,104 @@
+"""Reward wrappers: the single-env and vector-env faces of one reward model.
+
+Both wrappers hand the sequences after each step to a :class:`~seqgan_env.rewards.RewardModel`
+that works on batches; the single env is a batch of one. The reward's randomness is seeded
+from the env's own generator at every ``reset``, so the same seed and the same actions give
+the same rewards.
+
+To retrain the discriminator between episodes, call :meth:`set_discriminator` (and
+:meth:`set_rollout_policy` for a new rollout policy). On an env from ``gymnasium.make``,
+which adds Gymnasium's own wrappers on top, reach them with
+``env.get_wrapper_attr("set_discriminator")(d)`` or :func:`seqgan_env.set_discriminator`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import VectorEnv, VectorWrapper
+
+from seqgan_env.rewards import RewardModel
+
+
+def _seed_from(rng: np.random.Generator) -> int:
+    return int(rng.integers(0, 2**62))
+
+
+class _Swappable:
+    """Run-time swaps of the reward's discriminator and rollout policy."""
+
+    reward_model: RewardModel
+
+    def set_discriminator(self, discriminator: Any) -> None:
+        """Score with ``discriminator`` from the next step on."""
+        if not hasattr(self.reward_model, "set_discriminator"):
+            raise TypeError(f"the {type(self.reward_model).__name__} uses no discriminator")
+        self.reward_model.set_discriminator(discriminator)
+
+    def set_rollout_policy(self, policy: Any) -> None:
+        """Complete prefixes with ``policy`` from the next step on (Monte Carlo reward only)."""
+        if not hasattr(self.reward_model, "set_rollout_policy"):
+            raise TypeError(f"the {type(self.reward_model).__name__} uses no rollout policy")
+        self.reward_model.set_rollout_policy(policy)
+
+
+class SeqGANRewardWrapper(gym.Wrapper, _Swappable):
+    """Adds a reward model's reward to a :class:`~seqgan_env.envs.SeqGANEnv`."""
+
+    def __init__(self, env: gym.Env, reward_model: RewardModel) -> None:
+        super().__init__(env)
+        self.reward_model = reward_model
+        self._device = reward_model.device
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        self.reward_model.seed(_seed_from(self.np_random))
+        self.reward_model.reset(torch.ones(1, dtype=torch.bool, device=self._device))
+        return obs, info
+
+    def step(self, action: Any):
+        obs, _, terminated, truncated, info = self.env.step(action)
+        rewards = self.reward_model.step(
+            torch.as_tensor(obs, device=self._device).unsqueeze(0),
+            torch.tensor([info["prefix_length"]], device=self._device),
+            torch.tensor([int(np.asarray(action).reshape(()))], device=self._device),
+            torch.tensor([bool(terminated)], device=self._device),
+        )
+        return obs, float(rewards[0]), terminated, truncated, info
+
+
+class SeqGANVectorRewardWrapper(VectorWrapper, _Swappable):
+    """Adds a reward model's reward to a :class:`~seqgan_env.envs.SeqGANVectorEnv`."""
+
+    def __init__(self, env: VectorEnv, reward_model: RewardModel) -> None:
+        super().__init__(env)
+        self.reward_model = reward_model
+        self._device = reward_model.device
+
+    def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
+        if isinstance(seed, (list, tuple)):
+            seed = seed[0]  # one generator drives the whole batch
+        obs, info = self.env.reset(seed=seed, options=options)
+        self.reward_model.seed(_seed_from(self.np_random))
+        self.reward_model.reset(torch.ones(self.num_envs, dtype=torch.bool, device=self._device))
+        return obs, info
+
+    def step(self, actions: Any):
+        obs, _, terminated, truncated, info = self.env.step(actions)
+        sequences = obs
+        if terminated.any():  # same-step autoreset: the finished rows are in final_obs
+            sequences = obs.copy()
+            sequences[terminated] = np.stack(info["final_obs"][terminated])
+        done = torch.from_numpy(terminated).to(self._device)
+        rewards = self.reward_model.step(
+            torch.from_numpy(sequences).to(self._device),
+            torch.from_numpy(info["prefix_length"]).to(self._device),
+            torch.as_tensor(np.asarray(actions, dtype=np.int64).reshape(-1), device=self._device),
+            done,
+        )
+        if terminated.any():
+            self.reward_model.reset(done)
+        return obs, rewards.double().cpu().numpy(), terminated, truncated, info

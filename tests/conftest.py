@@ -1,0 +1,70 @@
+"""Shared fixtures: tiny models, and the paper's oracle from ../shared when it is there."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from seqgan_env.models import Discriminator, Generator, Oracle
+from seqgan_env.presets import get_preset
+
+REPO = Path(__file__).resolve().parents[1]
+PAPER_ORACLE = REPO.parent / "shared" / "oracle" / "seqgan_paper_oracle.npz"
+
+
+@pytest.fixture(autouse=True)
+def _quiet_untrained_warnings():
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="no (discriminator|rollout policy) given")
+        yield
+
+
+@pytest.fixture
+def paper_oracle_path() -> Path:
+    if not PAPER_ORACLE.is_file():
+        pytest.skip(f"the paper's oracle is not at {PAPER_ORACLE} (it ships in ../shared, beside a CI clone)")
+    return PAPER_ORACLE
+
+
+@pytest.fixture
+def tiny():
+    return get_preset("tiny")
+
+
+@pytest.fixture
+def tiny_models(tiny):
+    """A tiny oracle, generator and discriminator with fixed seeds."""
+    torch.manual_seed(0)
+    return {
+        "oracle": Oracle.from_preset(tiny),
+        "generator": Generator.from_preset(tiny),
+        "discriminator": Discriminator.from_preset(tiny).eval(),
+    }
+
+
+@pytest.fixture(scope="session")
+def trained_tiny():
+    """Tiny models after a few seconds of the real pipeline: MLE G, and D trained against it."""
+    from train.pretrain import DiscriminatorConfig, MLEConfig, pretrain_generator, train_discriminator
+
+    preset = get_preset("tiny")
+    torch.manual_seed(0)
+    rng = torch.Generator().manual_seed(0)
+    oracle = Oracle.from_preset(preset)
+    real = oracle.sample(2000, rng)
+    generator = Generator.from_preset(preset)
+    pretrain_generator(generator, real, MLEConfig(epochs=3), rng, progress=False)
+    discriminator = Discriminator.from_preset(preset)
+    train_discriminator(discriminator, generator, real, DiscriminatorConfig(rounds=5, epochs=3, num_negatives=2000, lr=1e-3), rng)
+    return {"oracle": oracle, "generator": generator, "discriminator": discriminator.eval(), "real": real}
+
+
+@pytest.fixture
+def trained_tiny_copy(trained_tiny):
+    """A private copy of :func:`trained_tiny` that a test may train further."""
+    import copy
+
+    return {key: copy.deepcopy(value) for key, value in trained_tiny.items()}

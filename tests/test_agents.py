@@ -1,0 +1,95 @@
+"""Agents: the episode collector and REINFORCE learning on small presets."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from agents import EpisodeBatch, ReinforceAgent, ReinforceConfig, collect_episodes
+from seqgan_env.models import Generator
+
+
+def test_episode_batch_observations_and_returns():
+    batch = EpisodeBatch(np.array([[3, 4, 9]]), np.array([[0.5, 0.25, 1.0]], dtype=np.float32), np.array([3]), 9)
+    np.testing.assert_array_equal(batch.observations()[0], [[9, 9, 9], [3, 9, 9], [3, 4, 9]])
+    np.testing.assert_allclose(batch.returns(1.0)[0], [1.75, 1.25, 1.0])
+
+
+def test_collect_episodes_records_what_the_env_paid(tiny, tiny_models):
+    envs = gym.make_vec("SeqGAN-v0", num_envs=6, preset="tiny", discriminator=tiny_models["discriminator"],
+                        rollout_policy=tiny_models["generator"], compute_dtype="float32")
+    agent = ReinforceAgent(tiny_models["generator"], seed=0)
+    batch = collect_episodes(envs, agent, seed=0)
+    assert batch.sequences.shape == (6, tiny.seq_len) and (batch.lengths == tiny.seq_len).all()
+    assert ((batch.rewards >= 0) & (batch.rewards <= 1)).all()
+    final = tiny_models["discriminator"].score(torch.as_tensor(batch.sequences)).numpy()
+    np.testing.assert_allclose(batch.rewards[:, -1], final, atol=1e-5)
+
+
+def test_reinforce_agent_acts_like_its_generator(tiny, tiny_models):
+    """Sampling step by step through the agent follows G's own first-token distribution."""
+    gen = tiny_models["generator"]
+    with torch.no_grad():
+        gen.output.bias.copy_(torch.linspace(-3, 3, tiny.vocab_size))
+    agent = ReinforceAgent(gen, seed=0)
+    empty = np.full((20_000, tiny.seq_len), tiny.vocab_size)
+    freq = np.bincount(agent.act(empty), minlength=tiny.vocab_size) / 20_000
+    expected = torch.softmax(gen.start(1)[0], -1)[0].detach().numpy()
+    assert np.abs(freq - expected).max() < 0.01
+
+
+def train_reinforce(envs, agent, updates, seed=0):
+    rewards = []
+    for update in range(updates):
+        batch = collect_episodes(envs, agent, seed=seed + update)
+        rewards.append(agent.learn(batch)["mean_reward"])
+    return rewards
+
+
+@pytest.mark.parametrize("baseline", ["none", "mean", "value"])
+def test_reinforce_raises_the_mean_reward_against_a_fixed_discriminator(trained_tiny_copy, baseline):
+    models = trained_tiny_copy
+    gen = models["generator"]
+    envs = gym.make_vec("SeqGAN-v0", num_envs=64, preset="tiny", discriminator=models["discriminator"],
+                        rollout_policy=gen, num_rollouts=4)
+    agent = ReinforceAgent(gen, ReinforceConfig(lr=0.01, baseline=baseline), seed=0)
+    rewards = train_reinforce(envs, agent, 50)
+    assert np.mean(rewards[-5:]) > np.mean(rewards[:5]) + 0.1
+
+
+def test_reinforce_lowers_nll_oracle_on_the_oracle_reward(tiny, tiny_models):
+    oracle = tiny_models["oracle"]
+    gen = tiny_models["generator"]
+    rng = torch.Generator().manual_seed(0)
+    before = oracle.nll(gen.sample(2000, rng))
+    envs = gym.make_vec("SeqGAN-v0", num_envs=64, preset="tiny", reward="oracle", oracle=oracle)
+    agent = ReinforceAgent(gen, ReinforceConfig(lr=0.02, baseline="mean"), seed=0)
+    train_reinforce(envs, agent, 40)
+    after = oracle.nll(gen.sample(2000, rng))
+    assert after < before - 0.3
+
+
+def test_rollout_copy_follows_the_generator(tiny):
+    torch.manual_seed(0)
+    gen = Generator.from_preset(tiny)
+    agent = ReinforceAgent(gen, ReinforceConfig(rollout_beta=0.8))
+    start = [p.clone() for p in agent.rollout_policy.parameters()]
+    with torch.no_grad():
+        for p in gen.parameters():
+            p.add_(1.0)
+    agent._update_rollout()
+    for before, now, target in zip(start, agent.rollout_policy.parameters(), gen.parameters()):
+        torch.testing.assert_close(now, 0.8 * before + 0.2 * target)
+    assert ReinforceAgent(gen, ReinforceConfig(rollout_beta=0.0)).rollout_policy is gen
+
+
+def test_reinforce_save_and_load_round_trip(tiny, tmp_path):
+    torch.manual_seed(0)
+    agent = ReinforceAgent(Generator.from_preset(tiny), ReinforceConfig(baseline="value"))
+    agent.save(tmp_path / "agent.pt")
+    loaded = ReinforceAgent.load(tmp_path / "agent.pt")
+    assert loaded.config == agent.config
+    seqs = torch.randint(0, tiny.vocab_size, (4, tiny.seq_len))
+    assert loaded.generator.nll(seqs) == pytest.approx(agent.generator.nll(seqs))

@@ -1,0 +1,149 @@
+"""The batched twin: make_vec, autoreset, agreement with the single env and with the
+original per-prefix loop, and the bfloat16 path."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.vector import AutoresetMode
+
+import seqgan_env
+from benchmarks.reference_loop import reference_rewards
+from seqgan_env.models import Discriminator, Generator
+from seqgan_env.presets import get_preset
+from seqgan_env.rewards import MonteCarloReward
+
+
+def tiny_vec(tiny_models, num_envs, **kwargs):
+    kwargs.setdefault("discriminator", tiny_models["discriminator"])
+    kwargs.setdefault("rollout_policy", tiny_models["generator"])
+    return gym.make_vec("SeqGAN-v0", num_envs=num_envs, preset="tiny", **kwargs)
+
+
+def test_make_vec_gives_the_batched_env(tiny, tiny_models):
+    envs = tiny_vec(tiny_models, 5)
+    assert isinstance(envs, seqgan_env.SeqGANVectorRewardWrapper)
+    assert isinstance(envs.unwrapped, seqgan_env.SeqGANVectorEnv)
+    assert envs.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
+    assert envs.num_envs == 5
+    assert envs.single_action_space == gym.spaces.Discrete(tiny.vocab_size)
+    obs, info = envs.reset(seed=0)
+    assert obs.shape == (5, tiny.seq_len) and envs.observation_space.contains(obs)
+    assert (info["prefix_length"] == 0).all()
+
+
+def test_same_step_autoreset(tiny, tiny_models):
+    envs = tiny_vec(tiny_models, 3)
+    envs.reset(seed=0)
+    actions = np.arange(3 * tiny.seq_len).reshape(tiny.seq_len, 3) % tiny.vocab_size
+    for t in range(tiny.seq_len):
+        obs, rewards, terminated, truncated, info = envs.step(actions[t])
+        assert not truncated.any()
+        assert rewards.shape == (3,) and ((0 <= rewards) & (rewards <= 1)).all()
+        assert (terminated == (t == tiny.seq_len - 1)).all()
+    # The step that finished the episodes also reset them.
+    assert (obs == tiny.vocab_size).all()
+    assert info["_final_obs"].all() and info["_sequence"].all()
+    for row in range(3):
+        np.testing.assert_array_equal(info["final_obs"][row], actions[:, row])
+        np.testing.assert_array_equal(info["sequence"][row], actions[:, row])
+    np.testing.assert_array_equal(info["prefix_length"], tiny.seq_len)
+    obs, *_ = envs.step(np.array([1, 2, 3]))
+    np.testing.assert_array_equal(obs[:, 0], [1, 2, 3])
+
+
+def test_vector_env_rejects_bad_actions(tiny, tiny_models):
+    envs = tiny_vec(tiny_models, 2)
+    envs.reset(seed=0)
+    with pytest.raises(ValueError, match="invalid action"):
+        envs.step(np.array([0, tiny.vocab_size]))
+    with pytest.raises(ValueError, match="invalid action shape"):
+        envs.step(np.array([0, 1, 2]))
+
+
+def test_vector_env_agrees_with_single_env(tiny, tiny_models):
+    rng = np.random.default_rng(0)
+    actions = rng.integers(0, tiny.vocab_size, (tiny.seq_len,))
+    num_envs, episodes = 64, 4
+    envs = tiny_vec(tiny_models, num_envs)
+    envs.reset(seed=7)
+    vec_rewards = []
+    for _ in range(episodes):
+        for t in range(tiny.seq_len):
+            obs, rewards, terminated, _, _ = envs.step(np.full(num_envs, actions[t]))
+            vec_rewards.append(rewards)
+    vec_rewards = np.array(vec_rewards).reshape(episodes, tiny.seq_len, num_envs)
+
+    env = gym.make("SeqGAN-v0", preset="tiny", discriminator=tiny_models["discriminator"],
+                   rollout_policy=tiny_models["generator"])
+    single_rewards, single_obs, single_done = [], [], []
+    for episode in range(episodes * 8):
+        env.reset(seed=episode)
+        for t in range(tiny.seq_len):
+            obs, reward, terminated, _, _ = env.step(actions[t])
+            single_rewards.append(reward)
+            single_obs.append(obs)
+            single_done.append(terminated)
+    single_rewards = np.array(single_rewards).reshape(-1, tiny.seq_len)
+
+    # Observations and terminations are the same; reward means agree within sampling error.
+    np.testing.assert_array_equal(single_obs[-1], actions)
+    assert single_done[-tiny.seq_len:] == [False] * (tiny.seq_len - 1) + [True]
+    vec_mean = vec_rewards.mean(axis=(0, 2))
+    single_mean = single_rewards.mean(axis=0)
+    spread = vec_rewards.std(axis=(0, 2)) / np.sqrt(episodes * num_envs) + single_rewards.std(axis=0) / np.sqrt(len(single_rewards))
+    assert np.all(np.abs(vec_mean - single_mean) <= 5 * spread + 1e-6)
+    assert vec_mean[-1] == pytest.approx(single_mean[-1], abs=5e-5)  # the final score is exact
+
+
+def test_engine_matches_the_original_loop_in_expectation(tiny, tiny_models):
+    torch.manual_seed(1)
+    sequences = tiny_models["generator"].sample(4, torch.Generator().manual_seed(1))
+    num_rollouts = 500
+    expected = reference_rewards(sequences, tiny_models["generator"], tiny_models["discriminator"], num_rollouts,
+                                 torch.Generator().manual_seed(2))
+    envs = tiny_vec(tiny_models, 4, num_rollouts=num_rollouts, compute_dtype="float32")
+    envs.reset(seed=3)
+    got = np.stack([envs.step(sequences[:, t].numpy())[1] for t in range(tiny.seq_len)], axis=1)
+    np.testing.assert_allclose(got[:, -1], expected[:, -1].numpy(), atol=5e-5)
+    np.testing.assert_allclose(got, expected.numpy(), atol=0.015)
+
+
+def test_mixed_prefix_lengths_match_per_row_rewards(tiny, tiny_models):
+    """Rows at different prefix lengths in one batch (the masked path) get the same
+    expected reward as when each is computed alone."""
+    model = MonteCarloReward(tiny_models["discriminator"], tiny_models["generator"], num_rollouts=3000,
+                             compute_dtype="float32")
+    sequences = torch.randint(0, tiny.vocab_size, (3, tiny.seq_len), generator=torch.Generator().manual_seed(0))
+    lengths = torch.tensor([1, 4, 6])
+
+    def rewards_for(rows):
+        model.seed(0)
+        model.bind(len(rows))
+        model.reset(torch.ones(len(rows), dtype=torch.bool))
+        seqs = sequences[rows].clone()
+        lens = lengths[rows]
+        seqs[torch.arange(tiny.seq_len) >= lens[:, None]] = tiny.vocab_size
+        model._stale = True  # rebuild the prefix states from the sequences
+        return model.step(seqs, lens, seqs[torch.arange(len(rows)), lens - 1], torch.zeros(len(rows), dtype=torch.bool))
+
+    together = rewards_for([0, 1, 2])
+    alone = torch.cat([rewards_for([i]) for i in range(3)])
+    torch.testing.assert_close(together, alone, atol=0.015, rtol=0)
+
+
+def test_bfloat16_rewards_stay_within_1e_2_of_float32():
+    preset = get_preset("paper")
+    torch.manual_seed(0)
+    disc = Discriminator.from_preset(preset).eval()
+    gen = Generator.from_preset(preset)
+    sequences = gen.sample(8, torch.Generator().manual_seed(0)).numpy()
+    rewards = {}
+    for dtype in ("float32", "bfloat16"):
+        envs = gym.make_vec("SeqGAN-v0", num_envs=8, preset="paper", discriminator=disc, rollout_policy=gen,
+                            compute_dtype=dtype)
+        envs.reset(seed=0)
+        rewards[dtype] = np.stack([envs.step(sequences[:, t])[1] for t in range(preset.seq_len)])
+    assert np.abs(rewards["float32"] - rewards["bfloat16"]).max() < 1e-2

@@ -1,0 +1,1 @@
+"""Training: MLE and discriminator pretraining, the adversarial loop, the ``seqgan`` command."""

@@ -1,0 +1,89 @@
+"""The adversarial phase: g-steps with any agent, D retrained between them.
+
+Each step: the agent plays one episode in each of the vector env's rows (the env pays the
+Monte Carlo discriminator reward), learns from them, the env's rollout policy follows the
+agent's, and D is retrained on fresh generator samples versus real data.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from tqdm.auto import tqdm
+
+import seqgan_env
+from agents.base import Agent, collect_episodes
+from seqgan_env.models import Discriminator, Generator, Oracle
+from train.pretrain import DiscriminatorConfig, train_discriminator
+
+
+@dataclass
+class AdversarialConfig:
+    """Schedule of the adversarial phase (defaults: the paper's)."""
+
+    steps: int = 200
+    """Generator updates (adversarial epochs in the paper's figure)."""
+    batch_size: int = 64
+    """Episodes (sequences) per generator update; the vector env's ``num_envs``."""
+    num_rollouts: int = 16
+    """Monte Carlo completions per step of the reward."""
+    d_rounds: int = 5
+    """Draws of fresh negatives after each generator update."""
+    d_epochs: int = 3
+    """Epochs over each draw."""
+    d_negatives: int = 10_000
+    """Generator samples per draw."""
+    eval_every: int = 10
+    """Evaluate every this many generator updates."""
+    eval_samples: int = 10_000
+    """Samples for NLL-oracle (10,000 in the paper)."""
+
+
+@torch.no_grad()
+def evaluate(generator: Generator, oracle: Oracle | None, test_data: torch.Tensor | None,
+             num_samples: int, rng: torch.Generator) -> dict[str, float]:
+    """NLL-oracle of G's samples, NLL-test of G on held-out real data, G's entropy."""
+    out: dict[str, float] = {}
+    samples = generator.sample(num_samples, rng)
+    if oracle is not None:
+        out["nll_oracle"] = oracle.nll(samples)
+    if test_data is not None:
+        out["nll_test"] = generator.nll(test_data)
+    # Per-token entropy estimated on G's own samples: -mean log G(sample).
+    out["entropy"] = generator.nll(samples[: min(num_samples, 2000)])
+    return out
+
+
+def adversarial_train(
+    agent: Agent, generator: Generator, envs: Any, discriminator: Discriminator, real_data: torch.Tensor,
+    config: AdversarialConfig, rng: torch.Generator, oracle: Oracle | None = None,
+    test_data: torch.Tensor | None = None, d_optimizer: torch.optim.Optimizer | None = None,
+    start_step: int = 0, on_step: Callable[[int, dict[str, float]], None] | None = None, progress: bool = True,
+) -> None:
+    """Run adversarial steps ``start_step+1 .. config.steps``.
+
+    ``on_step(step, stats)`` receives each step's statistics (with evaluation metrics on
+    evaluation steps), e.g. to log and checkpoint.
+    """
+    d_optimizer = d_optimizer or torch.optim.Adam(discriminator.parameters(), lr=1e-4)
+    d_config = DiscriminatorConfig(rounds=config.d_rounds, epochs=config.d_epochs,
+                                   num_negatives=config.d_negatives)
+    if agent.rollout_policy is not None:
+        seqgan_env.set_rollout_policy(envs, agent.rollout_policy)
+    seqgan_env.set_discriminator(envs, discriminator)
+    started = time.time()
+    bar = tqdm(range(start_step + 1, config.steps + 1), desc="adversarial", disable=not progress, unit="step")
+    for step in bar:
+        batch = collect_episodes(envs, agent, seed=int(torch.randint(2**31 - 1, (1,), generator=rng)))
+        stats = agent.learn(batch)
+        stats.update(train_discriminator(discriminator, generator, real_data, d_config, rng, d_optimizer))
+        seqgan_env.set_discriminator(envs, discriminator)
+        if step % config.eval_every == 0 or step == config.steps:
+            stats.update(evaluate(generator, oracle, test_data, config.eval_samples, rng))
+            bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items() if k in ("nll_oracle", "mean_reward")})
+        stats["wall_time"] = time.time() - started
+        if on_step is not None:
+            on_step(step, stats)

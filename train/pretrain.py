@@ -1,0 +1,128 @@
+"""Pretraining: the generator by maximum likelihood, the discriminator on real vs. generated.
+
+Both follow the original SeqGAN protocol (Yu et al., 2017): G by MLE with Adam (lr 0.01),
+batch 64 and gradient-norm clipping at 5.0; D with Adam (lr 1e-4), batch 64, on equal
+numbers of real sequences and fresh generator samples, several epochs per draw of negatives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from seqgan_env.models import Discriminator, Generator
+
+
+@dataclass
+class MLEConfig:
+    """Maximum-likelihood pretraining of the generator."""
+
+    epochs: int = 120
+    """Passes over the real data (120 in the original code)."""
+    batch_size: int = 64
+    """Sequences per gradient step."""
+    lr: float = 0.01
+    """Adam learning rate."""
+    grad_clip: float = 5.0
+    """Gradient-norm clipping threshold."""
+
+
+@dataclass
+class DiscriminatorConfig:
+    """Training schedule of the discriminator."""
+
+    rounds: int = 50
+    """Draws of fresh negatives (50 for pretraining, 5 per adversarial step in the paper)."""
+    epochs: int = 3
+    """Epochs over (real + negatives) per draw."""
+    num_negatives: int = 10_000
+    """Generator samples per draw (the paper matches the 10,000 real sequences)."""
+    batch_size: int = 64
+    """Sequences per gradient step."""
+    lr: float = 1e-4
+    """Adam learning rate."""
+
+
+def mle_epoch(generator: Generator, data: torch.Tensor, optimizer: torch.optim.Optimizer,
+              batch_size: int, grad_clip: float, rng: torch.Generator) -> float:
+    """One shuffled pass of teacher-forced cross-entropy; returns the mean per-token NLL."""
+    generator.train()
+    order = torch.randperm(data.shape[0], generator=rng)
+    total, batches = 0.0, 0
+    for start in range(0, data.shape[0], batch_size):
+        batch = data[order[start : start + batch_size]].to(generator.device)
+        logits = generator(batch)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(generator.parameters(), grad_clip)
+        optimizer.step()
+        total += loss.item()
+        batches += 1
+    generator.eval()
+    return total / max(batches, 1)
+
+
+def pretrain_generator(
+    generator: Generator, data: torch.Tensor, config: MLEConfig, rng: torch.Generator,
+    on_epoch: Callable[[int, float], None] | None = None, progress: bool = True,
+    optimizer: torch.optim.Optimizer | None = None, start_epoch: int = 0,
+) -> list[float]:
+    """MLE pretraining; ``on_epoch(epoch, train_nll)`` is called after every epoch."""
+    optimizer = optimizer or torch.optim.Adam(generator.parameters(), lr=config.lr)
+    losses = []
+    bar = tqdm(range(start_epoch, config.epochs), desc="MLE", disable=not progress, unit="epoch")
+    for epoch in bar:
+        loss = mle_epoch(generator, data, optimizer, config.batch_size, config.grad_clip, rng)
+        losses.append(loss)
+        bar.set_postfix(train_nll=f"{loss:.3f}")
+        if on_epoch is not None:
+            on_epoch(epoch + 1, loss)
+    return losses
+
+
+def discriminator_epochs(discriminator: Discriminator, real: torch.Tensor, fake: torch.Tensor,
+                         epochs: int, optimizer: torch.optim.Optimizer, batch_size: int,
+                         rng: torch.Generator) -> dict[str, float]:
+    """Train D for ``epochs`` over real (label 1) and fake (label 0); returns loss and accuracy."""
+    device = discriminator.device
+    tokens = torch.cat([real, fake]).to(device)
+    labels = torch.cat([torch.ones(real.shape[0]), torch.zeros(fake.shape[0])]).to(device)
+    discriminator.train()
+    total, correct, seen, batches = 0.0, 0, 0, 0
+    for _ in range(epochs):
+        order = torch.randperm(tokens.shape[0], generator=rng).to(device)
+        for start in range(0, tokens.shape[0], batch_size):
+            index = order[start : start + batch_size]
+            logits = discriminator(tokens[index])
+            loss = torch.nn.functional.cross_entropy(logits, labels[index].long())
+            l2 = 0.5 * (discriminator.output.weight.pow(2).sum() + discriminator.output.bias.pow(2).sum())
+            optimizer.zero_grad(set_to_none=True)
+            (loss + discriminator.config.l2_reg * l2).backward()
+            optimizer.step()
+            total += loss.item()
+            batches += 1
+            correct += int((logits.argmax(1) == labels[index]).sum())
+            seen += index.numel()
+    discriminator.eval()
+    return {"d_loss": total / max(batches, 1), "d_accuracy": correct / max(seen, 1)}
+
+
+def train_discriminator(
+    discriminator: Discriminator, generator: Generator, real: torch.Tensor, config: DiscriminatorConfig,
+    rng: torch.Generator, optimizer: torch.optim.Optimizer | None = None, progress: bool = False,
+    desc: str = "D",
+) -> dict[str, float]:
+    """``rounds`` x (fresh generator negatives, ``epochs`` epochs); returns the last round's stats."""
+    optimizer = optimizer or torch.optim.Adam(discriminator.parameters(), lr=config.lr)
+    stats: dict[str, float] = {}
+    for _ in tqdm(range(config.rounds), desc=desc, disable=not progress, unit="round"):
+        fake = generator.sample(config.num_negatives, rng)
+        positives = real[torch.randint(real.shape[0], (config.num_negatives,), generator=rng)] \
+            if real.shape[0] > config.num_negatives else real
+        stats = discriminator_epochs(discriminator, positives, fake, config.epochs, optimizer,
+                                     config.batch_size, rng)
+    return stats
