@@ -8,7 +8,10 @@ the project's own code; the run is seeded, so it reproduces the shipped files' q
 
 The built-in oracle can draw unlimited real data, so both models see a large pool (50,000
 sequences) rather than the paper's fixed 10,000: the default is meant to pay a reward that
-generalises, not to reproduce the paper's table (``benchmarks/`` does that).
+generalises, not to reproduce the paper's table (``benchmarks/`` does that). For the same
+reason a quarter of the discriminator's negatives are uniformly random sequences: a D that
+has only ever seen the generator's samples has no opinion about random text, and would pay
+an agent starting from scratch as much as real data.
 """
 
 from __future__ import annotations
@@ -20,11 +23,11 @@ from pathlib import Path
 
 import torch
 
-from seqgan_env.checkpoint import save_model
+from seqgan_env.checkpoint import load_model, save_model
 from seqgan_env.factory import DEFAULT_DISCRIMINATOR_FILE, DEFAULT_GENERATOR_FILE, asset_path
 from seqgan_env.models import Discriminator, Generator, Oracle
 from seqgan_env.presets import get_preset
-from train.pretrain import DiscriminatorConfig, MLEConfig, pretrain_generator, train_discriminator
+from train.pretrain import MLEConfig, discriminator_epochs, pretrain_generator
 
 
 def main() -> None:
@@ -34,6 +37,9 @@ def main() -> None:
     parser.add_argument("--d-rounds", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--d-lr", type=float, default=1e-3)
+    parser.add_argument("--random-negatives", type=float, default=0.25,
+                        help="share of D's negatives that are uniformly random sequences")
+    parser.add_argument("--generator", type=Path, help="reuse this saved generator instead of training one")
     parser.add_argument("--out", type=Path, default=asset_path("").parent / "assets")
     args = parser.parse_args()
 
@@ -52,16 +58,28 @@ def main() -> None:
             print(f"epoch {epoch}: train NLL {loss:.3f}, NLL-oracle {nll_oracle:.3f}, "
                   f"NLL-test {generator.nll(test):.3f}, {time.time() - start:.0f}s", flush=True)
 
-    pretrain_generator(generator, real, MLEConfig(epochs=args.mle_epochs), rng, on_epoch=report, progress=False)
+    if args.generator is not None:
+        generator = load_model(args.generator, "generator")
+    else:
+        pretrain_generator(generator, real, MLEConfig(epochs=args.mle_epochs), rng, on_epoch=report, progress=False)
     discriminator = Discriminator.from_preset(preset)
-    stats = train_discriminator(discriminator, generator, real,
-                                DiscriminatorConfig(rounds=args.d_rounds, epochs=2, num_negatives=5_000, lr=args.d_lr), rng)
+    optimizer = torch.optim.Adam(discriminator.parameters(), lr=args.d_lr)
+    negatives, random_count = 5_000, int(5_000 * args.random_negatives)
+    for _ in range(args.d_rounds):
+        fake = torch.cat([
+            generator.sample(negatives - random_count, rng),
+            torch.randint(0, preset.vocab_size, (random_count, preset.seq_len), generator=rng),
+        ])
+        positives = real[torch.randint(real.shape[0], (negatives,), generator=rng)]
+        stats = discriminator_epochs(discriminator, positives, fake, 2, optimizer, 64, rng)
     summary = {
         "train_size": args.train_size, "mle_epochs": args.mle_epochs, "d_rounds": args.d_rounds,
-        "d_lr": args.d_lr, "seed": args.seed,
+        "d_lr": args.d_lr, "random_negatives": args.random_negatives, "seed": args.seed,
         "nll_oracle": oracle.nll(generator.sample(10_000, rng)), "nll_test": generator.nll(test),
         "d_real_fresh": float(discriminator.score(oracle.sample(2_000, rng)).mean()),
         "d_generated_fresh": float(discriminator.score(generator.sample(2_000, rng)).mean()),
+        "d_random": float(discriminator.score(torch.randint(0, preset.vocab_size, (2_000, preset.seq_len),
+                                                            generator=rng)).mean()),
         **stats, "seconds": round(time.time() - start, 1),
     }
     args.out.mkdir(parents=True, exist_ok=True)

@@ -183,7 +183,7 @@ def test_default_env_uses_the_shipped_models():
     rng = torch.Generator().manual_seed(0)
     real = Oracle.from_preset(get_preset("default")).sample(512, rng)
     generated = policy.sample(512, rng)
-    assert float(disc.score(real).mean()) > float(disc.score(generated).mean()) + 0.1
+    assert float(disc.score(real).mean()) > float(disc.score(generated).mean()) + 0.05
     envs = gym.make_vec("SeqGAN-v0", num_envs=128)
     paid = {}
     for name, batch in (("real", real[:128]), ("generated", generated[:128])):

@@ -147,3 +147,14 @@ def test_bfloat16_rewards_stay_within_1e_2_of_float32():
         envs.reset(seed=0)
         rewards[dtype] = np.stack([envs.step(sequences[:, t])[1] for t in range(preset.seq_len)])
     assert np.abs(rewards["float32"] - rewards["bfloat16"]).max() < 1e-2
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_rewards_agree_with_cpu(tiny, tiny_models):
+    actions = np.random.default_rng(0).integers(0, tiny.vocab_size, (tiny.seq_len,))
+    means = {}
+    for device in ("cpu", "cuda"):
+        envs = tiny_vec(tiny_models, 256, device=device, compute_dtype="float32")
+        envs.reset(seed=0)
+        means[device] = np.array([envs.step(np.full(256, a))[1].mean() for a in actions])
+    np.testing.assert_allclose(means["cuda"], means["cpu"], atol=0.02)
