@@ -149,6 +149,9 @@ class MonteCarloReward(_DiscriminatorReward):
         self.pad_token = discriminator.pad_token if pad_token is None else pad_token
         self.prefixes: PrefixStates | None = None
         self._stale = False
+        # D's pooled features of the prefix windows, followed one token at a time.
+        self._prefix_max: torch.Tensor | None = None
+        self._prefix_key: tuple | None = None
 
     def set_rollout_policy(self, policy: RolloutPolicy) -> None:
         """Complete prefixes with another policy from the next step on."""
@@ -185,7 +188,7 @@ class MonteCarloReward(_DiscriminatorReward):
             rewards = monte_carlo_rewards(
                 self.discriminator, self.rollout_policy, self.prefixes.logits, self.prefixes.state,
                 sequences, lengths, self.num_rollouts, self.generator, self.compute_dtype,
-                self.eos_token, self.pad_token,
+                self.eos_token, self.pad_token, prefix_max=self._pooled_prefixes(sequences, lengths),
             )
         elif bool(open_rows.any()):
             state = tuple(part[open_rows] for part in self.prefixes.state)
@@ -195,6 +198,22 @@ class MonteCarloReward(_DiscriminatorReward):
                 self.compute_dtype, self.eos_token, self.pad_token,
             )
         return rewards
+
+    def _pooled_prefixes(self, sequences: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """D's prefix maxima, updated by one window per filter when every row grew by one."""
+        disc, dtype = self.discriminator, self.compute_dtype
+        length = int(lengths[0])
+        uniform = bool((lengths == length).all())
+        key = (id(disc), disc.weights_key(dtype))
+        if uniform and length == 1:
+            self._prefix_max = disc.last_window_maxima(sequences, 1, dtype)
+        elif (uniform and self._prefix_max is not None and self._prefix_key == (key, length - 1)
+              and self._prefix_max.shape[0] == sequences.shape[0]):
+            self._prefix_max = torch.maximum(self._prefix_max, disc.last_window_maxima(sequences, length, dtype))
+        else:
+            self._prefix_max = disc.prefix_maxima(sequences, lengths, dtype)
+        self._prefix_key = (key, length if uniform else None)
+        return self._prefix_max
 
 
 class OracleLikelihoodReward(RewardModel):

@@ -24,6 +24,7 @@ import torch
 
 from seqgan_env.allocator import tune_allocator
 from seqgan_env.models.discriminator import Discriminator
+from seqgan_env.models.lstm import TokenLSTM
 from seqgan_env.sampling import sample_categorical
 
 State = tuple[torch.Tensor, ...]
@@ -131,6 +132,7 @@ def monte_carlo_rewards(
     eos_token: int | None = None,
     pad_token: int | None = None,
     max_completions: int = 1024,
+    prefix_max: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean P(real) over ``num_rollouts`` completions of each unfinished prefix.
 
@@ -143,10 +145,13 @@ def monte_carlo_rewards(
         lengths: ``(B,)`` prefix lengths, each ``< L``.
         num_rollouts: completions per prefix (N).
         generator: randomness of the completions.
-        dtype: compute type of the discriminator's matrix products (float32 or bfloat16).
+        dtype: compute type (float32 or bfloat16) of the discriminator's matrix products and of
+            the rollout policy's output layer when it is a TokenLSTM.
         eos_token: if set, a completion ends when it emits it; later positions get ``pad_token``.
         pad_token: filler after an end-of-sequence token.
         max_completions: completions processed together; bounds memory.
+        prefix_max: ``(B, features)`` :meth:`Discriminator.prefix_maxima` of the prefixes, if
+            the caller keeps it up to date; computed here otherwise.
 
     Returns:
         ``(B,)`` float32 rewards.
@@ -159,12 +164,14 @@ def monte_carlo_rewards(
                 discriminator, policy, prefix_logits[i : i + chunk], _select(prefix_state, slice(i, i + chunk)),
                 sequences[i : i + chunk], lengths[i : i + chunk], num_rollouts, generator, dtype,
                 eos_token, pad_token, max_completions,
+                None if prefix_max is None else prefix_max[i : i + chunk],
             )
             for i in range(0, batch, chunk)
         ])
     first = int(lengths.min())
     uniform = bool((lengths == first).all())
-    prefix_max = discriminator.prefix_maxima(sequences, lengths, dtype)
+    if prefix_max is None:
+        prefix_max = discriminator.prefix_maxima(sequences, lengths, dtype)
 
     completions = sequences.repeat_interleave(num_rollouts, dim=0)
     row_lengths = lengths.repeat_interleave(num_rollouts)
@@ -172,12 +179,16 @@ def monte_carlo_rewards(
     if eos_token is not None:  # an end token inside the prefix ends the sequence there
         inside = torch.arange(seq_len, device=completions.device) < row_lengths.unsqueeze(1)
         ended = ((completions == eos_token) & inside).any(dim=1)
+    # The generator's output layer (the costliest product of the completions) follows the
+    # discriminator's compute type; a policy that is not a TokenLSTM gets plain step().
+    step_options = {"logits_dtype": dtype} if isinstance(policy, TokenLSTM) else {}
     state = _repeat(prefix_state, num_rollouts)
     logits = None  # the first draw of every completion comes from its prefix's logits
     for pos in range(first, seq_len):
         if logits is None:
             token = sample_categorical(prefix_logits, generator, num_samples=num_rollouts).view(-1)
-            logits = prefix_logits.repeat_interleave(num_rollouts, dim=0) if not uniform else None
+            if not uniform:
+                logits = prefix_logits.repeat_interleave(num_rollouts, dim=0).to(dtype)
         else:
             token = sample_categorical(logits, generator)
         fill = None if uniform else row_lengths <= pos
@@ -191,7 +202,7 @@ def monte_carlo_rewards(
             ended = ended | ((token == eos_token) & (fill if fill is not None else True))
         if pos + 1 < seq_len:
             step_tokens = completions[:, pos].clamp(max=prefix_logits.shape[1] - 1)
-            new_logits, new_state = policy.step(step_tokens, state)
+            new_logits, new_state = policy.step(step_tokens, state, **step_options)
             if fill is None:
                 logits, state = new_logits, new_state
             else:

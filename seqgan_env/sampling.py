@@ -9,6 +9,7 @@ normalised full cumulative sum, and the long sequential scan becomes a short one
 
 Logits are exponentiated without subtracting the row maximum (a whole extra pass); rows
 whose total overflows or underflows are redone with the shift, so the result is exact.
+bfloat16 logits are widened to float32 before everything else.
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ def sample_categorical(
     rows, categories = logits.shape
     draws = 1 if num_samples is None else num_samples
     scaled = logits.float() if temperature == 1.0 else logits.float() / temperature
-    weights = torch.exp(scaled)
+    # A fresh float32 copy (bfloat16 input, or a temperature) is exponentiated in place:
+    # widening then exp_ is faster than torch's bfloat16 exp.
+    weights = scaled.exp_() if scaled is not logits else torch.exp(scaled)
     block, blocks = _block_layout(categories)
     padded = blocks * block
     if padded != categories:  # zero weight for the padding of the last block
@@ -56,7 +59,8 @@ def sample_categorical(
     total = block_cdf[:, -1]
     bad = ~torch.isfinite(total) | (total <= 0)
     if bool(bad.any()):  # overflow or underflow: redo those rows with the max subtracted
-        shifted = scaled[bad] - scaled[bad].amax(dim=1, keepdim=True)
+        rows_logits = logits[bad].float() / temperature
+        shifted = rows_logits - rows_logits.amax(dim=1, keepdim=True)
         redo = torch.nn.functional.pad(torch.exp(shifted), (0, padded - categories))
         grid = grid.clone()
         grid[bad] = redo.view(-1, blocks, block)

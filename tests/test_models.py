@@ -187,3 +187,14 @@ def test_checkpoint_round_trip_and_errors(tiny, tmp_path):
     torch.save(payload, tmp_path / "shape.pt")
     with pytest.raises(CheckpointError, match="'output.weight' has shape"):
         load_model(tmp_path / "shape.pt")
+
+
+def test_prefix_maxima_grow_one_window_at_a_time(tiny):
+    torch.manual_seed(0)
+    disc = Discriminator.from_preset(tiny).eval()
+    tokens = torch.randint(0, tiny.vocab_size, (6, tiny.seq_len))
+    running = disc.last_window_maxima(tokens, 1)
+    for length in range(1, tiny.seq_len + 1):
+        if length > 1:
+            running = torch.maximum(running, disc.last_window_maxima(tokens, length))
+        torch.testing.assert_close(running, disc.prefix_maxima(tokens, torch.full((6,), length)))

@@ -9,6 +9,7 @@ import pytest
 import torch
 from gymnasium import spaces
 from sb3_contrib import RecurrentPPO
+from stable_baselines3.common.torch_layers import FlattenExtractor
 
 import seqgan_env
 from agents.sb3 import (
@@ -82,7 +83,8 @@ def test_policy_starts_as_the_generator(tiny, trained_tiny, make):
     model = make(tiny_envs(trained_tiny, num_envs=2), generator=gen, seed=0)
     assert isinstance(model.policy, GeneratorActorCriticPolicy)
     lengths = torch.tensor([0, 0, 1, 3, 5, tiny.seq_len - 1])
-    sequences = torch.randint(0, tiny.vocab_size, (len(lengths), tiny.seq_len), generator=torch.Generator().manual_seed(0))
+    rng = torch.Generator().manual_seed(0)
+    sequences = torch.randint(0, tiny.vocab_size, (len(lengths), tiny.seq_len), generator=rng)
     obs = torch.where(torch.arange(tiny.seq_len) < lengths[:, None], sequences, tiny.vocab_size)
     rows = torch.arange(len(lengths))
     with torch.no_grad():
@@ -99,7 +101,7 @@ def test_discount_presets_follow_the_reward(trained_tiny):
     assert make_ppo(tiny_envs(trained_tiny, 1, reward="terminal")).gamma == 1.0
 
 
-@pytest.mark.parametrize("make, rollouts", [(make_ppo, 8), (make_a2c, 12)])
+@pytest.mark.parametrize("make, rollouts", [(make_ppo, 20), (make_a2c, 24)])
 def test_sb3_raises_the_reward_against_a_fixed_discriminator(trained_tiny_copy, make, rollouts):
     models = trained_tiny_copy
     num_envs = 64
@@ -126,10 +128,23 @@ def test_callback_retrains_the_discriminator_and_hands_it_to_the_env(trained_tin
     assert seqgan_env.reward_wrapper(envs).reward_model.discriminator is disc
 
 
+class IntWidthFlattenExtractor(FlattenExtractor):
+    """SB3's one-hot flattening, with its width as a Python int.
+
+    For a MultiDiscrete space SB3 computes the width as ``sum(nvec)``, a NumPy integer,
+    which torch's ``nn.LSTM`` (inside RecurrentPPO's policy) rejects as ``input_size``.
+    """
+
+    def __init__(self, observation_space: spaces.Space) -> None:
+        super().__init__(observation_space)
+        self._features_dim = int(self._features_dim)
+
+
 def test_recurrent_ppo_runs_on_the_adapter(tiny_models):
     venv = SB3VecEnvAdapter(tiny_envs(tiny_models, num_envs=8))
     model = RecurrentPPO("MlpLstmPolicy", venv, n_steps=8, batch_size=32, n_epochs=2, seed=0,
-                         policy_kwargs=dict(lstm_hidden_size=16, net_arch=[32]))
+                         policy_kwargs=dict(lstm_hidden_size=16, net_arch=[32],
+                                            features_extractor_class=IntWidthFlattenExtractor))
     model.learn(256)
     assert model.num_timesteps >= 256
 

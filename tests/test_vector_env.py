@@ -135,18 +135,23 @@ def test_mixed_prefix_lengths_match_per_row_rewards(tiny, tiny_models):
 
 
 def test_bfloat16_rewards_stay_within_1e_2_of_float32():
-    preset = get_preset("paper")
-    torch.manual_seed(0)
-    disc = Discriminator.from_preset(preset).eval()
-    gen = Generator.from_preset(preset)
-    sequences = gen.sample(8, torch.Generator().manual_seed(0)).numpy()
+    """bfloat16 runs D's products and the rollout policy's output layer. The completions then
+    differ from float32's, so compare expected rewards: the mean difference over many
+    rollouts (its bias) must be far below 1e-2, and each step's difference within the
+    Monte Carlo noise of 1024 rollouts."""
+    envs = {dtype: gym.make_vec("SeqGAN-v0", num_envs=4, compute_dtype=dtype, num_rollouts=1024)
+            for dtype in ("float32", "bfloat16")}
+    generator = seqgan_env.reward_wrapper(envs["float32"]).reward_model.rollout_policy
+    sequences = generator.sample(4, torch.Generator().manual_seed(1)).numpy()
     rewards = {}
-    for dtype in ("float32", "bfloat16"):
-        envs = gym.make_vec("SeqGAN-v0", num_envs=8, preset="paper", discriminator=disc, rollout_policy=gen,
-                            compute_dtype=dtype)
-        envs.reset(seed=0)
-        rewards[dtype] = np.stack([envs.step(sequences[:, t])[1] for t in range(preset.seq_len)])
-    assert np.abs(rewards["float32"] - rewards["bfloat16"]).max() < 1e-2
+    for dtype, env in envs.items():
+        env.reset(seed=0)
+        rewards[dtype] = np.stack([env.step(sequences[:, t])[1] for t in range(20)])
+    difference = rewards["bfloat16"] - rewards["float32"]
+    assert abs(difference.mean()) < 3e-3
+    assert np.abs(difference).max() < 0.04
+    # The final step is D alone on the same sequences: the bfloat16 path's own error.
+    assert np.abs(difference[-1]).max() < 2e-3
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

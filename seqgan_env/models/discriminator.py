@@ -193,6 +193,36 @@ class Discriminator(nn.Module):
         return torch.cat(pooled, dim=1)
 
     @torch.inference_mode()
+    def last_window_maxima(self, tokens: torch.Tensor, length: int,
+                           dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Pre-bias outputs of the window of each filter that ends at position ``length - 1``.
+
+        Pooling these into :meth:`prefix_maxima` of ``length - 1`` tokens gives that of
+        ``length`` tokens, so a caller that follows prefixes one token at a time pays for
+        one window per filter. Filters longer than ``length`` get ``-inf``. ``(B, L)`` ->
+        ``(B, features)``.
+        """
+        fast = self._fast_params(dtype)
+        widest = min(length, max(self.config.filter_sizes))
+        embedded = F.embedding(tokens[:, length - widest : length], fast["embedding"])
+        rows, dim = tokens.shape[0], self.config.embedding_dim
+        pooled = []
+        for index, size in enumerate(self.config.filter_sizes):
+            if size > length:
+                pooled.append(torch.full((rows, self.convs[index].out_channels), float("-inf"),
+                                         device=tokens.device))
+            else:
+                window = embedded[:, widest - size :].reshape(rows, size * dim)
+                pooled.append((window @ fast["conv"][index]).float())
+        return torch.cat(pooled, dim=1)
+
+    def weights_key(self, dtype: torch.dtype) -> Any:
+        """Changes whenever the weights do (cache key for pooled prefix features)."""
+        self._fast_params(dtype)
+        assert self._fast_cache is not None
+        return self._fast_cache[0]
+
+    @torch.inference_mode()
     def head(self, raw_maxima: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """P(real) ``(R,)`` from pooled pre-bias maxima ``(R, features)`` (inference, no dropout)."""
         fast = self._fast_params(dtype)

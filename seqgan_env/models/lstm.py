@@ -88,8 +88,13 @@ class TokenLSTM(nn.Module):
         zeros = torch.zeros(batch_size, self.hidden_dim, device=self.device)
         return zeros, zeros.clone()
 
-    def step(self, tokens: torch.Tensor, state: LSTMState) -> tuple[torch.Tensor, LSTMState]:
-        """Feed one token per row; return the next-token logits and the new state."""
+    def step(self, tokens: torch.Tensor, state: LSTMState,
+             logits_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, LSTMState]:
+        """Feed one token per row; return the next-token logits and the new state.
+
+        ``logits_dtype=torch.bfloat16`` (inference only) computes the output layer on
+        bfloat16 matrix units; the Monte Carlo reward uses it for its rollout policy.
+        """
         x = self.embedding(tokens)
         h, c = torch.lstm_cell(
             x, state, self.lstm.weight_ih_l0, self.lstm.weight_hh_l0,
@@ -99,15 +104,18 @@ class TokenLSTM(nn.Module):
             return self.output(h), (h, c)
         # Inference: one product with the bias folded in as an extra row skips the separate
         # pass that broadcasting the bias over a (rows, vocab) result costs.
+        dtype = logits_dtype or h.dtype
         ones = torch.ones(h.shape[0], 1, dtype=h.dtype, device=h.device)
-        return torch.mm(torch.cat([h, ones], dim=1), self._output_with_bias()), (h, c)
+        features = torch.cat([h, ones], dim=1).to(dtype)
+        return torch.mm(features, self._output_with_bias(dtype)), (h, c)
 
-    def _output_with_bias(self) -> torch.Tensor:
+    def _output_with_bias(self, dtype: torch.dtype) -> torch.Tensor:
         weight, bias = self.output.weight, self.output.bias
-        key = (id(weight), weight._version, id(bias), bias._version, weight.device)
+        key = (id(weight), weight._version, id(bias), bias._version, weight.device, dtype)
         if self._augmented is None or self._augmented[0] != key:
             with torch.no_grad():
-                self._augmented = (key, torch.cat([weight.T, bias.unsqueeze(0)]).contiguous())
+                merged = torch.cat([weight.T, bias.unsqueeze(0)]).contiguous().to(dtype)
+                self._augmented = (key, merged)
         return self._augmented[1]
 
     def start(self, batch_size: int) -> tuple[torch.Tensor, LSTMState]:
