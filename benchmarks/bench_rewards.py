@@ -88,11 +88,12 @@ def matmul_gflops(dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> fl
 
 def peak_memory_mb(preset_name: str, num_envs: int) -> float:
     """Peak RSS of a fresh process that builds the models and runs two episodes."""
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec from the (large) parent.
     code = (
-        "import resource, sys; sys.argv=['x'];"
+        "import re, sys; sys.argv=['x'];"
         "from benchmarks.bench_rewards import models, engine_episode_time;"
         f"p,g,d=models({preset_name!r}); engine_episode_time(p,g,d,{num_envs},1);"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024)"
+        "print(int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)) / 1024)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
