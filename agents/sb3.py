@@ -49,6 +49,7 @@ from torch import nn
 import seqgan_env
 from agents.base import Agent, EpisodeBatch
 from seqgan_env.models import Discriminator, TokenLSTM
+from seqgan_env.models.discriminator import fit_discriminator
 from seqgan_env.rewards import MonteCarloReward
 
 # -- the env adapter ----------------------------------------------------------------------
@@ -383,6 +384,35 @@ def make_a2c(envs: VecEnv | VectorEnv, generator: TokenLSTM | None = None, **ove
     return _build(A2C, envs, generator, defaults, overrides)
 
 
+def make_recurrent_ppo(envs: VecEnv | VectorEnv, **overrides: Any) -> Any:
+    """sb3-contrib's ``RecurrentPPO`` on the env, reading token ids through :class:`TokenLSTMExtractor`.
+
+    ``RecurrentPPO("MlpLstmPolicy", ...)`` out of the box one-hot encodes the observation
+    (100,000 inputs for the paper's 5000 x 20) and, with torch 2.13, fails because SB3 sizes
+    that one-hot layer with a NumPy integer. This policy reads the prefix's ids instead, and
+    its recurrent state carries across the steps of an episode on top of that. Presets as
+    :func:`make_ppo`. Needs the ``contrib`` extra (``pip install 'seqgan-env[contrib]'``).
+    """
+    try:
+        from sb3_contrib import RecurrentPPO
+        from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
+    except ImportError as exc:  # an optional extra
+        raise ImportError("RecurrentPPO needs sb3-contrib: pip install 'seqgan-env[contrib]'") from exc
+
+    class TokenRecurrentPolicy(RecurrentActorCriticPolicy, _TokenIdFeatures):
+        """RecurrentPPO's policy with token-id features (see :class:`_TokenIdFeatures`)."""
+
+    venv = _as_sb3_env(envs)
+    gamma, gae_lambda = discount_for(venv)
+    seq_len = int(venv.observation_space.shape[0])
+    kwargs: dict[str, Any] = dict(n_steps=seq_len, gamma=gamma, gae_lambda=gae_lambda, n_epochs=4,
+                                  learning_rate=1e-3, batch_size=max(2, venv.num_envs * seq_len // 4))
+    policy_kwargs = dict(features_extractor_class=TokenLSTMExtractor, lstm_hidden_size=32)
+    policy_kwargs.update(overrides.pop("policy_kwargs", None) or {})
+    kwargs.update(overrides)
+    return RecurrentPPO(TokenRecurrentPolicy, venv, policy_kwargs=policy_kwargs, **kwargs)
+
+
 # -- the discriminator ----------------------------------------------------------------------
 
 
@@ -396,7 +426,7 @@ class DiscriminatorRetrainCallback(BaseCallback):
     epochs with its own Adam optimizer, then puts it into the env's reward with
     :func:`seqgan_env.set_discriminator`, so the update and the next rollout see the new D.
     Logs ``discriminator/d_loss`` (mean loss of the last epoch) and
-    ``discriminator/d_accuracy`` (accuracy of the retrained D on this round's data).
+    ``discriminator/d_accuracy`` (accuracy over the last epoch's batches).
 
     Args:
         discriminator: D, trained in place.
@@ -444,27 +474,9 @@ class DiscriminatorRetrainCallback(BaseCallback):
 
     def train_discriminator(self, fake: torch.Tensor) -> dict[str, float]:
         """``epochs`` epochs on ``fake`` (label 0) and as many random real sequences (label 1)."""
-        disc = self.discriminator
-        device = disc.device
-        picks = torch.randint(self.real.shape[0], (fake.shape[0],), generator=self.rng).to(device)
-        tokens = torch.cat([self.real[picks], fake])
-        labels = torch.cat([torch.ones(fake.shape[0]), torch.zeros(fake.shape[0])]).to(device)
-        disc.train()
-        losses: list[float] = []
-        for _ in range(self.epochs):
-            losses = []
-            order = torch.randperm(tokens.shape[0], generator=self.rng).to(device)
-            for begin in range(0, tokens.shape[0], self.batch_size):
-                index = order[begin : begin + self.batch_size]
-                loss = disc.loss(tokens[index], labels[index])
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
-                losses.append(loss.item())
-        disc.eval()
-        with torch.no_grad():
-            accuracy = ((disc.prob_real(tokens) > 0.5).float() == labels).float().mean().item()
-        return {"d_loss": float(np.mean(losses)) if losses else float("nan"), "d_accuracy": accuracy}
+        picks = torch.randint(self.real.shape[0], (fake.shape[0],), generator=self.rng).to(self.real.device)
+        return fit_discriminator(self.discriminator, self.real[picks], fake, self.epochs, self.optimizer,
+                                 self.batch_size, self.rng)
 
 
 # -- the agent interface --------------------------------------------------------------------

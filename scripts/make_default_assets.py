@@ -27,7 +27,8 @@ from seqgan_env.checkpoint import load_model, save_model
 from seqgan_env.factory import DEFAULT_DISCRIMINATOR_FILE, DEFAULT_GENERATOR_FILE, asset_path
 from seqgan_env.models import Discriminator, Generator, Oracle
 from seqgan_env.presets import get_preset
-from train.pretrain import MLEConfig, discriminator_epochs, pretrain_generator
+from seqgan_env.models.discriminator import fit_discriminator
+from train.pretrain import MLEConfig, pretrain_generator
 
 
 def main() -> None:
@@ -71,7 +72,7 @@ def main() -> None:
             torch.randint(0, preset.vocab_size, (random_count, preset.seq_len), generator=rng),
         ])
         positives = real[torch.randint(real.shape[0], (negatives,), generator=rng)]
-        stats = discriminator_epochs(discriminator, positives, fake, 2, optimizer, 64, rng)
+        stats = fit_discriminator(discriminator, positives, fake, 2, optimizer, 64, rng)
     summary = {
         "train_size": args.train_size, "mle_epochs": args.mle_epochs, "d_rounds": args.d_rounds,
         "d_lr": args.d_lr, "random_negatives": args.random_negatives, "seed": args.seed,

@@ -8,13 +8,10 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
-from sb3_contrib import RecurrentPPO
-from stable_baselines3.common.torch_layers import FlattenExtractor
 
 import seqgan_env
 from agents.sb3 import (
-    DiscriminatorRetrainCallback, GeneratorActorCriticPolicy, SB3Agent, SB3VecEnvAdapter, discount_for,
-    make_a2c, make_ppo,
+    DiscriminatorRetrainCallback, GeneratorActorCriticPolicy, SB3Agent, SB3VecEnvAdapter, TokenLSTMExtractor, discount_for, make_a2c, make_ppo, make_recurrent_ppo,
 )
 from seqgan_env.wrappers import SeqGANVectorRewardWrapper
 
@@ -128,23 +125,10 @@ def test_callback_retrains_the_discriminator_and_hands_it_to_the_env(trained_tin
     assert seqgan_env.reward_wrapper(envs).reward_model.discriminator is disc
 
 
-class IntWidthFlattenExtractor(FlattenExtractor):
-    """SB3's one-hot flattening, with its width as a Python int.
-
-    For a MultiDiscrete space SB3 computes the width as ``sum(nvec)``, a NumPy integer,
-    which torch's ``nn.LSTM`` (inside RecurrentPPO's policy) rejects as ``input_size``.
-    """
-
-    def __init__(self, observation_space: spaces.Space) -> None:
-        super().__init__(observation_space)
-        self._features_dim = int(self._features_dim)
-
-
 def test_recurrent_ppo_runs_on_the_adapter(tiny_models):
-    venv = SB3VecEnvAdapter(tiny_envs(tiny_models, num_envs=8))
-    model = RecurrentPPO("MlpLstmPolicy", venv, n_steps=8, batch_size=32, n_epochs=2, seed=0,
-                         policy_kwargs=dict(lstm_hidden_size=16, net_arch=[32],
-                                            features_extractor_class=IntWidthFlattenExtractor))
+    model = make_recurrent_ppo(tiny_envs(tiny_models, num_envs=8), n_steps=8, batch_size=32, n_epochs=2, seed=0,
+                               policy_kwargs=dict(lstm_hidden_size=16, net_arch=[32]))
+    assert isinstance(model.policy.features_extractor, TokenLSTMExtractor)
     model.learn(256)
     assert model.num_timesteps >= 256
 

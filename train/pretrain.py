@@ -14,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from seqgan_env.models import Discriminator, Generator
+from seqgan_env.models.discriminator import fit_discriminator
 
 
 @dataclass
@@ -84,33 +85,6 @@ def pretrain_generator(
     return losses
 
 
-def discriminator_epochs(discriminator: Discriminator, real: torch.Tensor, fake: torch.Tensor,
-                         epochs: int, optimizer: torch.optim.Optimizer, batch_size: int,
-                         rng: torch.Generator) -> dict[str, float]:
-    """Train D for ``epochs`` over real (label 1) and fake (label 0); returns loss and accuracy."""
-    device = discriminator.device
-    tokens = torch.cat([real, fake]).to(device)
-    labels = torch.cat([torch.ones(real.shape[0]), torch.zeros(fake.shape[0])]).to(device)
-    discriminator.train()
-    total, correct, seen, batches = 0.0, 0, 0, 0
-    for _ in range(epochs):
-        order = torch.randperm(tokens.shape[0], generator=rng).to(device)
-        for start in range(0, tokens.shape[0], batch_size):
-            index = order[start : start + batch_size]
-            logits = discriminator(tokens[index])
-            loss = torch.nn.functional.cross_entropy(logits, labels[index].long())
-            l2 = 0.5 * (discriminator.output.weight.pow(2).sum() + discriminator.output.bias.pow(2).sum())
-            optimizer.zero_grad(set_to_none=True)
-            (loss + discriminator.config.l2_reg * l2).backward()
-            optimizer.step()
-            total += loss.item()
-            batches += 1
-            correct += int((logits.argmax(1) == labels[index]).sum())
-            seen += index.numel()
-    discriminator.eval()
-    return {"d_loss": total / max(batches, 1), "d_accuracy": correct / max(seen, 1)}
-
-
 def train_discriminator(
     discriminator: Discriminator, generator: Generator, real: torch.Tensor, config: DiscriminatorConfig,
     rng: torch.Generator, optimizer: torch.optim.Optimizer | None = None, progress: bool = False,
@@ -123,6 +97,6 @@ def train_discriminator(
         fake = generator.sample(config.num_negatives, rng)
         positives = real[torch.randint(real.shape[0], (config.num_negatives,), generator=rng)] \
             if real.shape[0] > config.num_negatives else real
-        stats = discriminator_epochs(discriminator, positives, fake, config.epochs, optimizer,
-                                     config.batch_size, rng)
+        stats = fit_discriminator(discriminator, positives, fake, config.epochs, optimizer,
+                                  config.batch_size, rng)
     return stats

@@ -108,9 +108,11 @@ class Discriminator(nn.Module):
 
     def loss(self, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Cross-entropy against labels (1 real, 0 generated) plus the output layer's L2."""
-        ce = F.cross_entropy(self(tokens), labels.long())
-        l2 = 0.5 * (self.output.weight.pow(2).sum() + self.output.bias.pow(2).sum())
-        return ce + self.config.l2_reg * l2
+        return F.cross_entropy(self(tokens), labels.long()) + self.config.l2_reg * self.l2_penalty()
+
+    def l2_penalty(self) -> torch.Tensor:
+        """The paper's L2 term on the output layer (weights and bias), ``sum(w^2) / 2``."""
+        return 0.5 * (self.output.weight.pow(2).sum() + self.output.bias.pow(2).sum())
 
     # -- decomposed inference path (the Monte Carlo reward's hot loop) -------------------
     def _fast_params(self, dtype: torch.dtype) -> dict[str, Any]:
@@ -242,3 +244,33 @@ class Discriminator(nn.Module):
             self.head(self.window_maxima(tokens[i : i + batch_size], 0, dtype), dtype)
             for i in range(0, tokens.shape[0], batch_size)
         ]) if tokens.shape[0] else torch.empty(0, device=tokens.device)
+
+
+def fit_discriminator(discriminator: Discriminator, real: torch.Tensor, fake: torch.Tensor, epochs: int,
+                      optimizer: torch.optim.Optimizer, batch_size: int = 64,
+                      rng: torch.Generator | None = None) -> dict[str, float]:
+    """Train D in place on ``real`` (label 1) against ``fake`` (label 0), shuffled, for ``epochs``.
+
+    Returns the mean loss and the accuracy over the last epoch's batches. The one D-training
+    step of the project: pretraining, the adversarial loop and SB3's callback all call it.
+    """
+    device = discriminator.device
+    tokens = torch.cat([real, fake]).to(device)
+    labels = torch.cat([torch.ones(real.shape[0]), torch.zeros(fake.shape[0])]).to(device)
+    discriminator.train()
+    total, correct, batches = 0.0, 0, 0
+    for _ in range(epochs):
+        total, correct, batches = 0.0, 0, 0
+        order = torch.randperm(tokens.shape[0], generator=rng).to(device)
+        for start in range(0, tokens.shape[0], batch_size):
+            index = order[start : start + batch_size]
+            logits = discriminator(tokens[index])
+            loss = F.cross_entropy(logits, labels[index].long())
+            optimizer.zero_grad(set_to_none=True)
+            (loss + discriminator.config.l2_reg * discriminator.l2_penalty()).backward()
+            optimizer.step()
+            total += loss.item()
+            correct += int((logits.argmax(1) == labels[index]).sum())
+            batches += 1
+    discriminator.eval()
+    return {"d_loss": total / max(batches, 1), "d_accuracy": correct / max(tokens.shape[0], 1)}
