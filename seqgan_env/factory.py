@@ -61,11 +61,19 @@ def resolve_oracle(oracle: Any, preset: Preset) -> Oracle:
     raise TypeError(f"oracle must be 'builtin', a seed, a path or an Oracle, got {type(oracle).__name__}")
 
 
-def _shipped(preset: Preset, file: str, kind: str) -> Any | None:
+def _shipped_or_untrained(preset: Preset, file: str, kind: str, build: Any, consequence: str) -> Any:
+    """The shipped model of the ``default`` preset, else a seeded untrained one (with a warning)."""
     path = asset_path(file)
     if preset.name == "default" and path.is_file():
         return load_model(path, kind)
-    return None
+    name = "rollout policy" if kind == "generator" else kind
+    warnings.warn(
+        f"no {name} given for preset {preset.name!r}: {consequence}; pass "
+        f"{name.replace(' ', '_')}=... (a model or a saved file)", stacklevel=4,
+    )
+    with torch.random.fork_rng():  # a fixed untrained model, without touching the caller's RNG
+        torch.manual_seed(0)
+        return build(preset)
 
 
 def resolve_discriminator(discriminator: Any, preset: Preset) -> Discriminator:
@@ -76,15 +84,8 @@ def resolve_discriminator(discriminator: Any, preset: Preset) -> Discriminator:
         return load_model(discriminator, "discriminator")
     if discriminator is not None:
         raise TypeError(f"discriminator must be a Discriminator or a path, got {type(discriminator).__name__}")
-    shipped = _shipped(preset, DEFAULT_DISCRIMINATOR_FILE, "discriminator")
-    if shipped is not None:
-        return shipped
-    warnings.warn(
-        f"no discriminator given for preset {preset.name!r}: using an untrained one, whose reward "
-        "means little; pass discriminator=... (a model or a saved file)", stacklevel=3,
-    )
-    torch.manual_seed(0)
-    return Discriminator.from_preset(preset)
+    return _shipped_or_untrained(preset, DEFAULT_DISCRIMINATOR_FILE, "discriminator", Discriminator.from_preset,
+                                 "using an untrained one, whose reward means little")
 
 
 def resolve_rollout_policy(policy: Any, preset: Preset) -> RolloutPolicy:
@@ -95,15 +96,8 @@ def resolve_rollout_policy(policy: Any, preset: Preset) -> RolloutPolicy:
         if not isinstance(policy, RolloutPolicy):
             raise TypeError(f"rollout_policy needs start() and step(); got {type(policy).__name__}")
         return policy
-    shipped = _shipped(preset, DEFAULT_GENERATOR_FILE, "generator")
-    if shipped is not None:
-        return shipped
-    warnings.warn(
-        f"no rollout policy given for preset {preset.name!r}: completing prefixes with an untrained "
-        "generator; pass rollout_policy=... (a generator or a saved file)", stacklevel=3,
-    )
-    torch.manual_seed(0)
-    return Generator.from_preset(preset)
+    return _shipped_or_untrained(preset, DEFAULT_GENERATOR_FILE, "generator", Generator.from_preset,
+                                 "completing prefixes with an untrained generator")
 
 
 def build_reward_model(

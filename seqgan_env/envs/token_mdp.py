@@ -18,13 +18,24 @@ Decoder = Callable[[Sequence[int]], str]
 """Turns token ids into text, for ``render_mode="ansi"``."""
 
 
-def _check_shape(vocab_size: int, seq_len: int, eos_token: int | None) -> None:
+def _setup(env: Any, num: int, vocab_size: int, seq_len: int, eos_token: int | None,
+           render_mode: str | None, decode: Decoder | None) -> tuple[spaces.Discrete, spaces.MultiDiscrete]:
+    """Check and store the arguments both envs share; return the single action/observation spaces."""
     if vocab_size < 2:
         raise ValueError(f"vocab_size must be at least 2, got {vocab_size}")
     if seq_len < 1:
         raise ValueError(f"seq_len must be at least 1, got {seq_len}")
     if eos_token is not None and not 0 <= eos_token < vocab_size:
         raise ValueError(f"eos_token {eos_token} is outside the vocabulary [0, {vocab_size})")
+    if render_mode is not None and render_mode not in env.metadata["render_modes"]:
+        raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+    env.vocab_size, env.seq_len, env.eos_token = vocab_size, seq_len, eos_token
+    env.pad_token = vocab_size
+    env.render_mode, env.decode = render_mode, decode
+    env._seqs = _Sequences(num, vocab_size, seq_len, eos_token)
+    env._seqs.lengths[:] = seq_len  # step() before reset() is an error
+    return (spaces.Discrete(vocab_size),
+            spaces.MultiDiscrete(np.full(seq_len, vocab_size + 1), dtype=np.int64))
 
 
 class _Sequences:
@@ -127,19 +138,8 @@ class SeqGANEnv(gym.Env):
 
     def __init__(self, vocab_size: int = 5000, seq_len: int = 20, eos_token: int | None = None,
                  render_mode: str | None = None, decode: Decoder | None = None) -> None:
-        _check_shape(vocab_size, seq_len, eos_token)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
-        self.vocab_size = vocab_size
-        self.seq_len = seq_len
-        self.eos_token = eos_token
-        self.pad_token = vocab_size
-        self.render_mode = render_mode
-        self.decode = decode
-        self.action_space = spaces.Discrete(vocab_size)
-        self.observation_space = spaces.MultiDiscrete(np.full(seq_len, vocab_size + 1), dtype=np.int64)
-        self._seqs = _Sequences(1, vocab_size, seq_len, eos_token)
-        self._seqs.lengths[0] = seq_len  # step() before reset() is an error
+        self.action_space, self.observation_space = _setup(
+            self, 1, vocab_size, seq_len, eos_token, render_mode, decode)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
@@ -178,24 +178,13 @@ class SeqGANVectorEnv(VectorEnv):
     def __init__(self, num_envs: int = 1, vocab_size: int = 5000, seq_len: int = 20,
                  eos_token: int | None = None, render_mode: str | None = None,
                  decode: Decoder | None = None) -> None:
-        _check_shape(vocab_size, seq_len, eos_token)
         if num_envs < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         self.num_envs = num_envs
-        self.vocab_size = vocab_size
-        self.seq_len = seq_len
-        self.eos_token = eos_token
-        self.pad_token = vocab_size
-        self.render_mode = render_mode
-        self.decode = decode
-        self.single_action_space = spaces.Discrete(vocab_size)
-        self.single_observation_space = spaces.MultiDiscrete(np.full(seq_len, vocab_size + 1), dtype=np.int64)
+        self.single_action_space, self.single_observation_space = _setup(
+            self, num_envs, vocab_size, seq_len, eos_token, render_mode, decode)
         self.action_space = spaces.MultiDiscrete(np.full(num_envs, vocab_size), dtype=np.int64)
         self.observation_space = spaces.MultiDiscrete(np.full((num_envs, seq_len), vocab_size + 1), dtype=np.int64)
-        self._seqs = _Sequences(num_envs, vocab_size, seq_len, eos_token)
-        self._seqs.lengths[:] = seq_len  # step() before reset() is an error
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         if seed is not None:
