@@ -1,32 +1,70 @@
-"""The ``seqgan`` command: a tiny end-to-end run, sampling, evaluation, and its errors."""
+"""The ``seqgan`` command: the pipeline end to end, kill-and-resume, sampling, evaluation, errors."""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
+import numpy as np
 import pytest
 
+from tests.conftest import REPO
 from train.cli import main
+
+
+def read_metrics(folder):
+    with open(folder / "metrics.csv") as handle:
+        return [{k: v for k, v in row.items() if k != "wall_time"} for row in csv.DictReader(handle)]
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    code = main(["train", "--pretrain", "--preset", "tiny", "--steps", "4", "--mle-epochs", "2",
-                 "--d-pretrain-rounds", "1", "--eval-every", "2", "--eval-samples", "500", "--out", str(out)])
-    assert code == 0
+    assert main(["train", "--preset", "tiny", "--out", str(out)]) == 0
     return out
 
 
-def test_train_writes_models_logs_and_summary(tiny_run):
-    assert (tiny_run / "generator.pt").is_file() and (tiny_run / "discriminator.pt").is_file()
-    with open(tiny_run / "metrics.csv") as handle:
-        rows = list(csv.DictReader(handle))
-    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
-    assert rows[1]["nll_oracle"] and float(rows[1]["nll_oracle"]) > 0
+def test_train_writes_models_logs_curve_and_summary(tiny_run):
+    for name in ("generator.pt", "discriminator.pt", "checkpoint.pt", "learning_curve.png", "summary.json"):
+        assert (tiny_run / name).is_file(), name
+    assert list((tiny_run / "tb").glob("events.out.tfevents.*")), "TensorBoard log"
+    rows = read_metrics(tiny_run)
+    phases = [r["phase"] for r in rows]
+    assert phases[0] == "mle" and "d_pretrain" in phases and phases[-1] == "adversarial"
+    assert [int(r["step"]) for r in rows if r["phase"] == "adversarial"] == [1, 2, 3, 4, 5, 6]
     summary = json.loads((tiny_run / "summary.json").read_text())
-    assert summary["steps"] == 4 and "nll_oracle" in summary["after"]
+    assert summary["final"]["phase"] == "adversarial" and summary["final"]["nll_oracle"] > 0
+    # MLE lowered NLL-oracle from the untrained generator's.
+    evaluated = [float(r["nll_oracle"]) for r in rows if r["phase"] == "mle" and r["nll_oracle"]]
+    assert evaluated[-1] < evaluated[0] - 0.1
+
+
+def test_a_killed_run_resumes_and_loses_nothing(tiny_run, tmp_path):
+    out = tmp_path / "killed"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, "-m", "train.cli", "train", "--preset", "tiny", "--out", str(out)],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (out / "checkpoint.pt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (out / "summary.json").exists()
+    assert main(["train", "--resume", "--out", str(out)]) == 0
+    # The resumed run is the uninterrupted one, metric for metric.
+    killed, whole = read_metrics(out), read_metrics(tiny_run)
+    assert [r["phase"] for r in killed] == [r["phase"] for r in whole]
+    for resumed, uninterrupted in zip(killed, whole):
+        assert resumed.keys() == uninterrupted.keys()
+        for key, value in uninterrupted.items():
+            if key != "phase" and value:
+                assert float(resumed[key]) == pytest.approx(float(value), rel=1e-5), key
 
 
 def test_sample_writes_one_sequence_per_line(tiny_run, tmp_path):
@@ -43,11 +81,22 @@ def test_evaluate_prints_metrics(tiny_run, capsys):
     assert set(metrics) >= {"nll_oracle", "nll_test", "entropy"}
 
 
-def test_errors_are_reported_not_raised(tmp_path, capsys):
+def test_errors_are_reported_not_raised(tiny_run, tmp_path, capsys):
     assert main(["sample", "--checkpoint", str(tmp_path / "missing.pt")]) == 2
     assert "does not exist" in capsys.readouterr().err
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     assert main(["evaluate", "--checkpoint", str(tmp_path / "bad.pt")]) == 2
     assert "corrupt" in capsys.readouterr().err
+    assert main(["train", "--resume", "--out", str(tmp_path / "nothing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "corrupt").mkdir()
+    (tmp_path / "corrupt" / "checkpoint.pt").write_bytes(b"\x00" * 100)
+    assert main(["train", "--resume", "--out", str(tmp_path / "corrupt")]) == 2
+    assert "corrupt" in capsys.readouterr().err
+    assert main(["train", "--preset", "tiny", "--out", str(tiny_run)]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    np.savez(tmp_path / "wrong.npz", embedding=np.zeros((3, 2), np.float32))
+    assert main(["train", "--preset", "tiny", "--oracle", str(tmp_path / "wrong.npz"), "--out", str(tmp_path / "x")]) == 2
+    assert "missing arrays" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "--preset", "huge"])

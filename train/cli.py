@@ -1,6 +1,8 @@
 """The ``seqgan`` command.
 
     seqgan train                      # a short SeqGAN run on the embedded default
+    seqgan train --preset cpu --oracle ../shared/oracle/seqgan_paper_oracle.npz --out runs/paper
+    seqgan train --out runs/paper --resume
     seqgan sample --checkpoint DIR/generator.pt --num 100 --out samples.txt
     seqgan evaluate --checkpoint DIR/generator.pt [--oracle PATH]
 """
@@ -8,81 +10,46 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
-import time
 from pathlib import Path
 
-import gymnasium as gym
 import torch
 
-import seqgan_env  # noqa: F401  (registers SeqGAN-v0)
-from agents.reinforce import ReinforceAgent, ReinforceConfig
-from seqgan_env.checkpoint import CheckpointError, load_model, save_model
-from seqgan_env.factory import resolve_discriminator, resolve_oracle, resolve_rollout_policy
-from seqgan_env.models import Discriminator, Generator, Oracle
+from seqgan_env.checkpoint import CheckpointError, load_model
+from seqgan_env.factory import resolve_oracle
 from seqgan_env.presets import PRESETS, get_preset
-from train.adversarial import AdversarialConfig, adversarial_train, evaluate
-from train.pretrain import DiscriminatorConfig, MLEConfig, pretrain_generator, train_discriminator
-
-
-def _data(oracle: Oracle, rng: torch.Generator, train_size: int = 10_000, test_size: int = 2_000):
-    return oracle.sample(train_size, rng), oracle.sample(test_size, rng)
+from train.adversarial import evaluate
+from train.config import TRAIN_PRESETS, get_train_config
+from train.pipeline import Run
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    preset = get_preset(args.preset)
-    torch.manual_seed(args.seed)
-    rng = torch.Generator().manual_seed(args.seed)
-    oracle = resolve_oracle(args.oracle, preset)
-    if (oracle.vocab_size, oracle.seq_len) != (preset.vocab_size, preset.seq_len):
-        preset = preset.replace(vocab_size=oracle.vocab_size, seq_len=oracle.seq_len)
-    real, test = _data(oracle, rng)
+    if args.algo != "reinforce":
+        raise ValueError(
+            f"--algo {args.algo}: the pipeline trains with REINFORCE so far; PPO and A2C train on the same "
+            "env through agents.sb3 (make_ppo, make_a2c; see docs/agents.md)"
+        )
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    start = time.time()
-    embedded = preset.name == "default" and args.oracle in (None, "builtin") and not args.pretrain
-    if embedded:  # the shipped MLE generator and discriminator of the built-in oracle
-        generator = resolve_rollout_policy(None, preset)
-        discriminator = resolve_discriminator(None, preset)
-        print("starting from the embedded default generator and discriminator")
+    if args.resume:
+        config = Run.saved_config(out)
     else:
-        generator = Generator.from_preset(preset)
-        pretrain_generator(generator, real, MLEConfig(epochs=args.mle_epochs), rng)
-        discriminator = Discriminator.from_preset(preset)
-        train_discriminator(discriminator, generator, real,
-                            DiscriminatorConfig(rounds=args.d_pretrain_rounds, num_negatives=5_000), rng,
-                            progress=True, desc="D pretraining")
-    before = evaluate(generator, oracle, test, args.eval_samples, rng)
-    print(f"after MLE: NLL-oracle {before['nll_oracle']:.3f}, NLL-test {before['nll_test']:.3f}")
-    config = AdversarialConfig(steps=args.steps, batch_size=64, num_rollouts=preset.num_rollouts,
-                               d_rounds=1, d_epochs=1, d_negatives=5_000, eval_every=args.eval_every,
-                               eval_samples=args.eval_samples)
-    envs = gym.make_vec("SeqGAN-v0", num_envs=config.batch_size, preset=preset, discriminator=discriminator,
-                        rollout_policy=generator, num_rollouts=config.num_rollouts)
-    agent = ReinforceAgent(generator, ReinforceConfig(), seed=args.seed)
-    log_path = out / "metrics.csv"
-    rows: list[dict[str, float]] = []
-
-    def on_step(step: int, stats: dict[str, float]) -> None:
-        rows.append({"step": step, **stats})
-
-    adversarial_train(agent, generator, envs, discriminator, real, config, rng, oracle, test, on_step=on_step)
-    fields = sorted({key for row in rows for key in row}, key=lambda k: (k != "step", k))
-    with log_path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    after = evaluate(generator, oracle, test, args.eval_samples, rng)
-    save_model(generator, out / "generator.pt")
-    save_model(discriminator, out / "discriminator.pt")
-    summary = {"preset": preset.name, "steps": args.steps, "before": before, "after": after,
-               "wall_time_s": round(time.time() - start, 1)}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    print(f"after SeqGAN ({args.steps} steps): NLL-oracle {after['nll_oracle']:.3f} "
-          f"(was {before['nll_oracle']:.3f}), NLL-test {after['nll_test']:.3f}; "
-          f"{summary['wall_time_s']} s; files in {out}/")
+        config = get_train_config(args.preset)
+        if args.steps is not None:
+            config.adversarial.steps = args.steps
+        if args.seed is not None:
+            config.seed = args.seed
+    if config.start_from_shipped and args.oracle not in (None, "builtin"):
+        raise ValueError("the embedded default was trained on the built-in oracle; with --oracle, "
+                         "choose a preset that pretrains (--preset cpu or --preset paper)")
+    oracle = resolve_oracle(args.oracle, get_preset(config.model_preset))
+    run = Run(out, config, oracle, resume=args.resume)
+    summary = run.run()
+    start, final = summary["after_mle"], summary["final"]
+    if start and final:
+        print(f"NLL-oracle {start['nll_oracle']:.3f} after MLE -> {final['nll_oracle']:.3f} after "
+              f"{run.state.adversarial_steps} adversarial steps; NLL-test {start['nll_test']:.3f} -> "
+              f"{final['nll_test']:.3f}; {summary['wall_time_s']} s in all; files in {out}/")
     return 0
 
 
@@ -101,8 +68,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     generator = load_model(args.checkpoint, "generator")
     preset = get_preset(args.preset).replace(vocab_size=generator.vocab_size, seq_len=generator.seq_len)
     oracle = resolve_oracle(args.oracle, preset)
+    if (oracle.vocab_size, oracle.seq_len) != (generator.vocab_size, generator.seq_len):
+        raise ValueError(f"the generator writes vocab {generator.vocab_size} x length {generator.seq_len}, "
+                         f"the oracle vocab {oracle.vocab_size} x length {oracle.seq_len}")
     rng = torch.Generator().manual_seed(args.seed)
-    _, test = _data(oracle, rng, train_size=0)
+    test = oracle.sample(args.num, rng)
     metrics = evaluate(generator, oracle, test, args.num, rng)
     print(json.dumps({k: round(v, 4) for k, v in metrics.items()}, indent=1))
     return 0
@@ -111,17 +81,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqgan", description="SeqGAN as a Gymnasium environment")
     sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="pretrain (if needed) and run SeqGAN's adversarial phase")
-    train.add_argument("--preset", default="default", choices=sorted(PRESETS))
+    train = sub.add_parser("train", help="run SeqGAN: data, MLE, D pretraining, adversarial steps")
+    train.add_argument("--preset", default="default", choices=sorted(TRAIN_PRESETS),
+                       help="default: a few minutes from the embedded default; cpu, paper: the whole pipeline")
     train.add_argument("--oracle", default=None, help="'builtin' (default), a seed, or an .npz / original pickle")
-    train.add_argument("--steps", type=int, default=20, help="adversarial generator updates")
-    train.add_argument("--pretrain", action="store_true", help="pretrain G and D instead of using the shipped ones")
-    train.add_argument("--mle-epochs", type=int, default=50)
-    train.add_argument("--d-pretrain-rounds", type=int, default=10)
-    train.add_argument("--eval-every", type=int, default=5)
-    train.add_argument("--eval-samples", type=int, default=10_000)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--algo", default="reinforce", choices=["reinforce", "ppo", "a2c"])
+    train.add_argument("--steps", type=int, default=None, help="adversarial generator updates (preset's if unset)")
+    train.add_argument("--seed", type=int, default=None)
     train.add_argument("--out", default="runs/seqgan")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     train.set_defaults(func=cmd_train)
     sample = sub.add_parser("sample", help="write generated sequences, one per line")
     sample.add_argument("--checkpoint", required=True)
@@ -144,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CheckpointError, FileNotFoundError, ValueError) as exc:
+    except (CheckpointError, FileNotFoundError, FileExistsError, ValueError) as exc:
         print(f"seqgan: error: {exc}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,274 @@
+"""The whole SeqGAN run as resumable phases: data, MLE, D pretraining, adversarial steps.
+
+A run lives in one folder. ``checkpoint.pt`` (written atomically every
+``config.checkpoint_every`` epochs, rounds or steps, and at every phase change) holds the
+models, optimisers, agent, RNG states, data and the history of metrics, so a run killed at
+any moment continues with ``resume=True`` from its last checkpoint and loses nothing that
+was written. Metrics go to ``metrics.csv`` and TensorBoard (``tb/``); ``learning_curve.png``
+plots NLL-oracle against epochs, as the paper's figure does.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import torch
+from tqdm.auto import tqdm
+
+import seqgan_env  # noqa: F401  (registers SeqGAN-v0)
+from agents.reinforce import ReinforceAgent, ReinforceConfig
+from seqgan_env.checkpoint import FORMAT, CheckpointError, atomic_save, load_checkpoint, save_model
+from seqgan_env.factory import resolve_discriminator, resolve_rollout_policy
+from seqgan_env.models import Discriminator, Generator, Oracle
+from seqgan_env.presets import get_preset
+from train.adversarial import adversarial_train, evaluate
+from train.config import TrainConfig
+from train.pretrain import mle_epoch, train_discriminator
+
+PHASES = ("mle", "d_pretrain", "adversarial", "done")
+
+
+@dataclass
+class RunState:
+    """Where a run is: the phase and how far into it."""
+
+    phase: str = "mle"
+    mle_epochs: int = 0
+    d_rounds: int = 0
+    adversarial_steps: int = 0
+    wall_time: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Run:
+    """One SeqGAN training run in ``out``; see the module docstring.
+
+    Args:
+        out: the run's folder.
+        config: the schedule (ignored on resume: the checkpoint's own is used).
+        oracle: the oracle providing real data and NLL-oracle.
+        resume: continue from ``out/checkpoint.pt`` (which must exist).
+        progress: show progress bars.
+    """
+
+    def __init__(self, out: str | Path, config: TrainConfig, oracle: Oracle, resume: bool = False,
+                 progress: bool = True) -> None:
+        self.out = Path(out)
+        self.checkpoint_path = self.out / "checkpoint.pt"
+        self.progress = progress
+        self.oracle = oracle
+        if resume:
+            payload = load_checkpoint(self.checkpoint_path, "training-run")
+            config = TrainConfig.from_dict(payload["config"])
+            if abs(payload.get("oracle_fingerprint", 0.0) - oracle_fingerprint(oracle)) > 1e-3:
+                raise CheckpointError(f"{self.checkpoint_path} was trained against another oracle; resume with the same --oracle")
+        elif self.checkpoint_path.exists():
+            raise FileExistsError(f"{self.out} already holds a run; pass resume=True (--resume) or another folder")
+        self.config = config
+        self.preset = get_preset(config.model_preset).replace(
+            vocab_size=oracle.vocab_size, seq_len=oracle.seq_len, start_token=oracle.start_token)
+        torch.manual_seed(config.seed)
+        self.rng = torch.Generator().manual_seed(config.seed)
+        if config.start_from_shipped:
+            self.generator = resolve_rollout_policy(None, self.preset)
+            self.discriminator = resolve_discriminator(None, self.preset)
+        else:
+            self.generator = Generator.from_preset(self.preset)
+            self.discriminator = Discriminator.from_preset(self.preset)
+        self.g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=config.mle.lr)
+        self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=config.d_pretrain.lr)
+        self.agent: ReinforceAgent | None = None
+        self.state = RunState()
+        if resume:
+            self._restore(payload)
+        else:
+            self.real = oracle.sample(config.real_samples, self.rng)
+            self.test = oracle.sample(config.test_samples, self.rng)
+
+    @staticmethod
+    def saved_config(out: str | Path) -> TrainConfig:
+        """The configuration of the run saved in ``out`` (to resume it)."""
+        payload = load_checkpoint(Path(out) / "checkpoint.pt", "training-run")
+        return TrainConfig.from_dict(payload["config"])
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def _payload(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT, "kind": "training-run", "config": self.config.to_dict(),
+            "state": {**self.state.__dict__},
+            "generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
+            "g_optimizer": self.g_optimizer.state_dict(), "d_optimizer": self.d_optimizer.state_dict(),
+            "agent": self.agent.state_dict() if self.agent is not None else None,
+            "rng": self.rng.get_state(), "torch_rng": torch.get_rng_state(),
+            "real": self.real, "test": self.test, "oracle_fingerprint": oracle_fingerprint(self.oracle),
+        }
+
+    def _restore(self, payload: dict[str, Any]) -> None:
+        try:
+            self.state = RunState(**payload["state"])
+            self.generator.load_state_dict(payload["generator"])
+            self.discriminator.load_state_dict(payload["discriminator"])
+            self.g_optimizer.load_state_dict(payload["g_optimizer"])
+            self.d_optimizer.load_state_dict(payload["d_optimizer"])
+            if payload["agent"] is not None:
+                self.agent = self._make_agent()
+                self.agent.load_state_dict(payload["agent"])
+            self.rng.set_state(payload["rng"])
+            torch.set_rng_state(payload["torch_rng"])
+            self.real, self.test = payload["real"], payload["test"]
+        except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{self.checkpoint_path}: does not hold a usable training run ({exc})") from exc
+
+    def save(self) -> None:
+        atomic_save(self._payload(), self.checkpoint_path)
+
+    # -- logging -------------------------------------------------------------------------
+    def _log(self, phase: str, step: int, stats: dict[str, float], writer: Any) -> None:
+        epoch = self.state.mle_epochs + (self.state.adversarial_steps if phase == "adversarial" else 0)
+        row = {"phase": phase, "step": step, "epoch": epoch, **stats}
+        self.state.history.append(row)
+        for key, value in stats.items():
+            writer.add_scalar(f"{phase}/{key}", value, epoch)
+
+    def write_logs(self) -> None:
+        """``metrics.csv`` from the history (rewritten whole, so a resumed run has no duplicates)."""
+        rows = self.state.history
+        fields = ["phase", "step", "epoch"] + sorted({k for r in rows for k in r} - {"phase", "step", "epoch"})
+        with (self.out / "metrics.csv").open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    # -- phases --------------------------------------------------------------------------
+    def _make_agent(self) -> ReinforceAgent:
+        return ReinforceAgent(self.generator, ReinforceConfig(), seed=self.config.seed)
+
+    def run(self) -> dict[str, Any]:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        started = time.time() - self.state.wall_time
+        with SummaryWriter(str(self.out / "tb")) as writer:
+            if self.state.phase == "mle":
+                self._mle(writer, started)
+            if self.state.phase == "d_pretrain":
+                self._d_pretrain(writer, started)
+            if self.state.phase == "adversarial":
+                self._adversarial(writer, started)
+        self.write_logs()
+        summary = self.finish()
+        return summary
+
+    def _checkpoint(self, started: float) -> None:
+        self.state.wall_time = time.time() - started
+        self.save()
+        self.write_logs()
+
+    def _mle(self, writer: Any, started: float) -> None:
+        cfg = self.config
+        if self.state.mle_epochs == 0:
+            self._log("mle", 0, evaluate(self.generator, self.oracle, self.test, cfg.adversarial.eval_samples,
+                                         self.rng), writer)
+        bar = tqdm(range(self.state.mle_epochs, cfg.mle.epochs), desc="MLE", unit="epoch", disable=not self.progress)
+        for epoch in bar:
+            loss = mle_epoch(self.generator, self.real, self.g_optimizer, cfg.mle.batch_size, cfg.mle.grad_clip,
+                             self.rng)
+            self.state.mle_epochs = epoch + 1
+            stats: dict[str, float] = {"train_nll": loss}
+            if self.state.mle_epochs % cfg.mle_eval_every == 0 or self.state.mle_epochs == cfg.mle.epochs:
+                stats.update(evaluate(self.generator, self.oracle, self.test, cfg.adversarial.eval_samples, self.rng))
+                bar.set_postfix(nll_oracle=f"{stats['nll_oracle']:.3f}")
+            stats["wall_time"] = time.time() - started
+            self._log("mle", self.state.mle_epochs, stats, writer)
+            if self.state.mle_epochs % cfg.checkpoint_every == 0:
+                self._checkpoint(started)
+        self.state.phase = "d_pretrain"
+        self._checkpoint(started)
+
+    def _d_pretrain(self, writer: Any, started: float) -> None:
+        cfg = self.config
+        one_round = cfg.d_pretrain.__class__(**{**cfg.d_pretrain.__dict__, "rounds": 1})
+        bar = tqdm(range(self.state.d_rounds, cfg.d_pretrain.rounds), desc="D pretraining", unit="round",
+                   disable=not self.progress)
+        for _ in bar:
+            stats = train_discriminator(self.discriminator, self.generator, self.real, one_round, self.rng,
+                                        self.d_optimizer)
+            self.state.d_rounds += 1
+            bar.set_postfix(d_accuracy=f"{stats['d_accuracy']:.3f}")
+            self._log("d_pretrain", self.state.d_rounds, {**stats, "wall_time": time.time() - started}, writer)
+            if self.state.d_rounds % cfg.checkpoint_every == 0:
+                self._checkpoint(started)
+        self.state.phase = "adversarial"
+        self._checkpoint(started)
+
+    def _adversarial(self, writer: Any, started: float) -> None:
+        cfg = self.config.adversarial
+        if self.agent is None:
+            self.agent = self._make_agent()
+        envs = gym.make_vec("SeqGAN-v0", num_envs=cfg.batch_size, preset=self.preset,
+                            discriminator=self.discriminator, rollout_policy=self.agent.rollout_policy,
+                            num_rollouts=cfg.num_rollouts)
+
+        def on_step(step: int, stats: dict[str, float]) -> None:
+            self.state.adversarial_steps = step
+            stats["wall_time"] = time.time() - started
+            self._log("adversarial", step, stats, writer)
+            if step % self.config.checkpoint_every == 0:
+                self._checkpoint(started)
+
+        adversarial_train(self.agent, self.generator, envs, self.discriminator, self.real, cfg, self.rng,
+                          self.oracle, self.test, self.d_optimizer, start_step=self.state.adversarial_steps,
+                          on_step=on_step, progress=self.progress)
+        self.state.phase = "done"
+        self._checkpoint(started)
+
+    def finish(self) -> dict[str, Any]:
+        """Final models, the learning-curve figure and ``summary.json``."""
+        save_model(self.generator, self.out / "generator.pt")
+        save_model(self.discriminator, self.out / "discriminator.pt")
+        plot_learning_curve(self.state.history, self.out / "learning_curve.png")
+        evaluated = [r for r in self.state.history if "nll_oracle" in r]
+        summary = {
+            "config": self.config.to_dict(), "wall_time_s": round(self.state.wall_time, 1),
+            "after_mle": next((r for r in reversed(evaluated) if r["phase"] == "mle"), None),
+            "final": evaluated[-1] if evaluated else None,
+        }
+        (self.out / "summary.json").write_text(json.dumps(summary, indent=1))
+        return summary
+
+
+def oracle_fingerprint(oracle: Oracle) -> float:
+    """A number that tells oracles apart (the sum of all parameters)."""
+    return float(sum(float(p.double().sum()) for p in oracle.parameters()))
+
+
+def plot_learning_curve(history: list[dict[str, Any]], path: Path) -> None:
+    """NLL-oracle against epochs, MLE and adversarial phases marked (the paper's figure)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = [(r["epoch"], r["nll_oracle"], r["phase"]) for r in history if "nll_oracle" in r]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for phase, colour, label in (("mle", "tab:blue", "MLE pretraining"), ("adversarial", "tab:red", "SeqGAN")):
+        xs = [p[0] for p in points if p[2] == phase]
+        ys = [p[1] for p in points if p[2] == phase]
+        if xs:
+            ax.plot(xs, ys, marker=".", color=colour, label=label)
+    mle_end = max((r["epoch"] for r in history if r["phase"] == "mle"), default=None)
+    if mle_end is not None and any(p[2] == "adversarial" for p in points):
+        ax.axvline(mle_end, color="grey", linestyle="--", linewidth=1)
+    ax.set_xlabel("epoch (MLE epochs, then adversarial steps)")
+    ax.set_ylabel("NLL-oracle")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
