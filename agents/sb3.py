@@ -295,6 +295,21 @@ class GeneratorActorCriticPolicy(ActorCriticPolicy, _TokenIdFeatures):
         self.action_net.load_state_dict(generator.output.state_dict())
 
 
+@torch.no_grad()
+def copy_actor_to_generator(policy: GeneratorActorCriticPolicy, generator: TokenLSTM) -> None:
+    """The inverse of :meth:`GeneratorActorCriticPolicy.load_generator`: the actor's weights into ``generator``.
+
+    The actor has the generator's architecture, so afterwards ``generator`` samples exactly
+    what the policy does: for evaluation, sampling negatives for D, and as the rollout policy.
+    """
+    extractor = policy.pi_features_extractor
+    if not isinstance(extractor, TokenLSTMExtractor) or len(policy.mlp_extractor.policy_net) > 0:
+        raise TypeError("the policy's actor is not a generator (TokenLSTMExtractor features, net_arch pi=[])")
+    generator.embedding.load_state_dict(extractor.embedding.state_dict())
+    generator.lstm.load_state_dict(extractor.lstm.state_dict())
+    generator.output.load_state_dict(policy.action_net.state_dict())
+
+
 # -- the algorithms -------------------------------------------------------------------------
 
 

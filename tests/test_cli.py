@@ -100,3 +100,29 @@ def test_errors_are_reported_not_raised(tiny_run, tmp_path, capsys):
     assert "missing arrays" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "--preset", "huge"])
+
+
+@pytest.mark.parametrize("algo", ["ppo", "a2c"])
+def test_sb3_algorithms_train_in_the_pipeline_and_resume(algo, tmp_path):
+    from seqgan_env.checkpoint import load_checkpoint
+
+    out = tmp_path / algo
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, "-m", "train.cli", "train", "--preset", "tiny", "--algo", algo,
+                             "--out", str(out)], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while proc.poll() is None and time.time() < deadline:  # kill once an adversarial step is saved
+        if (out / "checkpoint.pt").exists():
+            state = load_checkpoint(out / "checkpoint.pt", "training-run")["state"]
+            if state["phase"] == "adversarial" and state["adversarial_steps"] >= 1:
+                break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert main(["train", "--resume", "--out", str(out)]) == 0
+    rows = read_metrics(out)
+    assert [int(r["step"]) for r in rows if r["phase"] == "adversarial"] == [1, 2, 3, 4, 5, 6]
+    final = json.loads((out / "summary.json").read_text())["final"]
+    assert final["phase"] == "adversarial" and final["nll_oracle"] > 0

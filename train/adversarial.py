@@ -57,28 +57,49 @@ def evaluate(generator: Generator, oracle: Oracle | None, test_data: torch.Tenso
     return out
 
 
+GeneratorStep = Callable[[int], dict[str, float]]
+"""One generator update given a seed for its episodes; afterwards ``generator`` holds the policy."""
+
+
+def reinforce_step(agent: Agent, envs: Any) -> GeneratorStep:
+    """The paper's g-step: one episode per vector-env row, one agent update."""
+    return lambda seed: agent.learn(collect_episodes(envs, agent, seed=seed))
+
+
+def sb3_step(model: Any, generator: Generator) -> GeneratorStep:
+    """One SB3 rollout (an episode per env) and its update; the actor is copied into ``generator``."""
+    from agents.sb3 import copy_actor_to_generator
+
+    rollout = model.n_envs * model.n_steps
+
+    def step(seed: int) -> dict[str, float]:
+        model.learn(total_timesteps=rollout, reset_num_timesteps=False)
+        copy_actor_to_generator(model.policy, generator)
+        return {"mean_reward": float(model.rollout_buffer.rewards.mean())}
+
+    return step
+
+
 def adversarial_train(
-    agent: Agent, generator: Generator, envs: Any, discriminator: Discriminator, real_data: torch.Tensor,
+    g_step: GeneratorStep, generator: Generator, envs: Any, discriminator: Discriminator, real_data: torch.Tensor,
     config: AdversarialConfig, rng: torch.Generator, oracle: Oracle | None = None,
     test_data: torch.Tensor | None = None, d_optimizer: torch.optim.Optimizer | None = None,
     start_step: int = 0, on_step: Callable[[int, dict[str, float]], None] | None = None, progress: bool = True,
 ) -> None:
-    """Run adversarial steps ``start_step+1 .. config.steps``.
+    """Run adversarial steps ``start_step+1 .. config.steps``: a g-step, then D retrained.
 
+    ``g_step`` is :func:`reinforce_step` or :func:`sb3_step` (or any agent's update);
     ``on_step(step, stats)`` receives each step's statistics (with evaluation metrics on
     evaluation steps), e.g. to log and checkpoint.
     """
     d_optimizer = d_optimizer or torch.optim.Adam(discriminator.parameters(), lr=1e-4)
     d_config = DiscriminatorConfig(rounds=config.d_rounds, epochs=config.d_epochs,
                                    num_negatives=config.d_negatives)
-    if agent.rollout_policy is not None:
-        seqgan_env.set_rollout_policy(envs, agent.rollout_policy)
     seqgan_env.set_discriminator(envs, discriminator)
     started = time.time()
     bar = tqdm(range(start_step + 1, config.steps + 1), desc="adversarial", disable=not progress, unit="step")
     for step in bar:
-        batch = collect_episodes(envs, agent, seed=int(torch.randint(2**31 - 1, (1,), generator=rng)))
-        stats = agent.learn(batch)
+        stats = g_step(int(torch.randint(2**31 - 1, (1,), generator=rng)))
         stats.update(train_discriminator(discriminator, generator, real_data, d_config, rng, d_optimizer))
         seqgan_env.set_discriminator(envs, discriminator)
         if step % config.eval_every == 0 or step == config.steps:

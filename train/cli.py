@@ -25,11 +25,6 @@ from train.pipeline import Run
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    if args.algo != "reinforce":
-        raise ValueError(
-            f"--algo {args.algo}: the pipeline trains with REINFORCE so far; PPO and A2C train on the same "
-            "env through agents.sb3 (make_ppo, make_a2c; see docs/agents.md)"
-        )
     out = Path(args.out)
     if args.resume:
         config = Run.saved_config(out)
@@ -39,6 +34,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             config.adversarial.steps = args.steps
         if args.seed is not None:
             config.seed = args.seed
+        config.algo = args.algo
     if config.start_from_shipped and args.oracle not in (None, "builtin"):
         raise ValueError("the embedded default was trained on the built-in oracle; with --oracle, "
                          "choose a preset that pretrains (--preset cpu or --preset paper)")

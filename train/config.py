@@ -7,6 +7,7 @@ updates but retrains D lightly between them (see :data:`TRAIN_PRESETS`). ``tiny`
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -36,6 +37,8 @@ class TrainConfig:
     """Write the checkpoint every this many MLE epochs, D rounds or adversarial steps."""
     seed: int = 0
     """Seed of data, models and sampling."""
+    algo: str = "reinforce"
+    """Generator update of the adversarial phase: ``reinforce`` (the paper's), ``ppo`` or ``a2c``."""
     start_from_shipped: bool = False
     """Start from the embedded default's generator and discriminator instead of fresh ones
     (``default`` model preset only); pretraining phases then usually have 0 epochs/rounds."""
@@ -81,7 +84,8 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
 
 
 def get_train_config(name: str) -> TrainConfig:
+    """A copy of the named preset (free to modify)."""
     try:
-        return TRAIN_PRESETS[name]
+        return copy.deepcopy(TRAIN_PRESETS[name])
     except KeyError:
         raise ValueError(f"unknown training preset {name!r}; choose one of {sorted(TRAIN_PRESETS)}") from None

@@ -11,6 +11,7 @@ plots NLL-oracle against epochs, as the paper's figure does.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import time
 from dataclasses import dataclass, field
@@ -27,11 +28,12 @@ from seqgan_env.checkpoint import FORMAT, CheckpointError, atomic_save, load_che
 from seqgan_env.factory import resolve_discriminator, resolve_rollout_policy
 from seqgan_env.models import Discriminator, Generator, Oracle
 from seqgan_env.presets import get_preset
-from train.adversarial import adversarial_train, evaluate
+from train.adversarial import adversarial_train, evaluate, reinforce_step, sb3_step
 from train.config import TrainConfig
 from train.pretrain import mle_epoch, train_discriminator
 
 PHASES = ("mle", "d_pretrain", "adversarial", "done")
+ALGOS = ("reinforce", "ppo", "a2c")
 
 
 @dataclass
@@ -83,7 +85,11 @@ class Run:
             self.discriminator = Discriminator.from_preset(self.preset)
         self.g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=config.mle.lr)
         self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=config.d_pretrain.lr)
+        if config.algo not in ALGOS:
+            raise ValueError(f"unknown algorithm {config.algo!r}; choose one of {list(ALGOS)}")
         self.agent: ReinforceAgent | None = None
+        self.sb3_model: Any = None
+        self.sb3_state: bytes | None = None
         self.state = RunState()
         if resume:
             self._restore(payload)
@@ -105,6 +111,7 @@ class Run:
             "generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
             "g_optimizer": self.g_optimizer.state_dict(), "d_optimizer": self.d_optimizer.state_dict(),
             "agent": self.agent.state_dict() if self.agent is not None else None,
+            "sb3_model": self._sb3_bytes(),
             "rng": self.rng.get_state(), "torch_rng": torch.get_rng_state(),
             "real": self.real, "test": self.test, "oracle_fingerprint": oracle_fingerprint(self.oracle),
         }
@@ -119,11 +126,19 @@ class Run:
             if payload["agent"] is not None:
                 self.agent = self._make_agent()
                 self.agent.load_state_dict(payload["agent"])
+            self.sb3_state = payload.get("sb3_model")
             self.rng.set_state(payload["rng"])
             torch.set_rng_state(payload["torch_rng"])
             self.real, self.test = payload["real"], payload["test"]
         except (KeyError, RuntimeError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{self.checkpoint_path}: does not hold a usable training run ({exc})") from exc
+
+    def _sb3_bytes(self) -> bytes | None:
+        if self.sb3_model is None:
+            return None
+        buffer = io.BytesIO()
+        self.sb3_model.save(buffer)
+        return buffer.getvalue()
 
     def save(self) -> None:
         atomic_save(self._payload(), self.checkpoint_path)
@@ -209,11 +224,16 @@ class Run:
 
     def _adversarial(self, writer: Any, started: float) -> None:
         cfg = self.config.adversarial
-        if self.agent is None:
-            self.agent = self._make_agent()
         envs = gym.make_vec("SeqGAN-v0", num_envs=cfg.batch_size, preset=self.preset,
-                            discriminator=self.discriminator, rollout_policy=self.agent.rollout_policy,
+                            discriminator=self.discriminator, rollout_policy=self.generator,
                             num_rollouts=cfg.num_rollouts)
+        if self.config.algo == "reinforce":
+            if self.agent is None:
+                self.agent = self._make_agent()
+            seqgan_env.set_rollout_policy(envs, self.agent.rollout_policy)
+            g_step = reinforce_step(self.agent, envs)
+        else:  # SB3's actor is copied into self.generator after every update: it is the rollout policy
+            g_step = sb3_step(self._sb3_model(envs), self.generator)
 
         def on_step(step: int, stats: dict[str, float]) -> None:
             self.state.adversarial_steps = step
@@ -222,11 +242,25 @@ class Run:
             if step % self.config.checkpoint_every == 0:
                 self._checkpoint(started)
 
-        adversarial_train(self.agent, self.generator, envs, self.discriminator, self.real, cfg, self.rng,
+        adversarial_train(g_step, self.generator, envs, self.discriminator, self.real, cfg, self.rng,
                           self.oracle, self.test, self.d_optimizer, start_step=self.state.adversarial_steps,
                           on_step=on_step, progress=self.progress)
         self.state.phase = "done"
         self._checkpoint(started)
+
+    def _sb3_model(self, envs: Any) -> Any:
+        from agents.sb3 import SB3VecEnvAdapter, make_a2c, make_ppo
+        from stable_baselines3 import A2C, PPO
+        from stable_baselines3.common.vec_env import VecMonitor
+
+        venv = VecMonitor(SB3VecEnvAdapter(envs))
+        if self.sb3_state is not None:  # resuming
+            algorithm = PPO if self.config.algo == "ppo" else A2C
+            self.sb3_model = algorithm.load(io.BytesIO(self.sb3_state), env=venv)
+        else:
+            make = make_ppo if self.config.algo == "ppo" else make_a2c
+            self.sb3_model = make(venv, generator=self.generator, seed=self.config.seed)
+        return self.sb3_model
 
     def finish(self) -> dict[str, Any]:
         """Final models, the learning-curve figure and ``summary.json``."""
