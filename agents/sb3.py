@@ -338,10 +338,15 @@ def _as_sb3_env(envs: VecEnv | VectorEnv) -> VecEnv:
     return envs if isinstance(envs, VecEnv) else VecMonitor(SB3VecEnvAdapter(envs))
 
 
+def _episode_presets(venv: VecEnv) -> dict[str, Any]:
+    """What every algorithm here shares: one episode per env per rollout, the discount of :func:`discount_for`."""
+    gamma, gae_lambda = discount_for(venv)
+    return dict(n_steps=int(venv.observation_space.shape[0]), gamma=gamma, gae_lambda=gae_lambda)
+
+
 def _build(algorithm: type[OnPolicyAlgorithm], envs: VecEnv | VectorEnv, generator: TokenLSTM | None,
            defaults: dict[str, Any], overrides: dict[str, Any]) -> OnPolicyAlgorithm:
     venv = _as_sb3_env(envs)
-    gamma, gae_lambda = discount_for(venv)
     policy_kwargs: dict[str, Any] = {}
     if generator is not None:
         policy_kwargs["features_extractor_kwargs"] = dict(
@@ -349,9 +354,7 @@ def _build(algorithm: type[OnPolicyAlgorithm], envs: VecEnv | VectorEnv, generat
             start_token=generator.start_token,
         )
     policy_kwargs.update(overrides.pop("policy_kwargs", None) or {})
-    seq_len = int(venv.observation_space.shape[0])
-    kwargs = dict(n_steps=seq_len, gamma=gamma, gae_lambda=gae_lambda, **defaults)
-    kwargs.update(overrides)
+    kwargs = {**_episode_presets(venv), **defaults, **overrides}
     model = algorithm(GeneratorActorCriticPolicy, venv, policy_kwargs=policy_kwargs, **kwargs)
     if generator is not None:
         model.policy.load_generator(generator)
@@ -418,13 +421,11 @@ def make_recurrent_ppo(envs: VecEnv | VectorEnv, **overrides: Any) -> Any:
         """RecurrentPPO's policy with token-id features (see :class:`_TokenIdFeatures`)."""
 
     venv = _as_sb3_env(envs)
-    gamma, gae_lambda = discount_for(venv)
-    seq_len = int(venv.observation_space.shape[0])
-    kwargs: dict[str, Any] = dict(n_steps=seq_len, gamma=gamma, gae_lambda=gae_lambda, n_epochs=4,
-                                  learning_rate=1e-3, batch_size=max(2, venv.num_envs * seq_len // 4))
+    presets = _episode_presets(venv)
+    kwargs = {**presets, "n_epochs": 4, "learning_rate": 1e-3,
+              "batch_size": max(2, venv.num_envs * presets["n_steps"] // 4), **overrides}
     policy_kwargs = dict(features_extractor_class=TokenLSTMExtractor, lstm_hidden_size=32)
-    policy_kwargs.update(overrides.pop("policy_kwargs", None) or {})
-    kwargs.update(overrides)
+    policy_kwargs.update(kwargs.pop("policy_kwargs", None) or {})
     return RecurrentPPO(TokenRecurrentPolicy, venv, policy_kwargs=policy_kwargs, **kwargs)
 
 

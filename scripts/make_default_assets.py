@@ -27,8 +27,7 @@ from seqgan_env.checkpoint import load_model, save_model
 from seqgan_env.factory import DEFAULT_DISCRIMINATOR_FILE, DEFAULT_GENERATOR_FILE, asset_path
 from seqgan_env.models import Discriminator, Generator, Oracle
 from seqgan_env.presets import get_preset
-from seqgan_env.models.discriminator import fit_discriminator
-from train.pretrain import MLEConfig, pretrain_generator
+from train.pretrain import DiscriminatorConfig, MLEConfig, pretrain_generator, train_discriminator
 
 
 def main() -> None:
@@ -64,15 +63,9 @@ def main() -> None:
     else:
         pretrain_generator(generator, real, MLEConfig(epochs=args.mle_epochs), rng, on_epoch=report, progress=False)
     discriminator = Discriminator.from_preset(preset)
-    optimizer = torch.optim.Adam(discriminator.parameters(), lr=args.d_lr)
-    negatives, random_count = 5_000, int(5_000 * args.random_negatives)
-    for _ in range(args.d_rounds):
-        fake = torch.cat([
-            generator.sample(negatives - random_count, rng),
-            torch.randint(0, preset.vocab_size, (random_count, preset.seq_len), generator=rng),
-        ])
-        positives = real[torch.randint(real.shape[0], (negatives,), generator=rng)]
-        stats = fit_discriminator(discriminator, positives, fake, 2, optimizer, 64, rng)
+    stats = train_discriminator(discriminator, generator, real, DiscriminatorConfig(
+        rounds=args.d_rounds, epochs=2, num_negatives=5_000, lr=args.d_lr,
+        random_negatives=args.random_negatives), rng)
     summary = {
         "train_size": args.train_size, "mle_epochs": args.mle_epochs, "d_rounds": args.d_rounds,
         "d_lr": args.d_lr, "random_negatives": args.random_negatives, "seed": args.seed,

@@ -20,14 +20,16 @@ from seqgan_env.checkpoint import CheckpointError, load_model
 from seqgan_env.factory import resolve_oracle
 from seqgan_env.presets import PRESETS, get_preset
 from train.adversarial import evaluate
-from train.config import TRAIN_PRESETS, get_train_config
+from train.config import TRAIN_PRESETS, TrainConfig, get_train_config
 from train.pipeline import Run
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out)
+    payload = None
     if args.resume:
-        config = Run.saved_config(out)
+        payload = Run.load_payload(out)  # read once: its config picks the oracle, then Run resumes from it
+        config = TrainConfig.from_dict(payload["config"])
     else:
         config = get_train_config(args.preset)
         if args.steps is not None:
@@ -39,7 +41,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ValueError("the embedded default was trained on the built-in oracle; with --oracle, "
                          "choose a preset that pretrains (--preset cpu or --preset paper)")
     oracle = resolve_oracle(args.oracle, get_preset(config.model_preset))
-    run = Run(out, config, oracle, resume=args.resume)
+    run = Run(out, config, oracle, resume=args.resume, payload=payload)
     summary = run.run()
     start, final = summary["after_mle"], summary["final"]
     if start and final:

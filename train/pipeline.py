@@ -11,6 +11,7 @@ plots NLL-oracle against epochs, as the paper's figure does.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import time
@@ -60,13 +61,13 @@ class Run:
     """
 
     def __init__(self, out: str | Path, config: TrainConfig, oracle: Oracle, resume: bool = False,
-                 progress: bool = True) -> None:
+                 progress: bool = True, payload: dict[str, Any] | None = None) -> None:
         self.out = Path(out)
         self.checkpoint_path = self.out / "checkpoint.pt"
         self.progress = progress
         self.oracle = oracle
         if resume:
-            payload = load_checkpoint(self.checkpoint_path, "training-run")
+            payload = payload or self.load_payload(out)
             config = TrainConfig.from_dict(payload["config"])
             if abs(payload.get("oracle_fingerprint", 0.0) - oracle_fingerprint(oracle)) > 1e-3:
                 raise CheckpointError(f"{self.checkpoint_path} was trained against another oracle; resume with the same --oracle")
@@ -98,10 +99,9 @@ class Run:
             self.test = oracle.sample(config.test_samples, self.rng)
 
     @staticmethod
-    def saved_config(out: str | Path) -> TrainConfig:
-        """The configuration of the run saved in ``out`` (to resume it)."""
-        payload = load_checkpoint(Path(out) / "checkpoint.pt", "training-run")
-        return TrainConfig.from_dict(payload["config"])
+    def load_payload(out: str | Path) -> dict[str, Any]:
+        """The checkpoint of the run saved in ``out``; pass it back as ``payload`` to resume."""
+        return load_checkpoint(Path(out) / "checkpoint.pt", "training-run")
 
     # -- checkpoints ---------------------------------------------------------------------
     def _payload(self) -> dict[str, Any]:
@@ -176,9 +176,7 @@ class Run:
                 self._d_pretrain(writer, started)
             if self.state.phase == "adversarial":
                 self._adversarial(writer, started)
-        self.write_logs()
-        summary = self.finish()
-        return summary
+        return self.finish()
 
     def _checkpoint(self, started: float) -> None:
         self.state.wall_time = time.time() - started
@@ -208,7 +206,7 @@ class Run:
 
     def _d_pretrain(self, writer: Any, started: float) -> None:
         cfg = self.config
-        one_round = cfg.d_pretrain.__class__(**{**cfg.d_pretrain.__dict__, "rounds": 1})
+        one_round = dataclasses.replace(cfg.d_pretrain, rounds=1)
         bar = tqdm(range(self.state.d_rounds, cfg.d_pretrain.rounds), desc="D pretraining", unit="round",
                    disable=not self.progress)
         for _ in bar:

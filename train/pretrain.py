@@ -45,6 +45,9 @@ class DiscriminatorConfig:
     """Sequences per gradient step."""
     lr: float = 1e-4
     """Adam learning rate."""
+    random_negatives: float = 0.0
+    """Share of each draw's negatives that are uniformly random sequences instead of samples
+    (0 in the paper; the embedded default uses 0.25 so that D also rejects random text)."""
 
 
 def mle_epoch(generator: Generator, data: torch.Tensor, optimizer: torch.optim.Optimizer,
@@ -94,7 +97,11 @@ def train_discriminator(
     optimizer = optimizer or torch.optim.Adam(discriminator.parameters(), lr=config.lr)
     stats: dict[str, float] = {}
     for _ in tqdm(range(config.rounds), desc=desc, disable=not progress, unit="round"):
-        fake = generator.sample(config.num_negatives, rng)
+        random_count = int(config.num_negatives * config.random_negatives)
+        fake = generator.sample(config.num_negatives - random_count, rng)
+        if random_count:
+            noise = torch.randint(0, generator.vocab_size, (random_count, generator.seq_len), generator=rng)
+            fake = torch.cat([fake, noise.to(fake.device)])
         positives = real[torch.randint(real.shape[0], (config.num_negatives,), generator=rng)] \
             if real.shape[0] > config.num_negatives else real
         stats = fit_discriminator(discriminator, positives, fake, config.epochs, optimizer,
