@@ -46,6 +46,10 @@ class ReinforceConfig:
     """Weight of the mean per-step policy entropy bonus."""
     value_lr: float = 0.01
     """Adam learning rate of the learned baseline (``baseline="value"``)."""
+    reward_to_go: bool = False
+    """Weight each token by the sum of the rewards from its step to the episode's end, for
+    per-token rewards such as the oracle's log-likelihood. Off for the paper's Monte Carlo
+    reward, whose every step already estimates the episode's final outcome."""
 
     def __post_init__(self) -> None:
         if self.baseline not in BASELINES:
@@ -89,7 +93,8 @@ class ReinforceAgent(Agent):
         gen = self.generator
         device = gen.device
         sequences = torch.as_tensor(batch.sequences, device=device)
-        rewards = torch.as_tensor(batch.rewards, device=device, dtype=torch.float32)
+        rewards = torch.as_tensor(batch.returns() if self.config.reward_to_go else batch.rewards, device=device,
+                                  dtype=torch.float32)
         mask = torch.as_tensor(batch.mask, device=device, dtype=torch.float32)
         gen.train()
         hidden = gen.hidden_states(sequences)

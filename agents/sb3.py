@@ -38,6 +38,7 @@ from gymnasium.vector import VectorEnv
 from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy, BaseModel
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
@@ -344,6 +345,16 @@ def _episode_presets(venv: VecEnv) -> dict[str, Any]:
     return dict(n_steps=int(venv.observation_space.shape[0]), gamma=gamma, gae_lambda=gae_lambda)
 
 
+def quiet_logger(model: BaseAlgorithm) -> BaseAlgorithm:
+    """Give ``model`` a logger that writes nothing.
+
+    SB3's default logger makes a new temporary folder at every ``learn()`` call, and a
+    training loop here calls ``learn()`` once per generator update.
+    """
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    return model
+
+
 def _build(algorithm: type[OnPolicyAlgorithm], envs: VecEnv | VectorEnv, generator: TokenLSTM | None,
            defaults: dict[str, Any], overrides: dict[str, Any]) -> OnPolicyAlgorithm:
     venv = _as_sb3_env(envs)
@@ -356,6 +367,8 @@ def _build(algorithm: type[OnPolicyAlgorithm], envs: VecEnv | VectorEnv, generat
     policy_kwargs.update(overrides.pop("policy_kwargs", None) or {})
     kwargs = {**_episode_presets(venv), **defaults, **overrides}
     model = algorithm(GeneratorActorCriticPolicy, venv, policy_kwargs=policy_kwargs, **kwargs)
+    if kwargs.get("tensorboard_log") is None and not kwargs.get("verbose"):
+        quiet_logger(model)
     if generator is not None:
         model.policy.load_generator(generator)
     return model

@@ -34,7 +34,7 @@ from seqgan_env.envs import SeqGANEnv, SeqGANVectorEnv
 from seqgan_env.models import Discriminator, Generator, Oracle
 from seqgan_env.presets import Preset, get_preset
 from seqgan_env.rewards import (
-    REWARD_KINDS, MonteCarloReward, OracleLikelihoodReward, RewardModel, TerminalReward,
+    REWARD_KINDS, ConstantReward, MonteCarloReward, RandomReward, OracleLikelihoodReward, RewardModel, TerminalReward,
 )
 from seqgan_env.rollout import RolloutPolicy
 from seqgan_env.wrappers import SeqGANRewardWrapper, SeqGANVectorRewardWrapper
@@ -108,6 +108,10 @@ def build_reward_model(
     """The reward model of one reward kind, with its models resolved and checked."""
     if reward not in REWARD_KINDS:
         raise ValueError(f"unknown reward kind {reward!r}; choose one of {list(REWARD_KINDS)}")
+    if reward == "constant":
+        return ConstantReward(device=device)
+    if reward == "random":
+        return RandomReward(device=device)
     if reward == "oracle":
         model = resolve_oracle(oracle, preset)
         if model.vocab_size != preset.vocab_size:
@@ -138,6 +142,7 @@ def make_env(
 ) -> gym.Env:
     """Entry point of ``gymnasium.make("SeqGAN-v0", ...)``: the MDP in its reward wrapper."""
     preset = get_preset(preset)
+    eos_token = preset.eos_token if eos_token is None else eos_token
     env = SeqGANEnv(preset.vocab_size, preset.seq_len, eos_token=eos_token, render_mode=render_mode, decode=decode)
     model = build_reward_model(preset, reward, discriminator, rollout_policy, oracle, num_rollouts,
                                compute_dtype, device, eos_token)
@@ -156,6 +161,7 @@ def make_vector_env(
     if unused:
         raise TypeError(f"unexpected arguments for SeqGAN-v0: {sorted(unused)}")
     preset = get_preset(preset)
+    eos_token = preset.eos_token if eos_token is None else eos_token
     env = SeqGANVectorEnv(num_envs, preset.vocab_size, preset.seq_len, eos_token=eos_token,
                           render_mode=render_mode, decode=decode)
     model = build_reward_model(preset, reward, discriminator, rollout_policy, oracle, num_rollouts,

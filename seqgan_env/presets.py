@@ -7,8 +7,9 @@ same preset names.
 
 ``paper`` is the synthetic experiment of Yu et al. (2017), "SeqGAN: Sequence Generative
 Adversarial Nets with Policy Gradient"; ``default`` keeps the paper's generator and oracle
-but uses a smaller discriminator so the embedded default files stay small; ``tiny`` is for
-tests and quick experiments.
+but uses a smaller discriminator so the embedded default files stay small; ``text`` is for
+real text (its vocabulary and length are set from the corpus); ``tiny`` is for tests and
+quick experiments.
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ class Preset:
     """Length of a finished sequence (episode length)."""
     start_token: int = 0
     """Token fed as the first input of the generator and oracle; not emitted."""
+    eos_token: int | None = None
+    """End-of-sequence id (text data: episodes and Monte Carlo completions stop there);
+    ``None`` for the synthetic experiment, whose sequences all have ``seq_len`` tokens."""
     gen_embedding_dim: int = 32
     """Generator token embedding size."""
     gen_hidden_dim: int = 32
@@ -99,6 +103,21 @@ PRESETS: dict[str, Preset] = {
     "paper": Preset(name="paper"),
     "default": Preset(
         name="default",
+        discriminator=DiscriminatorConfig(
+            embedding_dim=32,
+            num_filters=(25, 50, 50, 50, 50, 25, 25, 25, 25, 25, 40, 40),
+        ),
+    ),
+    # Real text: vocabulary size and sequence length come from the corpus (seqgan_env.text);
+    # a wider generator than the synthetic experiment's, the default preset's discriminator.
+    "text": Preset(
+        name="text",
+        vocab_size=5000,
+        seq_len=32,
+        start_token=0,
+        eos_token=1,
+        gen_embedding_dim=64,
+        gen_hidden_dim=64,
         discriminator=DiscriminatorConfig(
             embedding_dim=32,
             num_filters=(25, 50, 50, 50, 50, 25, 25, 25, 25, 25, 40, 40),

@@ -9,6 +9,8 @@ env step: the sequences so far and their lengths, plus which rows just finished.
 * :class:`TerminalReward`: sparse; P(real) of the finished sequence, 0 before.
 * :class:`OracleLikelihoodReward`: stationary; the oracle's log-probability of each token,
   so an episode's return is the sequence's log-likelihood under the oracle.
+* :class:`ConstantReward` and :class:`RandomReward`: rewards that carry no information about
+  the sequence, as controls: how much of a method's gain comes from the discriminator at all.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from seqgan_env.models.discriminator import Discriminator
 from seqgan_env.models.lstm import Oracle
 from seqgan_env.rollout import PrefixStates, RolloutPolicy, monte_carlo_rewards
 
-REWARD_KINDS = ("monte_carlo", "terminal", "oracle")
+REWARD_KINDS = ("monte_carlo", "terminal", "oracle", "constant", "random")
 """Names accepted by ``make(reward=...)``."""
 
 
@@ -251,3 +253,22 @@ class OracleLikelihoodReward(RewardModel):
             rewards = log_probs.gather(1, actions.view(-1, 1)).squeeze(1)
         self.prefixes.advance(actions)
         return rewards
+
+
+class ConstantReward(RewardModel):
+    """The same reward ``value`` after every token, whatever the sequence (a control)."""
+
+    def __init__(self, value: float = 1.0, device: str | torch.device = "cpu") -> None:
+        super().__init__(device)
+        self.value = float(value)
+        self.reward_range = (self.value, self.value)
+
+    def step(self, sequences, lengths, actions, finished):
+        return torch.full((sequences.shape[0],), self.value, device=self.device)
+
+
+class RandomReward(RewardModel):
+    """An independent uniform [0, 1) reward after every token (a control), seeded by :meth:`seed`."""
+
+    def step(self, sequences, lengths, actions, finished):
+        return torch.rand(sequences.shape[0], generator=self.generator, device=self.device)

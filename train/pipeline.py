@@ -28,12 +28,16 @@ from agents.reinforce import ReinforceAgent, ReinforceConfig
 from seqgan_env.checkpoint import FORMAT, CheckpointError, atomic_save, load_checkpoint, save_model
 from seqgan_env.factory import resolve_discriminator, resolve_rollout_policy
 from seqgan_env.models import Discriminator, Generator, Oracle
-from seqgan_env.presets import get_preset
+from seqgan_env.metrics import ReferenceSet, bleu, self_bleu
+from seqgan_env.presets import Preset, get_preset
+from seqgan_env.text import BOS, EOS, Corpus, Vocabulary
 from train.adversarial import adversarial_train, evaluate, reinforce_step, sb3_step
 from train.config import TrainConfig
 from train.pretrain import mle_epoch, train_discriminator
 
 PHASES = ("mle", "d_pretrain", "adversarial", "done")
+HEADLINE = {"nll_oracle": "nll_oracle", "nll_test": "nll_test", "bleu3": "bleu3"}
+"""Metrics shown on the progress bar (the key: its label)."""
 ALGOS = ("reinforce", "ppo", "a2c")
 
 
@@ -55,27 +59,42 @@ class Run:
     Args:
         out: the run's folder.
         config: the schedule (ignored on resume: the checkpoint's own is used).
-        oracle: the oracle providing real data and NLL-oracle.
+        oracle: the oracle providing real data and NLL-oracle (synthetic data), or ``None``.
         resume: continue from ``out/checkpoint.pt`` (which must exist).
         progress: show progress bars.
+        payload: the checkpoint, when the caller has read it already (:meth:`load_payload`).
+        corpus: real text instead of an oracle: its training split is the real data, its
+            test split gives NLL-test and the BLEU references; its vocabulary is saved with
+            the checkpoint and the generator. Not needed on resume.
     """
 
-    def __init__(self, out: str | Path, config: TrainConfig, oracle: Oracle, resume: bool = False,
-                 progress: bool = True, payload: dict[str, Any] | None = None) -> None:
+    def __init__(self, out: str | Path, config: TrainConfig, oracle: Oracle | None = None, resume: bool = False,
+                 progress: bool = True, payload: dict[str, Any] | None = None, corpus: Corpus | None = None) -> None:
         self.out = Path(out)
         self.checkpoint_path = self.out / "checkpoint.pt"
         self.progress = progress
         self.oracle = oracle
+        self.vocab: Vocabulary | None = corpus.vocab if corpus is not None else None
         if resume:
             payload = payload or self.load_payload(out)
             config = TrainConfig.from_dict(payload["config"])
-            if abs(payload.get("oracle_fingerprint", 0.0) - oracle_fingerprint(oracle)) > 1e-3:
+            if payload.get("vocabulary") is not None:
+                self.vocab = Vocabulary.from_dict(payload["vocabulary"])
+            elif oracle is None:
+                raise ValueError("resuming a run on synthetic data needs its oracle")
+            elif abs(payload.get("oracle_fingerprint", 0.0) - oracle_fingerprint(oracle)) > 1e-3:
                 raise CheckpointError(f"{self.checkpoint_path} was trained against another oracle; resume with the same --oracle")
         elif self.checkpoint_path.exists():
             raise FileExistsError(f"{self.out} already holds a run; pass resume=True (--resume) or another folder")
+        elif (oracle is None) == (corpus is None):
+            raise ValueError("a run needs exactly one source of real data: an oracle or a text corpus")
         self.config = config
-        self.preset = get_preset(config.model_preset).replace(
-            vocab_size=oracle.vocab_size, seq_len=oracle.seq_len, start_token=oracle.start_token)
+        if self.vocab is not None:
+            length = corpus.max_length if corpus is not None else int(payload["real"].shape[1])
+            self.preset = text_preset(get_preset(config.model_preset), self.vocab, length)
+        else:
+            self.preset = get_preset(config.model_preset).replace(
+                vocab_size=oracle.vocab_size, seq_len=oracle.seq_len, start_token=oracle.start_token)
         torch.manual_seed(config.seed)
         self.rng = torch.Generator().manual_seed(config.seed)
         if config.start_from_shipped:
@@ -94,9 +113,12 @@ class Run:
         self.state = RunState()
         if resume:
             self._restore(payload)
+        elif corpus is not None:
+            self.real, self.test = corpus.train, corpus.test
         else:
             self.real = oracle.sample(config.real_samples, self.rng)
             self.test = oracle.sample(config.test_samples, self.rng)
+        self.references = ReferenceSet(self._decode(self.test), max_order=5) if self.vocab is not None else None
 
     @staticmethod
     def load_payload(out: str | Path) -> dict[str, Any]:
@@ -113,7 +135,9 @@ class Run:
             "agent": self.agent.state_dict() if self.agent is not None else None,
             "sb3_model": self._sb3_bytes(),
             "rng": self.rng.get_state(), "torch_rng": torch.get_rng_state(),
-            "real": self.real, "test": self.test, "oracle_fingerprint": oracle_fingerprint(self.oracle),
+            "real": self.real, "test": self.test,
+            "oracle_fingerprint": oracle_fingerprint(self.oracle) if self.oracle is not None else None,
+            "vocabulary": self.vocab.to_dict() if self.vocab is not None else None,
         }
 
     def _restore(self, payload: dict[str, Any]) -> None:
@@ -160,6 +184,22 @@ class Run:
             writer.writeheader()
             writer.writerows(rows)
 
+    # -- evaluation ----------------------------------------------------------------------
+    def _decode(self, sequences: torch.Tensor) -> list[list[str]]:
+        assert self.vocab is not None
+        return [self.vocab.decode_tokens(row) for row in sequences.tolist()]
+
+    def evaluate(self) -> dict[str, float]:
+        """NLL-oracle (synthetic data) or BLEU against the test split (text), NLL-test, entropy."""
+        cfg = self.config
+        stats, samples = evaluate(self.generator, self.oracle, self.test, cfg.adversarial.eval_samples, self.rng,
+                                  return_samples=True)
+        if self.references is not None:
+            hypotheses = self._decode(samples[: cfg.bleu_samples])
+            stats.update({f"bleu{n}": v for n, v in bleu(hypotheses, self.references, (2, 3, 4, 5)).items()})
+            stats.update({f"self_bleu{n}": v for n, v in self_bleu(hypotheses, (2, 3, 4)).items()})
+        return stats
+
     # -- phases --------------------------------------------------------------------------
     def _make_agent(self) -> ReinforceAgent:
         return ReinforceAgent(self.generator, ReinforceConfig(), seed=self.config.seed)
@@ -186,8 +226,7 @@ class Run:
     def _mle(self, writer: Any, started: float) -> None:
         cfg = self.config
         if self.state.mle_epochs == 0:
-            self._log("mle", 0, evaluate(self.generator, self.oracle, self.test, cfg.adversarial.eval_samples,
-                                         self.rng), writer)
+            self._log("mle", 0, self.evaluate(), writer)
         bar = tqdm(range(self.state.mle_epochs, cfg.mle.epochs), desc="MLE", unit="epoch", disable=not self.progress)
         for epoch in bar:
             loss = mle_epoch(self.generator, self.real, self.g_optimizer, cfg.mle.batch_size, cfg.mle.grad_clip,
@@ -195,8 +234,8 @@ class Run:
             self.state.mle_epochs = epoch + 1
             stats: dict[str, float] = {"train_nll": loss}
             if self.state.mle_epochs % cfg.mle_eval_every == 0 or self.state.mle_epochs == cfg.mle.epochs:
-                stats.update(evaluate(self.generator, self.oracle, self.test, cfg.adversarial.eval_samples, self.rng))
-                bar.set_postfix(nll_oracle=f"{stats['nll_oracle']:.3f}")
+                stats.update(self.evaluate())
+                bar.set_postfix({HEADLINE[k]: f"{stats[k]:.3f}" for k in HEADLINE if k in stats})
             stats["wall_time"] = time.time() - started
             self._log("mle", self.state.mle_epochs, stats, writer)
             if self.state.mle_epochs % cfg.checkpoint_every == 0:
@@ -241,20 +280,20 @@ class Run:
                 self._checkpoint(started)
 
         adversarial_train(g_step, self.generator, envs, self.discriminator, self.real, cfg, self.rng,
-                          self.oracle, self.test, self.d_optimizer, start_step=self.state.adversarial_steps,
-                          on_step=on_step, progress=self.progress)
+                          self.d_optimizer, start_step=self.state.adversarial_steps, on_step=on_step,
+                          progress=self.progress, evaluate=self.evaluate)
         self.state.phase = "done"
         self._checkpoint(started)
 
     def _sb3_model(self, envs: Any) -> Any:
-        from agents.sb3 import SB3VecEnvAdapter, make_a2c, make_ppo
+        from agents.sb3 import SB3VecEnvAdapter, make_a2c, make_ppo, quiet_logger
         from stable_baselines3 import A2C, PPO
         from stable_baselines3.common.vec_env import VecMonitor
 
         venv = VecMonitor(SB3VecEnvAdapter(envs))
         if self.sb3_state is not None:  # resuming
             algorithm = PPO if self.config.algo == "ppo" else A2C
-            self.sb3_model = algorithm.load(io.BytesIO(self.sb3_state), env=venv)
+            self.sb3_model = quiet_logger(algorithm.load(io.BytesIO(self.sb3_state), env=venv))
         else:
             make = make_ppo if self.config.algo == "ppo" else make_a2c
             self.sb3_model = make(venv, generator=self.generator, seed=self.config.seed)
@@ -262,10 +301,11 @@ class Run:
 
     def finish(self) -> dict[str, Any]:
         """Final models, the learning-curve figure and ``summary.json``."""
-        save_model(self.generator, self.out / "generator.pt")
+        vocabulary = {"vocabulary": self.vocab.to_dict()} if self.vocab is not None else {}
+        save_model(self.generator, self.out / "generator.pt", **vocabulary)
         save_model(self.discriminator, self.out / "discriminator.pt")
         plot_learning_curve(self.state.history, self.out / "learning_curve.png")
-        evaluated = [r for r in self.state.history if "nll_oracle" in r]
+        evaluated = [r for r in self.state.history if "nll_test" in r]
         summary = {
             "config": self.config.to_dict(), "wall_time_s": round(self.state.wall_time, 1),
             "after_mle": next((r for r in reversed(evaluated) if r["phase"] == "mle"), None),
@@ -275,19 +315,29 @@ class Run:
         return summary
 
 
+def text_preset(base: Preset, vocab: Vocabulary, length: int) -> Preset:
+    """``base`` sized for a corpus: its vocabulary, its length, the special tokens; D's
+    windows longer than the sequences are left out."""
+    disc = base.discriminator
+    windows = [(k, n) for k, n in zip(disc.filter_sizes, disc.num_filters) if k <= length]
+    disc = dataclasses.replace(disc, filter_sizes=tuple(k for k, _ in windows), num_filters=tuple(n for _, n in windows))
+    return base.replace(vocab_size=vocab.size, seq_len=length, start_token=BOS, eos_token=EOS, discriminator=disc)
+
+
 def oracle_fingerprint(oracle: Oracle) -> float:
     """A number that tells oracles apart (the sum of all parameters)."""
     return float(sum(float(p.double().sum()) for p in oracle.parameters()))
 
 
 def plot_learning_curve(history: list[dict[str, Any]], path: Path) -> None:
-    """NLL-oracle against epochs, MLE and adversarial phases marked (the paper's figure)."""
+    """NLL-oracle (NLL-test for text) against epochs, MLE and adversarial phases marked (the paper's figure)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points = [(r["epoch"], r["nll_oracle"], r["phase"]) for r in history if "nll_oracle" in r]
+    metric = "nll_oracle" if any("nll_oracle" in r for r in history) else "nll_test"
+    points = [(r["epoch"], r[metric], r["phase"]) for r in history if metric in r]
     fig, ax = plt.subplots(figsize=(6, 4))
     for phase, colour, label in (("mle", "tab:blue", "MLE pretraining"), ("adversarial", "tab:red", "SeqGAN")):
         xs = [p[0] for p in points if p[2] == phase]
@@ -298,7 +348,7 @@ def plot_learning_curve(history: list[dict[str, Any]], path: Path) -> None:
     if mle_end is not None and any(p[2] == "adversarial" for p in points):
         ax.axvline(mle_end, color="grey", linestyle="--", linewidth=1)
     ax.set_xlabel("epoch (MLE epochs, then adversarial steps)")
-    ax.set_ylabel("NLL-oracle")
+    ax.set_ylabel("NLL-oracle" if metric == "nll_oracle" else "NLL-test (held-out text)")
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()

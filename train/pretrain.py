@@ -59,7 +59,9 @@ def mle_epoch(generator: Generator, data: torch.Tensor, optimizer: torch.optim.O
     for start in range(0, data.shape[0], batch_size):
         batch = data[order[start : start + batch_size]].to(generator.device)
         logits = generator(batch)
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.reshape(-1))
+        # PAD after an end token (text data) is no prediction: ignored.
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.reshape(-1),
+                                                 ignore_index=generator.vocab_size)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(generator.parameters(), grad_clip)

@@ -38,6 +38,8 @@ class TokenLSTM(nn.Module):
         seq_len: length of the sequences it samples.
         start_token: id fed as the first input.
         init_std: standard deviation of the N(0, std) initialisation of every parameter.
+        eos_token: end-of-sequence id (text data): :meth:`sample` writes PAD (``vocab_size``)
+            after it. ``None`` (synthetic data): every sequence has ``seq_len`` tokens.
     """
 
     def __init__(
@@ -48,10 +50,14 @@ class TokenLSTM(nn.Module):
         seq_len: int,
         start_token: int = 0,
         init_std: float = 0.1,
+        eos_token: int | None = None,
     ) -> None:
         super().__init__()
         if not 0 <= start_token < vocab_size:
             raise ValueError(f"start_token {start_token} is outside [0, {vocab_size})")
+        if eos_token is not None and not 0 <= eos_token < vocab_size:
+            raise ValueError(f"eos_token {eos_token} is outside [0, {vocab_size})")
+        self.eos_token = eos_token
         self.vocab_size = vocab_size
         self.embedding_dim = embedding_dim
         self.hidden_dim = hidden_dim
@@ -76,6 +82,7 @@ class TokenLSTM(nn.Module):
             "hidden_dim": self.hidden_dim,
             "seq_len": self.seq_len,
             "start_token": self.start_token,
+            "eos_token": self.eos_token,
         }
 
     @property
@@ -142,26 +149,35 @@ class TokenLSTM(nn.Module):
         """
         return self.output(self.hidden_states(sequences))
 
-    def log_probs(self, sequences: torch.Tensor) -> torch.Tensor:
-        """Log-probability of every token of ``sequences`` (``(B, T)`` -> ``(B, T)``)."""
+    def log_probs(self, sequences: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+        """Log-probability of every token of ``sequences`` (``(B, T)`` -> ``(B, T)``), under
+        the distribution that :meth:`sample` draws from at ``temperature``."""
         logits = self(sequences)
+        if temperature != 1.0:
+            logits = logits / temperature
         chosen = logits.gather(-1, sequences.clamp(max=self.vocab_size - 1).unsqueeze(-1)).squeeze(-1)
         return chosen - torch.logsumexp(logits, dim=-1)
 
     @torch.inference_mode()
-    def nll(self, sequences: torch.Tensor, batch_size: int = 64, lengths: torch.Tensor | None = None) -> float:
+    def nll(self, sequences: torch.Tensor, batch_size: int = 64, lengths: torch.Tensor | None = None,
+            temperature: float = 1.0) -> float:
         """Mean per-token negative log-likelihood of ``sequences``.
 
-        ``lengths`` (optional, ``(B,)``) counts only the first ``lengths[i]`` tokens of row i.
+        PAD positions (ids ``>= vocab_size``, after an end token) are not counted; ``lengths``
+        (optional, ``(B,)``) counts only the first ``lengths[i]`` tokens of row i.
         """
         total, count = 0.0, 0
         for start in range(0, sequences.shape[0], batch_size):
             chunk = sequences[start : start + batch_size].to(self.device)
-            logp = self.log_probs(chunk)
+            logp = self.log_probs(chunk, temperature)
             if lengths is not None:
                 mask = torch.arange(chunk.shape[1], device=self.device) < lengths[
                     start : start + batch_size
                 ].to(self.device).unsqueeze(1)
+                total -= float(logp[mask].sum())
+                count += int(mask.sum())
+            elif int(chunk.max()) >= self.vocab_size:
+                mask = chunk < self.vocab_size
                 total -= float(logp[mask].sum())
                 count += int(mask.sum())
             else:
@@ -178,6 +194,7 @@ class TokenLSTM(nn.Module):
     ) -> torch.Tensor:
         """Sample ``num`` sequences of ``seq_len`` tokens: ``(num, seq_len)`` int64.
 
+        With an ``eos_token``, positions after a row's end token hold PAD (``vocab_size``).
         Rows are drawn ``batch_size`` at a time: larger blocks of logits fall out of the
         allocator's reuse and cost page faults on every step.
         """
@@ -187,11 +204,21 @@ class TokenLSTM(nn.Module):
             for begin in range(0, num, batch_size):
                 rows = min(batch_size, num - begin)
                 logits, state = self.start(rows)
+                ended = torch.zeros(rows, dtype=torch.bool, device=self.device)
                 for t in range(self.seq_len):
                     token = sample_categorical(logits, generator, temperature)
+                    if self.eos_token is not None:
+                        token = token.masked_fill(ended, self.vocab_size)
+                        ended |= token == self.eos_token
                     out[begin : begin + rows, t] = token
-                    if t + 1 < self.seq_len:
-                        logits, state = self.step(token, state)
+                    if t + 1 == self.seq_len:
+                        break
+                    if self.eos_token is not None:
+                        if bool(ended.all()):
+                            out[begin : begin + rows, t + 1 :] = self.vocab_size
+                            break
+                        token = token.clamp(max=self.vocab_size - 1)  # ended rows feed a dummy id
+                    logits, state = self.step(token, state)
         return out.clone()  # a normal tensor, usable as training data under autograd
 
 
@@ -202,7 +229,7 @@ class Generator(TokenLSTM):
     def from_preset(cls, preset: Any) -> "Generator":
         return cls(
             preset.vocab_size, preset.gen_embedding_dim, preset.gen_hidden_dim,
-            preset.seq_len, preset.start_token, init_std=0.1,
+            preset.seq_len, preset.start_token, init_std=0.1, eos_token=getattr(preset, "eos_token", None),
         )
 
 

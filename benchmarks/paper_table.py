@@ -1,0 +1,91 @@
+"""The SeqGAN paper's synthetic-data table, reproduced on its oracle.
+
+Runs the whole pipeline (MLE, D pretraining, adversarial steps) on the paper's oracle with a
+training preset (``cpu`` by default: the paper's models and generator updates, a lighter D
+schedule; see ``train/config.py``) and prints NLL-oracle and NLL-test of the untrained, MLE
+and SeqGAN generators beside the paper's numbers, with the wall time of each phase.
+
+The run is an ordinary ``seqgan train`` folder: if it exists, the script finishes it (resume)
+or, when finished, only prints its table.
+
+    python -m benchmarks.paper_table                       # ~45 min on 2 CPU cores
+    python -m benchmarks.paper_table --out runs/paper-table --oracle ../shared/oracle/seqgan_paper_oracle.npz
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from seqgan_env.factory import resolve_oracle
+from seqgan_env.presets import get_preset
+from train.config import get_train_config
+from train.pipeline import Run
+
+DEFAULT_ORACLE = Path(__file__).resolve().parents[2] / "shared" / "oracle" / "seqgan_paper_oracle.npz"
+
+# Yu et al. (2017), Table 1 (NLL-oracle), and the original code's MLE log; the paper reports
+# no NLL-test.
+PAPER = {"untrained": None, "MLE": 9.038, "SeqGAN": 8.736}
+GOALS = {"MLE": 9.07, "SeqGAN": 8.74}
+
+
+def table_rows(history: list[dict]) -> list[dict]:
+    """Untrained, after-MLE and final rows of a run's evaluated history."""
+    evaluated = [r for r in history if r.get("nll_oracle") is not None]
+    mle = [r for r in evaluated if r["phase"] == "mle"]
+    adversarial = [r for r in evaluated if r["phase"] == "adversarial"]
+    d_end = max((r.get("wall_time", 0.0) for r in history if r["phase"] == "d_pretrain"), default=None)
+    rows = [{"model": "untrained", **mle[0], "wall_time": 0.0}, {"model": "MLE", **mle[-1]}]
+    if adversarial:
+        best = min(adversarial, key=lambda r: r["nll_oracle"])
+        rows.append({"model": "SeqGAN", **adversarial[-1]})
+        rows.append({"model": "SeqGAN (best evaluation)", **best})
+    for row in rows:
+        row["d_pretrain_end"] = d_end
+    return rows
+
+
+def print_table(rows: list[dict], total_wall: float) -> None:
+    print(f"{'model':<26}{'epoch':>6}{'NLL-oracle':>12}{'paper':>8}{'goal':>7}{'NLL-test':>10}{'wall (min)':>12}")
+    for row in rows:
+        key = "SeqGAN" if row["model"].startswith("SeqGAN") else row["model"]
+        paper = PAPER.get(key)
+        goal = GOALS.get(key)
+        print(f"{row['model']:<26}{row['epoch']:>6}{row['nll_oracle']:>12.3f}"
+              f"{(f'{paper:.3f}' if paper else '-'):>8}{(f'≤{goal}' if goal else '-'):>7}"
+              f"{row.get('nll_test', float('nan')):>10.3f}{row.get('wall_time', 0.0) / 60:>12.1f}")
+    print(f"whole pipeline: {total_wall / 60:.1f} min")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--oracle", default=str(DEFAULT_ORACLE))
+    parser.add_argument("--preset", default="cpu")
+    parser.add_argument("--out", default="runs/paper-table")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    config = get_train_config(args.preset)
+    if not (out / "summary.json").exists():
+        oracle = resolve_oracle(args.oracle, get_preset(config.model_preset))
+        resume = (out / "checkpoint.pt").exists()
+        run = Run(out, config, oracle, resume=resume)
+        run.run()
+        history, wall = run.state.history, run.state.wall_time
+    else:
+        payload = Run.load_payload(out)
+        history, wall = payload["state"]["history"], payload["state"]["wall_time"]
+    rows = table_rows(history)
+    print_table(rows, wall)
+    (out / "paper_table.json").write_text(json.dumps({"rows": rows, "wall_time_s": wall}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

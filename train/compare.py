@@ -1,0 +1,483 @@
+"""Compare generator-training algorithms on the same reward: seeds, tables, plots, baselines.
+
+Every run of a comparison starts from the same MLE-pretrained generator and the same
+pretrained discriminator (the *base*, trained once by the ordinary pipeline), and spends the
+same budget, counted in generated tokens (episode tokens the agent writes; the Monte Carlo
+completions inside the reward are the reward's cost, not the agent's). Settings:
+
+* ``fixed``: D is frozen, so the Monte Carlo reward is stationary: a plain RL problem;
+* ``adversarial``: D is retrained after every generator update, as in SeqGAN.
+
+Baselines keep the comparison honest (see ``docs/comparing.md``):
+
+* ``mle``: the base generator with no RL, sampled at temperatures ``config.temperatures``:
+  lower temperature lowers NLL-oracle and raises NLL-test; RL results are points on the same
+  NLL-oracle vs NLL-test plot;
+* ``constant`` and ``random``: the paper's REINFORCE with a constant reward and with an
+  independent uniform reward instead of D;
+* ``oracle``: REINFORCE on the oracle's log-likelihood (reward-to-go, mean baseline): what
+  maximising the true likelihood does to diversity.
+
+Each finished run writes ``runs/<setting>/<name>/seed<k>.json`` atomically; a comparison
+started again in the same folder skips those and redoes only the rest. Seeds run in parallel
+worker processes when the machine has the cores (``workers``).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import importlib
+import json
+import math
+import os
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import gymnasium as gym
+import torch
+from tqdm.auto import tqdm
+
+import seqgan_env
+from agents.base import Agent, collect_episodes
+from agents.reinforce import ReinforceAgent, ReinforceConfig
+from seqgan_env.checkpoint import load_checkpoint, load_model
+from seqgan_env.models import Generator, Oracle, TokenLSTM
+from seqgan_env.presets import Preset, get_preset
+from seqgan_env.rewards import MonteCarloReward
+from train.config import get_train_config
+from train.pretrain import DiscriminatorConfig, train_discriminator
+
+BUILTIN_AGENTS = ("reinforce", "ppo", "a2c")
+BASELINES = ("constant", "random", "oracle")
+SETTINGS = ("fixed", "adversarial")
+
+
+@dataclass
+class CompareConfig:
+    """What a comparison runs; saved in ``compare.json`` so a restarted comparison matches."""
+
+    algos: tuple[str, ...] = BUILTIN_AGENTS
+    """Agents: ``reinforce``, ``ppo``, ``a2c``, or ``module:function`` where
+    ``function(generator, envs, seed) -> agents.Agent`` builds any agent of the interface
+    whose ``generator`` attribute is the policy it trains (what the evaluations measure)."""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """Seeds of the RL runs (the base is shared)."""
+    settings: tuple[str, ...] = SETTINGS
+    """``fixed`` (stationary reward) and/or ``adversarial`` (D retrained between updates)."""
+    baselines: tuple[str, ...] = BASELINES
+    """REINFORCE on uninformative (``constant``, ``random``) and oracle rewards."""
+    temperatures: tuple[float, ...] = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
+    """Sampling temperatures of the MLE-only curve."""
+    base_preset: str = "cpu"
+    """Training preset of the shared pretraining (MLE and D)."""
+    base_mle_epochs: int | None = 30
+    """MLE epochs of the base (``None``: the preset's)."""
+    base_d_rounds: int | None = 5
+    """D pretraining rounds of the base (``None``: the preset's)."""
+    token_budget: int = 64 * 20 * 20
+    """Generated tokens per run (64 sequences of 20 tokens per update: 20 updates)."""
+    batch_size: int = 64
+    """Sequences per generator update (the vector env's ``num_envs``)."""
+    num_rollouts: int = 16
+    """Monte Carlo completions per step of the reward."""
+    d_negatives: int = 1_000
+    """Adversarial setting: fresh generator samples D is retrained on after each update."""
+    d_epochs: int = 1
+    """Adversarial setting: epochs over them."""
+    evaluations: int = 4
+    """Evaluations along the budget (plus one at the start)."""
+    eval_samples: int = 5_000
+    """Samples for NLL-oracle at each evaluation."""
+    seed: int = 0
+    """Seed of the base pretraining."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "CompareConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names})
+
+    def jobs(self) -> list[tuple[str, str, int]]:
+        """``(setting, name, seed)`` of every run; baselines run once (their reward ignores D)."""
+        out = [(s, a, seed) for s in self.settings for a in self.algos for seed in self.seeds]
+        out += [("baseline", b, seed) for b in self.baselines for seed in self.seeds]
+        return out
+
+
+COMPARE_PRESETS: dict[str, CompareConfig] = {
+    # The paper's models and oracle on 2 CPU cores: 20 updates of 64 sequences per run.
+    "cpu": CompareConfig(),
+    # Seconds per run, for tests and trying the command out.
+    "tiny": CompareConfig(seeds=(0, 1), temperatures=(1.0, 0.7), base_preset="tiny", base_mle_epochs=None,
+                          base_d_rounds=None, token_budget=32 * 8 * 4, batch_size=32, num_rollouts=4,
+                          d_negatives=200, evaluations=2, eval_samples=500),
+}
+
+
+def get_compare_config(name: str) -> CompareConfig:
+    """A copy of the named comparison preset."""
+    try:
+        return dataclasses.replace(COMPARE_PRESETS[name])
+    except KeyError:
+        raise ValueError(f"unknown comparison preset {name!r}; choose one of {sorted(COMPARE_PRESETS)}") from None
+
+
+def _check(config: CompareConfig) -> None:
+    for setting in config.settings:
+        if setting not in SETTINGS:
+            raise ValueError(f"unknown setting {setting!r}; choose from {list(SETTINGS)}")
+    for baseline in config.baselines:
+        if baseline not in BASELINES:
+            raise ValueError(f"unknown baseline {baseline!r}; choose from {list(BASELINES)}")
+    for algo in config.algos:
+        if algo not in BUILTIN_AGENTS and ":" not in algo:
+            raise ValueError(f"unknown agent {algo!r}: one of {list(BUILTIN_AGENTS)} or 'module:function'")
+    if not config.seeds:
+        raise ValueError("a comparison needs at least one seed")
+
+
+# -- the shared base ---------------------------------------------------------------------
+def prepare_base(folder: Path, config: CompareConfig, oracle: Oracle, progress: bool = True) -> Path:
+    """MLE generator and pretrained D shared by every run (``folder/base``), trained once, resumable."""
+    from train.pipeline import Run
+
+    base = folder / "base"
+    if (base / "summary.json").exists():
+        return base
+    train_config = get_train_config(config.base_preset)
+    if config.base_mle_epochs is not None:
+        train_config.mle.epochs = config.base_mle_epochs
+    if config.base_d_rounds is not None:
+        train_config.d_pretrain.rounds = config.base_d_rounds
+    train_config.adversarial.steps = 0
+    train_config.adversarial.eval_samples = config.eval_samples
+    train_config.seed = config.seed
+    resume = (base / "checkpoint.pt").exists()
+    Run(base, train_config, oracle, resume=resume, progress=progress).run()
+    return base
+
+
+# -- one run -----------------------------------------------------------------------------
+def load_agent_factory(spec: str) -> Callable[..., Agent]:
+    """``module:function`` -> the function (``function(generator, envs, seed) -> Agent``)."""
+    module_name, _, attr = spec.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot load agent {spec!r}: {exc}") from None
+    if not callable(factory):
+        raise ValueError(f"agent {spec!r} is not callable")
+    return factory
+
+
+def _evaluate(generator: Generator, oracle: Oracle, test: torch.Tensor, samples: int, seed: int) -> dict[str, float]:
+    rng = torch.Generator().manual_seed(seed)
+    return {"nll_oracle": oracle.nll(generator.sample(samples, rng)), "nll_test": generator.nll(test)}
+
+
+def run_one(folder: str, job: tuple[str, str, int], config_data: dict[str, Any], oracle_spec: str | None,
+            threads: int) -> dict[str, Any]:
+    """Train one (setting, agent, seed) from the base and write its result file."""
+    from seqgan_env.factory import resolve_oracle
+
+    torch.set_num_threads(threads)
+    config = CompareConfig.from_dict(config_data)
+    setting, name, seed = job
+    root = Path(folder)
+    base = root / "base"
+    generator = load_model(base / "generator.pt", "generator")
+    discriminator = load_model(base / "discriminator.pt", "discriminator").eval()
+    payload = load_checkpoint(base / "checkpoint.pt", "training-run")
+    real, test = payload["real"], payload["test"]
+    preset: Preset = get_preset(payload["config"]["model_preset"]).replace(
+        vocab_size=generator.vocab_size, seq_len=generator.seq_len, start_token=generator.start_token)
+    oracle = resolve_oracle(oracle_spec, preset)
+    torch.manual_seed(seed)
+    rng = torch.Generator().manual_seed(1000 + seed)
+
+    reward = {"constant": "constant", "random": "random", "oracle": "oracle"}.get(name, "monte_carlo") \
+        if setting == "baseline" else "monte_carlo"
+    envs = gym.make_vec("SeqGAN-v0", num_envs=config.batch_size, preset=preset, reward=reward,
+                        discriminator=discriminator, rollout_policy=generator, oracle=oracle,
+                        num_rollouts=config.num_rollouts)
+    step, generator = _generator_step(name, setting, generator, envs, seed)
+    d_optimizer = torch.optim.Adam(discriminator.parameters(), lr=1e-4)
+    d_config = DiscriminatorConfig(rounds=1, epochs=config.d_epochs, num_negatives=config.d_negatives)
+
+    started = time.time()
+    curve = [{"tokens": 0, **_evaluate(generator, oracle, test, config.eval_samples, seed), "wall_time": 0.0}]
+    eval_every = config.token_budget / config.evaluations
+    tokens, next_eval, rewards = 0, eval_every, []
+    while tokens < config.token_budget:
+        stats = step(int(torch.randint(2**31 - 1, (1,), generator=rng)))
+        tokens += int(stats["tokens"])
+        rewards.append(stats["mean_reward"])
+        if setting == "adversarial":
+            discriminator.train()
+            train_discriminator(discriminator, generator, real, d_config, rng, d_optimizer)
+            discriminator.eval()
+            seqgan_env.set_discriminator(envs, discriminator)
+        if tokens >= next_eval or tokens >= config.token_budget:
+            next_eval += eval_every
+            curve.append({"tokens": tokens, **_evaluate(generator, oracle, test, config.eval_samples, seed),
+                          "mean_reward": stats["mean_reward"], "wall_time": time.time() - started})
+    envs.close()
+    result = {"setting": setting, "name": name, "seed": seed, "tokens": tokens, "updates": len(rewards),
+              "curve": curve, "final": {**curve[-1], "mean_reward": rewards[-1]},
+              "wall_time": time.time() - started}
+    _write_json(_result_path(root, job), result)
+    return result
+
+
+def _generator_step(name: str, setting: str, generator: Generator, envs: Any,
+                    seed: int) -> tuple[Callable[[int], dict], Generator]:
+    """One generator update of agent ``name`` (its stats, with the tokens it generated) and the
+    generator that evaluations measure."""
+    if name in ("ppo", "a2c"):
+        from agents.sb3 import copy_actor_to_generator, make_a2c, make_ppo
+
+        model = (make_ppo if name == "ppo" else make_a2c)(envs, generator=generator, seed=seed)
+        rollout = model.n_envs * model.n_steps
+
+        def sb3(_: int) -> dict[str, float]:
+            model.learn(total_timesteps=rollout, reset_num_timesteps=False)
+            copy_actor_to_generator(model.policy, generator)
+            return {"mean_reward": float(model.rollout_buffer.rewards.mean()), "tokens": rollout}
+
+        return sb3, generator
+    if name == "reinforce" or setting == "baseline":
+        config = ReinforceConfig(reward_to_go=True, baseline="mean") if name == "oracle" else ReinforceConfig()
+        agent: Agent = ReinforceAgent(generator, config, seed=seed)
+    else:
+        agent = load_agent_factory(name)(generator, envs, seed)
+        if not isinstance(agent, Agent):
+            raise TypeError(f"agent {name!r} built a {type(agent).__name__}, not an agents.Agent")
+        if not isinstance(getattr(agent, "generator", None), TokenLSTM):
+            raise TypeError(f"agent {name!r} has no `generator` (a TokenLSTM policy): a comparison measures "
+                            "NLL-oracle and NLL-test of the generator each agent trains")
+    if agent.rollout_policy is not None and isinstance(seqgan_env.reward_wrapper(envs).reward_model, MonteCarloReward):
+        seqgan_env.set_rollout_policy(envs, agent.rollout_policy)
+
+    def episodes(episode_seed: int) -> dict[str, float]:
+        batch = collect_episodes(envs, agent, seed=episode_seed)
+        stats = agent.learn(batch)
+        stats.setdefault("mean_reward", float((batch.rewards * batch.mask).sum() / batch.mask.sum()))
+        return {**stats, "tokens": int(batch.lengths.sum())}
+
+    return episodes, getattr(agent, "generator", generator)
+
+
+def _result_path(root: Path, job: tuple[str, str, int]) -> Path:
+    setting, name, seed = job
+    return root / "runs" / setting / name.replace(":", "_").replace("/", "_") / f"seed{seed}.json"
+
+
+def _write_json(path: Path, data: Any) -> None:
+    """Write JSON through a temporary file and a rename, so a killed run leaves no half file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(json.dumps(data, indent=1))
+    os.replace(temp, path)
+
+
+# -- the comparison ----------------------------------------------------------------------
+def default_workers() -> int:
+    """One single-threaded worker per core: the models are small, so a run gains little from
+    a second thread, while two runs on two cores do twice the work."""
+    return max(1, os.cpu_count() or 1)
+
+
+def compare(folder: str | Path, config: CompareConfig, oracle: Oracle, oracle_spec: str | None,
+            workers: int | None = None, progress: bool = True) -> dict[str, Any]:
+    """Run (or finish) a comparison in ``folder``; write the table and the plots."""
+    _check(config)
+    root = Path(folder)
+    root.mkdir(parents=True, exist_ok=True)
+    saved = root / "compare.json"
+    if saved.exists():
+        previous = json.loads(saved.read_text())
+        if previous != config.to_dict():
+            raise ValueError(f"{root} holds a comparison with other settings ({saved}); use another --out "
+                             "or the same settings to finish it")
+    else:
+        _write_json(saved, config.to_dict())
+    prepare_base(root, config, oracle, progress)
+
+    pending = [job for job in config.jobs() if not _result_path(root, job).exists()]
+    workers = workers or default_workers()
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    bar = tqdm(total=len(config.jobs()), initial=len(config.jobs()) - len(pending), desc="compare",
+               unit="run", disable=not progress)
+    if workers == 1:
+        for job in pending:
+            bar.set_postfix_str(f"{job[0]}/{job[1]}/seed{job[2]}")
+            run_one(str(root), job, config.to_dict(), oracle_spec, threads)
+            bar.update()
+    else:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            futures = [pool.submit(run_one, str(root), job, config.to_dict(), oracle_spec, threads) for job in pending]
+            for future in futures:
+                future.result()
+                bar.update()
+    bar.close()
+    return report(root, config, oracle)
+
+
+# -- tables and plots --------------------------------------------------------------------
+# Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (standard tables).
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+         2.045, 2.042)
+
+
+def mean_ci(values: list[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95% confidence interval (Student's t; 0 for one value)."""
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, 0.0
+    df = len(values) - 1
+    t = _T975[df - 1] if df <= len(_T975) else 1.96
+    return mean, t * statistics.stdev(values) / math.sqrt(len(values))
+
+
+def temperature_curve(base: Path, oracle: Oracle, temperatures: tuple[float, ...], samples: int,
+                      seeds: tuple[int, ...]) -> list[dict[str, float]]:
+    """NLL-oracle and NLL-test of the MLE generator sampled at each temperature (mean over seeds)."""
+    generator = load_model(base / "generator.pt", "generator")
+    test = load_checkpoint(base / "checkpoint.pt", "training-run")["test"]
+    rows = []
+    for temperature in temperatures:
+        nll_oracle = [oracle.nll(generator.sample(samples, torch.Generator().manual_seed(s), temperature=temperature))
+                      for s in seeds]
+        mean, half = mean_ci(nll_oracle)
+        rows.append({"temperature": temperature, "nll_oracle": mean, "nll_oracle_ci": half,
+                     "nll_test": generator.nll(test, temperature=temperature)})
+    return rows
+
+
+METRICS = (("nll_oracle", "NLL-oracle"), ("nll_test", "NLL-test"), ("mean_reward", "final mean reward"),
+           ("wall_time", "wall time (s)"))
+
+
+def report(root: Path, config: CompareConfig, oracle: Oracle) -> dict[str, Any]:
+    """``results.md``, ``results.csv``, ``learning_curves.png`` and ``quality_diversity.png``."""
+    results: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for job in config.jobs():
+        path = _result_path(root, job)
+        if path.exists():
+            results.setdefault((job[0], job[1]), []).append(json.loads(path.read_text()))
+    curve = temperature_curve(root / "base", oracle, config.temperatures, config.eval_samples, config.seeds)
+    rows = []
+    mle = curve[0] if curve and curve[0]["temperature"] == 1.0 else None
+    if mle is not None:
+        rows.append({"setting": "-", "method": "MLE only", "seeds": len(config.seeds),
+                     "nll_oracle": mle["nll_oracle"], "nll_oracle_ci": mle["nll_oracle_ci"],
+                     "nll_test": mle["nll_test"], "nll_test_ci": 0.0})
+    for (setting, name), runs in results.items():
+        row: dict[str, Any] = {"setting": setting, "method": _label(setting, name), "seeds": len(runs)}
+        for key, _ in METRICS:
+            values = [r["wall_time"] if key == "wall_time" else r["final"][key] for r in runs]
+            row[key], row[f"{key}_ci"] = mean_ci([float(v) for v in values])
+        rows.append(row)
+    _write_table(root, rows, config)
+    _plot_curves(root / "learning_curves.png", results)
+    _plot_quality_diversity(root / "quality_diversity.png", curve, results)
+    return {"rows": rows, "temperature_curve": curve}
+
+
+def _label(setting: str, name: str) -> str:
+    if setting == "baseline":
+        return {"constant": "REINFORCE, constant reward", "random": "REINFORCE, random reward",
+                "oracle": "REINFORCE, oracle log-likelihood reward"}[name]
+    return name
+
+
+def _write_table(root: Path, rows: list[dict[str, Any]], config: CompareConfig) -> None:
+    fields = ["setting", "method", "seeds"] + [k for key, _ in METRICS for k in (key, f"{key}_ci")]
+    with (root / "results.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    header = "| setting | method | seeds | " + " | ".join(label for _, label in METRICS) + " |"
+    lines = [f"Budget: {config.token_budget:,} generated tokens per run; mean ± 95% CI over seeds.", "",
+             header, "|" + "---|" * (3 + len(METRICS))]
+    for row in rows:
+        cells = []
+        for key, _ in METRICS:
+            if key in row:
+                digits = 1 if key == "wall_time" else 3
+                cells.append(f"{row[key]:.{digits}f} ± {row[f'{key}_ci']:.{digits}f}")
+            else:
+                cells.append("–")
+        lines.append(f"| {row['setting']} | {row['method']} | {row['seeds']} | " + " | ".join(cells) + " |")
+    (root / "results.md").write_text("\n".join(lines) + "\n")
+
+
+def _plot_curves(path: Path, results: dict[tuple[str, str], list[dict[str, Any]]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    settings = [s for s in ("fixed", "adversarial", "baseline") if any(k[0] == s for k in results)]
+    if not settings:
+        return
+    fig, axes = plt.subplots(1, len(settings), figsize=(5 * len(settings), 4), sharey=True, squeeze=False)
+    titles = {"fixed": "fixed discriminator", "adversarial": "adversarial (D retrained)", "baseline": "baselines"}
+    for ax, setting in zip(axes[0], settings):
+        for (s, name), runs in sorted(results.items()):
+            if s != setting:
+                continue
+            steps = min(len(r["curve"]) for r in runs)
+            xs = [statistics.fmean(r["curve"][i]["tokens"] for r in runs) for i in range(steps)]
+            stats = [mean_ci([r["curve"][i]["nll_oracle"] for r in runs]) for i in range(steps)]
+            means = [m for m, _ in stats]
+            line, = ax.plot(xs, means, marker=".", label=_label(s, name))
+            ax.fill_between(xs, [m - h for m, h in stats], [m + h for m, h in stats], color=line.get_color(),
+                            alpha=0.2)
+        ax.set_title(titles[setting])
+        ax.set_xlabel("generated tokens")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("NLL-oracle (lower: closer to the oracle)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _plot_quality_diversity(path: Path, curve: list[dict[str, float]],
+                            results: dict[tuple[str, str], list[dict[str, Any]]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.plot([c["nll_test"] for c in curve], [c["nll_oracle"] for c in curve], "k--", marker="o",
+            label="MLE at temperature T")
+    for c in curve:
+        ax.annotate(f"T={c['temperature']:g}", (c["nll_test"], c["nll_oracle"]), fontsize=7,
+                    textcoords="offset points", xytext=(4, 4))
+    markers = {"fixed": "o", "adversarial": "s", "baseline": "^"}
+    for (setting, name), runs in sorted(results.items()):
+        x, dx = mean_ci([r["final"]["nll_test"] for r in runs])
+        y, dy = mean_ci([r["final"]["nll_oracle"] for r in runs])
+        ax.errorbar(x, y, xerr=dx, yerr=dy, marker=markers[setting], linestyle="none", capsize=2,
+                    label=f"{_label(setting, name)} ({setting})" if setting != "baseline" else _label(setting, name))
+    ax.set_xlabel("NLL-test (lower: covers the real data better; higher: less diverse)")
+    ax.set_ylabel("NLL-oracle (lower: samples the oracle finds likely)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
