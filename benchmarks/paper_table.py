@@ -23,7 +23,7 @@ import torch
 from seqgan_env.factory import resolve_oracle
 from seqgan_env.presets import get_preset
 from train.config import get_train_config
-from train.pipeline import Run
+from train.pipeline import Run, plot_learning_curve
 
 DEFAULT_ORACLE = Path(__file__).resolve().parents[2] / "shared" / "oracle" / "seqgan_paper_oracle.npz"
 
@@ -67,12 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--out", default="runs/paper-table")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="print the table of the run in --out as far as it got, without training")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     config = get_train_config(args.preset)
-    if not (out / "summary.json").exists():
+    if not (out / "summary.json").exists() and not args.report_only:
         oracle = resolve_oracle(args.oracle, get_preset(config.model_preset))
         resume = (out / "checkpoint.pt").exists()
         run = Run(out, config, oracle, resume=resume)
@@ -84,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = table_rows(history)
     print_table(rows, wall)
     (out / "paper_table.json").write_text(json.dumps({"rows": rows, "wall_time_s": wall}, indent=1))
+    plot_learning_curve(history, out / "learning_curve.png")
     return 0
 
 

@@ -295,7 +295,7 @@ def default_workers() -> int:
 
 
 def compare(folder: str | Path, config: CompareConfig, oracle: Oracle, oracle_spec: str | None,
-            workers: int | None = None, progress: bool = True) -> dict[str, Any]:
+            workers: int | None = None, progress: bool = True, threads: int | None = None) -> dict[str, Any]:
     """Run (or finish) a comparison in ``folder``; write the table and the plots."""
     _check(config)
     root = Path(folder)
@@ -312,7 +312,7 @@ def compare(folder: str | Path, config: CompareConfig, oracle: Oracle, oracle_sp
 
     pending = [job for job in config.jobs() if not _result_path(root, job).exists()]
     workers = workers or default_workers()
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = threads or max(1, (os.cpu_count() or 1) // workers)
     bar = tqdm(total=len(config.jobs()), initial=len(config.jobs()) - len(pending), desc="compare",
                unit="run", disable=not progress)
     if workers == 1:

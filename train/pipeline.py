@@ -241,6 +241,9 @@ class Run:
             if self.state.mle_epochs % cfg.checkpoint_every == 0:
                 self._checkpoint(started)
         self.state.phase = "d_pretrain"
+        # The MLE generator on its own, to compare with or sample from after SeqGAN.
+        vocabulary = {"vocabulary": self.vocab.to_dict()} if self.vocab is not None else {}
+        save_model(self.generator, self.out / "generator_mle.pt", **vocabulary)
         self._checkpoint(started)
 
     def _d_pretrain(self, writer: Any, started: float) -> None:
