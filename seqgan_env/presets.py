@@ -99,15 +99,14 @@ class Preset:
         return cls(discriminator=DiscriminatorConfig(**disc), **data)
 
 
+# The paper's windows with a quarter of its filters: the default and text presets' D.
+SMALL_DISCRIMINATOR = DiscriminatorConfig(
+    embedding_dim=32, num_filters=(25, 50, 50, 50, 50, 25, 25, 25, 25, 25, 40, 40),
+)
+
 PRESETS: dict[str, Preset] = {
     "paper": Preset(name="paper"),
-    "default": Preset(
-        name="default",
-        discriminator=DiscriminatorConfig(
-            embedding_dim=32,
-            num_filters=(25, 50, 50, 50, 50, 25, 25, 25, 25, 25, 40, 40),
-        ),
-    ),
+    "default": Preset(name="default", discriminator=SMALL_DISCRIMINATOR),
     # Real text: vocabulary size and sequence length come from the corpus (seqgan_env.text);
     # a wider generator than the synthetic experiment's, the default preset's discriminator.
     "text": Preset(
@@ -118,10 +117,7 @@ PRESETS: dict[str, Preset] = {
         eos_token=1,
         gen_embedding_dim=64,
         gen_hidden_dim=64,
-        discriminator=DiscriminatorConfig(
-            embedding_dim=32,
-            num_filters=(25, 50, 50, 50, 50, 25, 25, 25, 25, 25, 40, 40),
-        ),
+        discriminator=SMALL_DISCRIMINATOR,
     ),
     "tiny": Preset(
         name="tiny",

@@ -202,8 +202,7 @@ def run_one(folder: str, job: tuple[str, str, int], config_data: dict[str, Any],
     torch.manual_seed(seed)
     rng = torch.Generator().manual_seed(1000 + seed)
 
-    reward = {"constant": "constant", "random": "random", "oracle": "oracle"}.get(name, "monte_carlo") \
-        if setting == "baseline" else "monte_carlo"
+    reward = name if setting == "baseline" else "monte_carlo"  # baselines are named after their reward kind
     envs = gym.make_vec("SeqGAN-v0", num_envs=config.batch_size, preset=preset, reward=reward,
                         discriminator=discriminator, rollout_policy=generator, oracle=oracle,
                         num_rollouts=config.num_rollouts)

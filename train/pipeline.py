@@ -164,6 +164,10 @@ class Run:
         self.sb3_model.save(buffer)
         return buffer.getvalue()
 
+    def _vocabulary(self) -> dict[str, Any]:
+        """What a saved generator carries besides its weights: the vocabulary, for text runs."""
+        return {"vocabulary": self.vocab.to_dict()} if self.vocab is not None else {}
+
     def save(self) -> None:
         atomic_save(self._payload(), self.checkpoint_path)
 
@@ -242,8 +246,7 @@ class Run:
                 self._checkpoint(started)
         self.state.phase = "d_pretrain"
         # The MLE generator on its own, to compare with or sample from after SeqGAN.
-        vocabulary = {"vocabulary": self.vocab.to_dict()} if self.vocab is not None else {}
-        save_model(self.generator, self.out / "generator_mle.pt", **vocabulary)
+        save_model(self.generator, self.out / "generator_mle.pt", **self._vocabulary())
         self._checkpoint(started)
 
     def _d_pretrain(self, writer: Any, started: float) -> None:
@@ -304,8 +307,7 @@ class Run:
 
     def finish(self) -> dict[str, Any]:
         """Final models, the learning-curve figure and ``summary.json``."""
-        vocabulary = {"vocabulary": self.vocab.to_dict()} if self.vocab is not None else {}
-        save_model(self.generator, self.out / "generator.pt", **vocabulary)
+        save_model(self.generator, self.out / "generator.pt", **self._vocabulary())
         save_model(self.discriminator, self.out / "discriminator.pt")
         plot_learning_curve(self.state.history, self.out / "learning_curve.png")
         evaluated = [r for r in self.state.history if "nll_test" in r]
