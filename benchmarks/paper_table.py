@@ -8,7 +8,8 @@ and SeqGAN generators beside the paper's numbers, with the wall time of each pha
 The run is an ordinary ``seqgan train`` folder: if it exists, the script finishes it (resume)
 or, when finished, only prints its table.
 
-    python -m benchmarks.paper_table                       # ~45 min on 2 CPU cores
+    python -m benchmarks.paper_table                       # about 30 min on 1 CPU core
+    python -m benchmarks.paper_table --seed 1 --out runs/paper-table-seed1   # a replicate
     python -m benchmarks.paper_table --out runs/paper-table --oracle ../shared/oracle/seqgan_paper_oracle.npz
 """
 
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--out", default="runs/paper-table")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--seed", type=int, default=None, help="seed of data, models and sampling (default: the preset's)")
     parser.add_argument("--report-only", action="store_true",
                         help="print the table of the run in --out as far as it got, without training")
     args = parser.parse_args(argv)
@@ -74,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     config = get_train_config(args.preset)
+    if args.seed is not None:
+        config.seed = args.seed
     if not (out / "summary.json").exists() and not args.report_only:
         oracle = resolve_oracle(args.oracle, get_preset(config.model_preset))
         resume = (out / "checkpoint.pt").exists()

@@ -126,3 +126,19 @@ def test_sb3_algorithms_train_in_the_pipeline_and_resume(algo, tmp_path):
     assert [int(r["step"]) for r in rows if r["phase"] == "adversarial"] == [1, 2, 3, 4, 5, 6]
     final = json.loads((out / "summary.json").read_text())["final"]
     assert final["phase"] == "adversarial" and final["nll_oracle"] > 0
+
+
+def test_benchmark_reports_read_a_finished_run(tiny_run, tmp_path, capsys):
+    from benchmarks import d_schedule, paper_table
+
+    figure = tmp_path / "d.png"
+    assert d_schedule.main([f"{tiny_run}:tiny", "--out", str(figure)]) == 0
+    printed = capsys.readouterr().out
+    # Evaluations every 2 of the 6 adversarial steps, printed per run.
+    assert printed.startswith("tiny: 2: ") and ", 6: " in printed
+    assert figure.stat().st_size > 10_000
+    with pytest.raises(FileNotFoundError, match="metrics.csv"):
+        d_schedule.main([str(tmp_path / "nowhere")])
+    assert paper_table.main(["--out", str(tiny_run), "--report-only"]) == 0
+    table = capsys.readouterr().out
+    assert "untrained" in table and "SeqGAN (best evaluation)" in table

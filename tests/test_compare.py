@@ -10,7 +10,7 @@ import pytest
 
 from agents.reinforce import ReinforceAgent, ReinforceConfig
 from train.cli import main
-from train.compare import CompareConfig, mean_ci
+from train.compare import CompareConfig, mean_ci, nll_oracle_at_same_diversity
 
 
 def reinforce_mean_baseline(generator, envs, seed):
@@ -31,6 +31,14 @@ def test_mean_ci_uses_student_t():
     mean, half = mean_ci([1.0, 2.0, 3.0])
     assert mean == 2.0 and half == pytest.approx(4.303 / math.sqrt(3))
     assert mean_ci([5.0]) == (5.0, 0.0)
+
+
+def test_gain_over_cooling_interpolates_the_temperature_curve():
+    curve = [{"temperature": 1.0, "nll_test": 8.5, "nll_oracle": 9.0},
+             {"temperature": 0.8, "nll_test": 9.5, "nll_oracle": 8.0}]
+    assert nll_oracle_at_same_diversity(curve, 9.0) == pytest.approx(8.5)
+    # Outside the curve it compares with the nearest temperature rather than extrapolating.
+    assert nll_oracle_at_same_diversity(curve, 8.0) == pytest.approx(9.0)
 
 
 def test_every_run_starts_from_the_base_and_spends_the_same_budget(comparison):
@@ -58,7 +66,8 @@ def test_table_and_plots_are_written(comparison):
     reinforce = next(r for r in rows if r["method"] == "reinforce" and r["setting"] == "fixed")
     assert float(reinforce["nll_oracle_ci"]) >= 0 and int(reinforce["seeds"]) == 2
     table = (out / "results.md").read_text()
-    assert "± " in table and "MLE only" in table
+    assert "± " in table and "MLE only" in table and "vs cooled MLE" in table
+    assert reinforce["vs_temperature"] != "" and rows[0]["vs_temperature"] == ""
     for name in ("learning_curves.png", "quality_diversity.png"):
         assert (out / name).stat().st_size > 10_000
 
