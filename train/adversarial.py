@@ -36,6 +36,10 @@ class AdversarialConfig:
     """Epochs over each draw."""
     d_negatives: int = 10_000
     """Generator samples per draw."""
+    d_target_accuracy: float | None = None
+    """Retrain D after a generator update only while its accuracy on ``d_negatives`` fresh
+    samples and as many real sequences (dropout off) is below this; ``None``: always (the
+    paper). Keeps D from saturating, when a saturated D's reward stops carrying information."""
     eval_every: int = 10
     """Evaluate every this many generator updates."""
     eval_samples: int = 10_000
@@ -59,6 +63,19 @@ def evaluate(generator: Generator, oracle: Oracle | None, test_data: torch.Tenso
     # Per-token entropy estimated on G's own samples: -mean log G(sample).
     out["entropy"] = generator.nll(samples[: min(num_samples, 2000)])
     return (out, samples) if return_samples else out
+
+
+@torch.no_grad()
+def fresh_accuracy(discriminator: Discriminator, generator: Generator, real_data: torch.Tensor, count: int,
+                   rng: torch.Generator) -> float:
+    """D's accuracy on ``count`` fresh generator samples and ``count`` real sequences (dropout off)."""
+    fake = generator.sample(count, rng)
+    real = real_data[torch.randint(real_data.shape[0], (count,), generator=rng)].to(fake.device)
+    was_training = discriminator.training
+    discriminator.eval()
+    correct = (discriminator.prob_real(real) > 0.5).float().sum() + (discriminator.prob_real(fake) <= 0.5).float().sum()
+    discriminator.train(was_training)
+    return float(correct) / (2 * count)
 
 
 GeneratorStep = Callable[[int], dict[str, float]]
@@ -105,8 +122,14 @@ def adversarial_train(
     bar = tqdm(range(start_step + 1, config.steps + 1), desc="adversarial", disable=not progress, unit="step")
     for step in bar:
         stats = g_step(int(torch.randint(2**31 - 1, (1,), generator=rng)))
-        stats.update(train_discriminator(discriminator, generator, real_data, d_config, rng, d_optimizer))
-        seqgan_env.set_discriminator(envs, discriminator)
+        if config.d_target_accuracy is not None:
+            stats["d_accuracy_fresh"] = fresh_accuracy(discriminator, generator, real_data, config.d_negatives, rng)
+        if config.d_target_accuracy is None or stats["d_accuracy_fresh"] < config.d_target_accuracy:
+            stats.update(train_discriminator(discriminator, generator, real_data, d_config, rng, d_optimizer))
+            stats["d_trained"] = 1.0
+            seqgan_env.set_discriminator(envs, discriminator)
+        else:
+            stats["d_trained"] = 0.0
         if evaluate is not None and (step % config.eval_every == 0 or step == config.steps):
             stats.update(evaluate())
             bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items() if k in ("nll_oracle", "mean_reward")})
