@@ -65,16 +65,12 @@ def evaluate(generator: Generator, oracle: Oracle | None, test_data: torch.Tenso
     return (out, samples) if return_samples else out
 
 
-@torch.no_grad()
 def fresh_accuracy(discriminator: Discriminator, generator: Generator, real_data: torch.Tensor, count: int,
                    rng: torch.Generator) -> float:
     """D's accuracy on ``count`` fresh generator samples and ``count`` real sequences (dropout off)."""
     fake = generator.sample(count, rng)
     real = real_data[torch.randint(real_data.shape[0], (count,), generator=rng)].to(fake.device)
-    was_training = discriminator.training
-    discriminator.eval()
-    correct = (discriminator.prob_real(real) > 0.5).float().sum() + (discriminator.prob_real(fake) <= 0.5).float().sum()
-    discriminator.train(was_training)
+    correct = (discriminator.score(real) > 0.5).sum() + (discriminator.score(fake) <= 0.5).sum()
     return float(correct) / (2 * count)
 
 

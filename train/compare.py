@@ -50,6 +50,7 @@ from seqgan_env.checkpoint import load_checkpoint, load_model
 from seqgan_env.models import Generator, Oracle, TokenLSTM
 from seqgan_env.presets import Preset, get_preset
 from seqgan_env.rewards import MonteCarloReward
+from train.adversarial import evaluate, sb3_step
 from train.config import get_train_config
 from train.pretrain import DiscriminatorConfig, train_discriminator
 
@@ -179,8 +180,8 @@ def load_agent_factory(spec: str) -> Callable[..., Agent]:
 
 
 def _evaluate(generator: Generator, oracle: Oracle, test: torch.Tensor, samples: int, seed: int) -> dict[str, float]:
-    rng = torch.Generator().manual_seed(seed)
-    return {"nll_oracle": oracle.nll(generator.sample(samples, rng)), "nll_test": generator.nll(test)}
+    """The pipeline's evaluation on a fixed sampling seed, so every evaluation of every run is alike."""
+    return evaluate(generator, oracle, test, samples, torch.Generator().manual_seed(seed))
 
 
 def run_one(folder: str, job: tuple[str, str, int], config_data: dict[str, Any], oracle_spec: str | None,
@@ -241,17 +242,11 @@ def _generator_step(name: str, setting: str, generator: Generator, envs: Any,
     """One generator update of agent ``name`` (its stats, with the tokens it generated) and the
     generator that evaluations measure."""
     if name in ("ppo", "a2c"):
-        from agents.sb3 import copy_actor_to_generator, make_a2c, make_ppo
+        from agents.sb3 import make_a2c, make_ppo
 
         model = (make_ppo if name == "ppo" else make_a2c)(envs, generator=generator, seed=seed)
-        rollout = model.n_envs * model.n_steps
-
-        def sb3(_: int) -> dict[str, float]:
-            model.learn(total_timesteps=rollout, reset_num_timesteps=False)
-            copy_actor_to_generator(model.policy, generator)
-            return {"mean_reward": float(model.rollout_buffer.rewards.mean()), "tokens": rollout}
-
-        return sb3, generator
+        update, rollout = sb3_step(model, generator), model.n_envs * model.n_steps
+        return (lambda episode_seed: {**update(episode_seed), "tokens": rollout}), generator
     if name == "reinforce" or setting == "baseline":
         config = ReinforceConfig(reward_to_go=True, baseline="mean") if name == "oracle" else ReinforceConfig()
         agent: Agent = ReinforceAgent(generator, config, seed=seed)
@@ -485,32 +480,32 @@ def _plot_quality_diversity(path: Path, curve: list[dict[str, float]],
     # One colour per method, one marker per setting: REINFORCE fixed and adversarial match.
     names = sorted({name for _, name in results})
     colours = {name: f"C{i % 10}" for i, name in enumerate(names)}
-    points = []
+    points = []  # (label, setting, name, x, dx, y, dy) of every method, drawn on both panels
+    for (setting, name), runs in sorted(results.items()):
+        x, dx = mean_ci([r["final"]["nll_test"] for r in runs])
+        y, dy = mean_ci([r["final"]["nll_oracle"] for r in runs])
+        label = _label(setting, name) if setting == "baseline" else f"{_label(setting, name)} ({setting})"
+        points.append((label, setting, name, x, dx, y, dy))
     for ax in axes:
         ax.plot([c["nll_test"] for c in curve], [c["nll_oracle"] for c in curve], "k--", marker="o",
                 label="MLE at temperature T")
         for c in curve:
             ax.annotate(f"T={c['temperature']:g}", (c["nll_test"], c["nll_oracle"]), fontsize=7,
                         textcoords="offset points", xytext=(4, 4))
-        for (setting, name), runs in sorted(results.items()):
-            x, dx = mean_ci([r["final"]["nll_test"] for r in runs])
-            y, dy = mean_ci([r["final"]["nll_oracle"] for r in runs])
-            points.append((x - dx, x + dx, y - dy, y + dy))
-            label = _label(setting, name) if setting == "baseline" else f"{_label(setting, name)} ({setting})"
+        for label, setting, name, x, dx, y, dy in points:
             ax.errorbar(x, y, xerr=dx, yerr=dy, marker=markers[setting], linestyle="none", capsize=2,
                         color=colours[name], label=label)
     if points and curve:
         # The right panel zooms on the RL results and the temperatures next to them.
-        x_lo = min(min(p[0] for p in points), curve[0]["nll_test"])
-        x_hi = max(p[1] for p in points)
-        y_lo = min(p[2] for p in points)
-        y_hi = max(max(p[3] for p in points), curve[0]["nll_oracle"])
+        x_lo = min(min(p[3] - p[4] for p in points), curve[0]["nll_test"])
+        x_hi = max(p[3] + p[4] for p in points)
+        y_lo = min(p[5] - p[6] for p in points)
+        y_hi = max(max(p[5] + p[6] for p in points), curve[0]["nll_oracle"])
         pad_x, pad_y = 0.15 * (x_hi - x_lo) + 1e-3, 0.1 * (y_hi - y_lo) + 1e-3
         axes[1].set_xlim(x_lo - pad_x, x_hi + pad_x)
         axes[1].set_ylim(y_lo - pad_y, y_hi + pad_y)
         axes[1].set_title("zoom on the RL results", fontsize=9)
     axes[0].set_title("MLE cooled from T=1, and every RL result", fontsize=9)
-    ax = axes[0]
     for ax in axes:
         ax.set_xlabel("NLL-test (lower: covers the real data better; higher: less diverse)")
         ax.grid(alpha=0.3)
