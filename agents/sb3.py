@@ -79,8 +79,10 @@ class SB3VecEnvAdapter(VecEnv):
 
     The wrapped env must use same-step autoreset (``SeqGANVectorEnv`` does): a row that
     finishes is reset inside the step that finished it, so the returned observation is
-    already the next episode's first one and ``info["final_obs"]`` holds the finished
-    observation. The adapter reports it as ``infos[i]["terminal_observation"]``, SB3's name.
+    already the next episode's first one, ``info["final_obs"]`` holds the finished
+    observation and ``info["final_info"]`` the finished step's info. The adapter reports them
+    as SB3 does: ``infos[i]`` is the finished step's info with ``"terminal_observation"``
+    added, and the reset's info goes to ``reset_infos[i]``.
 
     All rows share one env object, so the per-env methods of ``VecEnv`` act on that object:
     :meth:`get_attr` returns the same value for every index, and :meth:`set_attr` and
@@ -135,11 +137,14 @@ class SB3VecEnvAdapter(VecEnv):
         self._actions = None
         final_obs = info.pop("final_obs", None)
         final_mask = info.pop("_final_obs", np.zeros(self.num_envs, dtype=bool))
+        final_infos = _split_infos(info.pop("final_info", {}), self.num_envs)
+        info.pop("_final_info", None)
         infos = _split_infos(info, self.num_envs)
+        for row in np.flatnonzero(final_mask):  # SB3: the last step's info here, the reset's in reset_infos
+            self.reset_infos[row] = infos[row]
+            infos[row] = {**final_infos[row], "terminal_observation": final_obs[row]}
         for row, row_info in enumerate(infos):
             row_info["TimeLimit.truncated"] = bool(truncated[row] and not terminated[row])
-            if final_mask[row]:
-                row_info["terminal_observation"] = final_obs[row]
         dones = np.logical_or(terminated, truncated)
         return obs, np.asarray(rewards, dtype=np.float32), dones, infos
 

@@ -17,6 +17,11 @@ Keyword arguments (all optional) accepted by both:
 * ``compute_dtype``: ``"auto"``, ``"float32"`` or ``"bfloat16"`` for the discriminator.
 * ``device``: ``"cpu"`` or a CUDA device.
 * ``render_mode``: ``None`` or ``"ansi"``.
+
+An argument that the chosen reward does not read (``oracle`` with the Monte Carlo reward,
+``discriminator`` with the oracle reward, ...) raises ``ValueError`` naming it, rather than
+being dropped silently: see :data:`REWARD_ARGUMENTS`. A path that does not exist raises
+``FileNotFoundError`` naming the argument and the path.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import gymnasium as gym
 import torch
 
 from seqgan_env.checkpoint import load_model
+from seqgan_env.devices import resolve_device
 from seqgan_env.envs import SeqGANEnv, SeqGANVectorEnv
 from seqgan_env.models import Discriminator, Generator, Oracle
 from seqgan_env.presets import Preset, get_preset
@@ -41,6 +47,43 @@ from seqgan_env.wrappers import SeqGANRewardWrapper, SeqGANVectorRewardWrapper
 
 DEFAULT_GENERATOR_FILE = "default_generator.pt"
 DEFAULT_DISCRIMINATOR_FILE = "default_discriminator.pt"
+
+REWARD_ARGUMENTS: dict[str, tuple[str, ...]] = {
+    "monte_carlo": ("discriminator", "rollout_policy", "num_rollouts", "compute_dtype"),
+    "terminal": ("discriminator", "compute_dtype"),
+    "oracle": ("oracle",),
+    "constant": (),
+    "random": (),
+}
+"""The keyword arguments of ``make`` that each reward kind reads (besides those of the MDP)."""
+
+
+def _existing_file(path: str | Path, argument: str) -> Path:
+    """``path``, checked to be a file, or ``FileNotFoundError`` naming the argument."""
+    if not Path(path).is_file():
+        what = "is a folder, not a file" if Path(path).is_dir() else "does not exist"
+        raise FileNotFoundError(f"{argument}={str(path)!r}: {what}")
+    return Path(path)
+
+
+def check_reward_arguments(reward: str, **given: Any) -> None:
+    """Refuse arguments that ``reward`` would ignore (``None`` and ``compute_dtype="auto"`` are
+    "not given"), with a message naming each one and the rewards that do read it."""
+    if reward not in REWARD_KINDS:
+        raise ValueError(f"unknown reward kind {reward!r}; choose one of {list(REWARD_KINDS)}")
+    defaults = {"compute_dtype": "auto"}
+    ignored = [name for name, value in given.items()
+               if value is not None and value != defaults.get(name) and name not in REWARD_ARGUMENTS[reward]]
+    if ignored:
+        problems = []
+        for name in ignored:
+            users = [kind for kind, names in REWARD_ARGUMENTS.items() if name in names]
+            note = ""
+            if isinstance(given[name], (str, Path)) and name != "compute_dtype" and not Path(given[name]).exists():
+                note = ", and that path does not exist"
+            problems.append(f"{name}={given[name]!r} (read only by reward={' or '.join(map(repr, users))}{note})")
+        raise ValueError(f"reward={reward!r} does not use {'; '.join(problems)}: leave "
+                         f"{'it' if len(ignored) == 1 else 'them'} out or choose another reward")
 
 
 def asset_path(name: str) -> Path:
@@ -57,7 +100,7 @@ def resolve_oracle(oracle: Any, preset: Preset) -> Oracle:
     if isinstance(oracle, int) and not isinstance(oracle, bool):
         return Oracle.from_preset(preset.replace(oracle_seed=oracle))
     if isinstance(oracle, (str, Path)):
-        return Oracle.load(oracle, seq_len=preset.seq_len, start_token=preset.start_token)
+        return Oracle.load(_existing_file(oracle, "oracle"), seq_len=preset.seq_len, start_token=preset.start_token)
     raise TypeError(f"oracle must be 'builtin', a seed, a path or an Oracle, got {type(oracle).__name__}")
 
 
@@ -81,7 +124,7 @@ def resolve_discriminator(discriminator: Any, preset: Preset) -> Discriminator:
     if isinstance(discriminator, Discriminator):
         return discriminator
     if isinstance(discriminator, (str, Path)):
-        return load_model(discriminator, "discriminator")
+        return load_model(_existing_file(discriminator, "discriminator"), "discriminator")
     if discriminator is not None:
         raise TypeError(f"discriminator must be a Discriminator or a path, got {type(discriminator).__name__}")
     return _shipped_or_untrained(preset, DEFAULT_DISCRIMINATOR_FILE, "discriminator", Discriminator.from_preset,
@@ -91,7 +134,7 @@ def resolve_discriminator(discriminator: Any, preset: Preset) -> Discriminator:
 def resolve_rollout_policy(policy: Any, preset: Preset) -> RolloutPolicy:
     """A rollout policy from ``None`` (shipped default generator), a path, or a policy."""
     if isinstance(policy, (str, Path)):
-        return load_model(policy, "generator")
+        return load_model(_existing_file(policy, "rollout_policy"), "generator")
     if policy is not None:
         if not isinstance(policy, RolloutPolicy):
             raise TypeError(f"rollout_policy needs start() and step(); got {type(policy).__name__}")
@@ -106,8 +149,9 @@ def build_reward_model(
     device: str | torch.device = "cpu", eos_token: int | None = None,
 ) -> RewardModel:
     """The reward model of one reward kind, with its models resolved and checked."""
-    if reward not in REWARD_KINDS:
-        raise ValueError(f"unknown reward kind {reward!r}; choose one of {list(REWARD_KINDS)}")
+    check_reward_arguments(reward, discriminator=discriminator, rollout_policy=rollout_policy, oracle=oracle,
+                           num_rollouts=num_rollouts, compute_dtype=compute_dtype)
+    device = resolve_device(device)
     if reward == "constant":
         return ConstantReward(device=device)
     if reward == "random":
@@ -126,8 +170,6 @@ def build_reward_model(
     if reward == "terminal":
         return TerminalReward(disc, compute_dtype=compute_dtype, device=device)
     policy = resolve_rollout_policy(rollout_policy, preset)
-    if isinstance(policy, torch.nn.Module):
-        policy = policy.to(device)
     return MonteCarloReward(
         disc, policy, num_rollouts=preset.num_rollouts if num_rollouts is None else num_rollouts, compute_dtype=compute_dtype,
         eos_token=eos_token, device=device,

@@ -19,6 +19,7 @@ import abc
 
 import torch
 
+from seqgan_env.devices import module_on, resolve_device
 from seqgan_env.models.discriminator import Discriminator
 from seqgan_env.models.lstm import Oracle
 from seqgan_env.rollout import PrefixStates, RolloutPolicy, monte_carlo_rewards
@@ -28,17 +29,23 @@ REWARD_KINDS = ("monte_carlo", "terminal", "oracle", "constant", "random")
 
 
 def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
-    """``"auto"`` means bfloat16 on a CPU with native bf16 matrix units or on CUDA, else float32."""
+    """``"auto"`` means bfloat16 where matrix units run it fast (a CPU with AMX or AVX-512
+    bf16, a CUDA GPU of compute capability 8.0 or more), else float32."""
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype == "auto":
         if device.type == "cuda":
-            return torch.bfloat16
+            return torch.bfloat16 if _cuda_has_fast_bf16(device) else torch.float32
         return torch.bfloat16 if _cpu_has_native_bf16() else torch.float32
     try:
         return {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
     except KeyError:
         raise ValueError(f"compute dtype must be 'auto', 'float32' or 'bfloat16', got {dtype!r}") from None
+
+
+def _cuda_has_fast_bf16(device: torch.device) -> bool:
+    # Before Ampere (8.0) bfloat16 is emulated or unsupported: slower than float32, not faster.
+    return torch.cuda.is_bf16_supported() and torch.cuda.get_device_capability(device) >= (8, 0)
 
 
 def _cpu_has_native_bf16() -> bool:
@@ -60,7 +67,7 @@ class RewardModel(abc.ABC):
     reward_range: tuple[float, float] = (0.0, 1.0)
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.generator = torch.Generator(device=self.device)
         self.batch_size = 0
 
@@ -104,13 +111,13 @@ class _DiscriminatorReward(RewardModel):
                  device: str | torch.device = "cpu") -> None:
         super().__init__(device)
         _check_discriminator(discriminator, None, None)
-        self.discriminator = discriminator.to(self.device)
+        self.discriminator = module_on(discriminator, self.device)  # the caller's model stays where it is
         self.compute_dtype = resolve_dtype(compute_dtype, self.device)
 
     def set_discriminator(self, discriminator: Discriminator) -> None:
         """Use another discriminator from the next step on (e.g. after retraining D)."""
         _check_discriminator(discriminator, self.discriminator.vocab_size, self.discriminator.seq_len)
-        self.discriminator = discriminator.to(self.device)
+        self.discriminator = module_on(discriminator, self.device)
 
     def _final_scores(self, sequences: torch.Tensor) -> torch.Tensor:
         return self.discriminator.score(sequences, self.compute_dtype)
@@ -146,7 +153,7 @@ class MonteCarloReward(_DiscriminatorReward):
         if num_rollouts < 1:
             raise ValueError(f"num_rollouts must be at least 1, got {num_rollouts}")
         self.num_rollouts = int(num_rollouts)
-        self.rollout_policy = rollout_policy
+        self.rollout_policy = self._on_device(rollout_policy)
         self.eos_token = eos_token
         self.pad_token = discriminator.pad_token if pad_token is None else pad_token
         self.prefixes: PrefixStates | None = None
@@ -159,8 +166,12 @@ class MonteCarloReward(_DiscriminatorReward):
         """Complete prefixes with another policy from the next step on."""
         if not isinstance(policy, RolloutPolicy):
             raise TypeError(f"a rollout policy needs start() and step(); got {type(policy).__name__}")
-        self.rollout_policy = policy
+        self.rollout_policy = self._on_device(policy)
         self._stale = True
+
+    def _on_device(self, policy: RolloutPolicy) -> RolloutPolicy:
+        """A torch policy on another device is copied here (the caller's stays where it is)."""
+        return module_on(policy, self.device) if isinstance(policy, torch.nn.Module) else policy
 
     def bind(self, batch_size: int) -> None:
         super().bind(batch_size)
@@ -231,7 +242,7 @@ class OracleLikelihoodReward(RewardModel):
         super().__init__(device)
         if not isinstance(oracle, Oracle):
             raise TypeError(f"expected a seqgan_env Oracle, got {type(oracle).__name__}")
-        self.oracle = oracle.to(self.device)
+        self.oracle = module_on(oracle, self.device)
         self.prefixes: PrefixStates | None = None
 
     def bind(self, batch_size):

@@ -88,17 +88,21 @@ class SeqGANVectorRewardWrapper(VectorWrapper, _Swappable):
 
     def step(self, actions: Any):
         obs, _, terminated, truncated, info = self.env.step(actions)
-        sequences = obs
-        if terminated.any():  # same-step autoreset: the finished rows are in final_obs
-            sequences = obs.copy()
+        sequences, lengths = obs, info["prefix_length"]
+        if terminated.any():  # same-step autoreset: the finished rows' last step is in final_obs / final_info
+            sequences, lengths = obs.copy(), lengths.copy()
             sequences[terminated] = np.stack(info["final_obs"][terminated])
+            lengths[terminated] = info["final_info"]["prefix_length"][terminated]
         done = torch.from_numpy(terminated).to(self._device)
         rewards = self.reward_model.step(
             torch.from_numpy(sequences).to(self._device),
-            torch.from_numpy(info["prefix_length"]).to(self._device),
+            torch.from_numpy(lengths).to(self._device),
             torch.as_tensor(np.asarray(actions, dtype=np.int64).reshape(-1), device=self._device),
             done,
         )
         if terminated.any():
+            # An autoreset is a reset: reseed the reward from the env's generator, as the single
+            # env does, so one row reproduces SyncVectorEnv over SeqGANEnv exactly.
+            self.reward_model.seed(_seed_from(self.np_random))
             self.reward_model.reset(done)
         return obs, rewards.double().cpu().numpy(), terminated, truncated, info

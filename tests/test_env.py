@@ -12,12 +12,16 @@ import torch
 
 import seqgan_env
 from seqgan_env.envs import SeqGANEnv
+from seqgan_env.factory import REWARD_ARGUMENTS
 from seqgan_env.models import Discriminator
 
 
 def tiny_env(tiny_models, **kwargs):
-    kwargs.setdefault("discriminator", tiny_models["discriminator"])
-    kwargs.setdefault("rollout_policy", tiny_models["generator"])
+    uses = REWARD_ARGUMENTS.get(kwargs.get("reward", "monte_carlo"), ())  # make refuses arguments the reward ignores
+    if "discriminator" in uses:
+        kwargs.setdefault("discriminator", tiny_models["discriminator"])
+    if "rollout_policy" in uses:
+        kwargs.setdefault("rollout_policy", tiny_models["generator"])
     return gym.make("SeqGAN-v0", preset="tiny", **kwargs)
 
 

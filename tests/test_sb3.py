@@ -13,13 +13,15 @@ import seqgan_env
 from agents.sb3 import (
     DiscriminatorRetrainCallback, GeneratorActorCriticPolicy, SB3Agent, SB3VecEnvAdapter, TokenLSTMExtractor, discount_for, make_a2c, make_ppo, make_recurrent_ppo,
 )
+from seqgan_env.factory import REWARD_ARGUMENTS
 from seqgan_env.wrappers import SeqGANVectorRewardWrapper
 
 
 def tiny_envs(models, num_envs, reward="monte_carlo", **kwargs):
+    given = dict(discriminator=models["discriminator"], rollout_policy=models["generator"], num_rollouts=4,
+                 compute_dtype="float32")
     return gym.make_vec("SeqGAN-v0", num_envs=num_envs, preset="tiny", reward=reward,
-                        discriminator=models["discriminator"], rollout_policy=models["generator"],
-                        num_rollouts=4, compute_dtype="float32", **kwargs)
+                        **{k: v for k, v in given.items() if k in REWARD_ARGUMENTS[reward]}, **kwargs)
 
 
 def mean_final_reward(model, venv, seed):

@@ -45,11 +45,12 @@ def test_same_step_autoreset(tiny, tiny_models):
         assert (terminated == (t == tiny.seq_len - 1)).all()
     # The step that finished the episodes also reset them.
     assert (obs == tiny.vocab_size).all()
-    assert info["_final_obs"].all() and info["_sequence"].all()
+    assert info["_final_obs"].all() and info["_final_info"].all() and info["final_info"]["_sequence"].all()
     for row in range(3):
         np.testing.assert_array_equal(info["final_obs"][row], actions[:, row])
-        np.testing.assert_array_equal(info["sequence"][row], actions[:, row])
-    np.testing.assert_array_equal(info["prefix_length"], tiny.seq_len)
+        np.testing.assert_array_equal(info["final_info"]["sequence"][row], actions[:, row])
+    np.testing.assert_array_equal(info["final_info"]["prefix_length"], tiny.seq_len)
+    np.testing.assert_array_equal(info["prefix_length"], 0)  # the reset's info
     obs, *_ = envs.step(np.array([1, 2, 3]))
     np.testing.assert_array_equal(obs[:, 0], [1, 2, 3])
 

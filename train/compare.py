@@ -47,6 +47,7 @@ import seqgan_env
 from agents.base import Agent, collect_episodes
 from agents.reinforce import ReinforceAgent, ReinforceConfig
 from seqgan_env.checkpoint import load_checkpoint, load_model
+from seqgan_env.factory import REWARD_ARGUMENTS
 from seqgan_env.models import Generator, Oracle, TokenLSTM
 from seqgan_env.presets import Preset, get_preset
 from seqgan_env.rewards import MonteCarloReward
@@ -205,9 +206,9 @@ def run_one(folder: str, job: tuple[str, str, int], config_data: dict[str, Any],
     rng = torch.Generator().manual_seed(1000 + seed)
 
     reward = name if setting == "baseline" else "monte_carlo"  # baselines are named after their reward kind
+    models = dict(discriminator=discriminator, rollout_policy=generator, oracle=oracle, num_rollouts=config.num_rollouts)
     envs = gym.make_vec("SeqGAN-v0", num_envs=config.batch_size, preset=preset, reward=reward,
-                        discriminator=discriminator, rollout_policy=generator, oracle=oracle,
-                        num_rollouts=config.num_rollouts)
+                        **{name: value for name, value in models.items() if name in REWARD_ARGUMENTS[reward]})
     step, generator = _generator_step(name, setting, generator, envs, seed)
     d_optimizer = torch.optim.Adam(discriminator.parameters(), lr=1e-4)
     d_config = DiscriminatorConfig(rounds=1, epochs=config.d_epochs, num_negatives=config.d_negatives)

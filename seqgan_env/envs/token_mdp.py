@@ -13,6 +13,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
 
 Decoder = Callable[[Sequence[int]], str]
 """Turns token ids into text, for ``render_mode="ansi"``."""
@@ -166,11 +167,16 @@ class SeqGANEnv(gym.Env):
 class SeqGANVectorEnv(VectorEnv):
     """``num_envs`` copies of :class:`SeqGANEnv` held in one array (same spaces and rules).
 
-    Autoreset is ``SAME_STEP``: a finished row is reset within the step that finished it;
-    the returned observation is the new empty prefix, ``info["final_obs"]`` holds the
-    finished row's last observation and ``info["sequence"]`` its sequence (each with a
-    ``_``-prefixed mask of the rows they apply to). ``info["prefix_length"]`` gives every
-    row's length after the action, before any reset.
+    Autoreset is ``SAME_STEP``, laid out exactly as ``gymnasium.vector.SyncVectorEnv`` lays
+    it out over :class:`SeqGANEnv`: a finished row is reset within the step that finished it,
+    the returned observation is the new empty prefix, and the top-level ``info`` holds each
+    row's current info (its reset info, ``prefix_length`` 0, for a row that was just reset).
+    The finished rows' last step is in ``info["final_obs"]`` (an object array, ``None`` for
+    the other rows) and ``info["final_info"]`` (a dict of the same layout, with
+    ``prefix_length`` and ``sequence``), each with its ``_``-prefixed mask of the rows it
+    applies to. ``final_info["sequence"]`` is a ``(num_envs, seq_len)`` array (zeros in rows
+    that did not finish) for fixed-length sequences, and an object array of 1-D arrays when
+    an ``eos_token`` makes their lengths differ, where ``SyncVectorEnv`` could not stack them.
     """
 
     metadata = {"render_modes": ["ansi"], "autoreset_mode": AutoresetMode.SAME_STEP}
@@ -183,31 +189,48 @@ class SeqGANVectorEnv(VectorEnv):
         self.num_envs = num_envs
         self.single_action_space, self.single_observation_space = _setup(
             self, num_envs, vocab_size, seq_len, eos_token, render_mode, decode)
-        self.action_space = spaces.MultiDiscrete(np.full(num_envs, vocab_size), dtype=np.int64)
-        self.observation_space = spaces.MultiDiscrete(np.full((num_envs, seq_len), vocab_size + 1), dtype=np.int64)
+        # The batched spaces exactly as Gymnasium batches the single ones (SyncVectorEnv's).
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         if seed is not None:
             self._np_random, self._np_random_seed = gym.utils.seeding.np_random(seed)
         self._seqs.clear()
-        return self._seqs.tokens.copy(), {"prefix_length": self._seqs.lengths.copy()}
+        every_row = np.ones(self.num_envs, dtype=bool)
+        return self._seqs.tokens.copy(), {"prefix_length": self._seqs.lengths.copy(), "_prefix_length": every_row}
 
     def step(self, actions: Any):
         actions = _as_actions(actions, (self.num_envs,))
         done = self._seqs.append(actions)
         lengths = self._seqs.lengths.copy()
-        info: dict[str, Any] = {"prefix_length": lengths}
+        info: dict[str, Any] = {}
         if done.any():
-            final_obs = np.empty(self.num_envs, dtype=object)
-            sequences = np.empty(self.num_envs, dtype=object)
-            for row in np.flatnonzero(done):
-                final_obs[row] = self._seqs.tokens[row].copy()
-                sequences[row] = self._seqs.tokens[row, : lengths[row]].copy()
-            info.update(final_obs=final_obs, _final_obs=done.copy(), sequence=sequences, _sequence=done.copy())
+            info.update(final_obs=self._final_obs(done), _final_obs=done.copy(),
+                        final_info=self._final_info(done, lengths), _final_info=done.copy())
             self._seqs.clear(done)
-        rewards = np.zeros(self.num_envs, dtype=np.float32)
+        # Every row's current info: after the action, or after the reset for finished rows.
+        info.update(prefix_length=np.where(done, 0, lengths), _prefix_length=np.ones(self.num_envs, dtype=bool))
+        rewards = np.zeros(self.num_envs, dtype=np.float64)
         truncated = np.zeros(self.num_envs, dtype=bool)
         return self._seqs.tokens.copy(), rewards, done, truncated, info
+
+    def _final_obs(self, done: np.ndarray) -> np.ndarray:
+        final_obs = np.full(self.num_envs, None, dtype=object)
+        for row in np.flatnonzero(done):
+            final_obs[row] = self._seqs.tokens[row].copy()
+        return final_obs
+
+    def _final_info(self, done: np.ndarray, lengths: np.ndarray) -> dict[str, Any]:
+        """The finished rows' step info (:meth:`SeqGANEnv.step`'s), batched as ``SyncVectorEnv`` does."""
+        if self.eos_token is None:  # every sequence has seq_len tokens: one array, as Gymnasium stacks it
+            sequences = np.where(done[:, None], self._seqs.tokens, 0)
+        else:
+            sequences = np.full(self.num_envs, None, dtype=object)
+            for row in np.flatnonzero(done):
+                sequences[row] = self._seqs.tokens[row, : lengths[row]].copy()
+        return {"prefix_length": np.where(done, lengths, 0), "_prefix_length": done.copy(),
+                "sequence": sequences, "_sequence": done.copy()}
 
     def render(self) -> tuple[str, ...] | None:
         if self.render_mode != "ansi":
