@@ -132,4 +132,6 @@ def load_model(path: str | Path, kind: str | None = None, device: str | torch.de
     payload = load_checkpoint(path, None)
     if kind is not None and payload.get("kind") != kind:
         raise CheckpointError(f"{str(path)!r} holds a {payload.get('kind')!r}, expected a {kind!r}")
-    return model_from_payload(payload, str(path)).to(device)
+    from seqgan_env.devices import resolve_device
+
+    return model_from_payload(payload, str(path)).to(resolve_device(device))

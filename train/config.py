@@ -67,6 +67,9 @@ class TrainConfig:
     """Tokenisation and split of ``data``."""
     bleu_samples: int = 1000
     """Generated sentences scored by BLEU and self-BLEU at each evaluation (text data)."""
+    device: str = "cpu"
+    """Where the generator, the discriminator, the env's reward and the agent run: ``cpu`` or
+    ``cuda`` (``cuda:1``, ...). Data and the oracle stay on the CPU."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 import seqgan_env  # noqa: F401  (registers SeqGAN-v0)
 from agents.reinforce import ReinforceAgent, ReinforceConfig
 from seqgan_env.checkpoint import FORMAT, CheckpointError, atomic_save, load_checkpoint, save_model
+from seqgan_env.devices import resolve_device
 from seqgan_env.factory import resolve_discriminator, resolve_rollout_policy
 from seqgan_env.models import Discriminator, Generator, Oracle
 from seqgan_env.metrics import ReferenceSet, bleu, self_bleu
@@ -89,6 +90,7 @@ class Run:
         elif (oracle is None) == (corpus is None):
             raise ValueError("a run needs exactly one source of real data: an oracle or a text corpus")
         self.config = config
+        self.device = resolve_device(config.device, "device")
         if self.vocab is not None:
             length = corpus.max_length if corpus is not None else int(payload["real"].shape[1])
             self.preset = text_preset(get_preset(config.model_preset), self.vocab, length)
@@ -96,13 +98,15 @@ class Run:
             self.preset = get_preset(config.model_preset).replace(
                 vocab_size=oracle.vocab_size, seq_len=oracle.seq_len, start_token=oracle.start_token)
         torch.manual_seed(config.seed)
-        self.rng = torch.Generator().manual_seed(config.seed)
+        self.rng = torch.Generator().manual_seed(config.seed)  # CPU: data shuffles; samplers derive their own
         if config.start_from_shipped:
             self.generator = resolve_rollout_policy(None, self.preset)
             self.discriminator = resolve_discriminator(None, self.preset)
         else:
             self.generator = Generator.from_preset(self.preset)
             self.discriminator = Discriminator.from_preset(self.preset)
+        self.generator.to(self.device)  # the run's own models: moved in place, before their optimisers exist
+        self.discriminator.to(self.device)
         self.g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=config.mle.lr)
         self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=config.d_pretrain.lr)
         if config.algo not in ALGOS:
@@ -269,7 +273,7 @@ class Run:
         cfg = self.config.adversarial
         envs = gym.make_vec("SeqGAN-v0", num_envs=cfg.batch_size, preset=self.preset,
                             discriminator=self.discriminator, rollout_policy=self.generator,
-                            num_rollouts=cfg.num_rollouts)
+                            num_rollouts=cfg.num_rollouts, device=self.device)
         if self.config.algo == "reinforce":
             if self.agent is None:
                 self.agent = self._make_agent()
@@ -299,10 +303,10 @@ class Run:
         venv = VecMonitor(SB3VecEnvAdapter(envs))
         if self.sb3_state is not None:  # resuming
             algorithm = PPO if self.config.algo == "ppo" else A2C
-            self.sb3_model = quiet_logger(algorithm.load(io.BytesIO(self.sb3_state), env=venv))
+            self.sb3_model = quiet_logger(algorithm.load(io.BytesIO(self.sb3_state), env=venv, device=self.device))
         else:
             make = make_ppo if self.config.algo == "ppo" else make_a2c
-            self.sb3_model = make(venv, generator=self.generator, seed=self.config.seed)
+            self.sb3_model = make(venv, generator=self.generator, seed=self.config.seed, device=self.device)
         return self.sb3_model
 
     def finish(self) -> dict[str, Any]:

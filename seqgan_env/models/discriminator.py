@@ -255,7 +255,7 @@ def fit_discriminator(discriminator: Discriminator, real: torch.Tensor, fake: to
     step of the project: pretraining, the adversarial loop and SB3's callback all call it.
     """
     device = discriminator.device
-    tokens = torch.cat([real, fake]).to(device)
+    tokens = torch.cat([real.to(device), fake.to(device)])  # real data may live on the CPU, samples on a GPU
     labels = torch.cat([torch.ones(real.shape[0]), torch.zeros(fake.shape[0])]).to(device)
     discriminator.train()
     total, correct, batches = 0.0, 0, 0

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from seqgan_env.allocator import tune_allocator
+from seqgan_env.devices import generator_on
 from seqgan_env.sampling import sample_categorical
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]
@@ -196,9 +197,12 @@ class TokenLSTM(nn.Module):
 
         With an ``eos_token``, positions after a row's end token hold PAD (``vocab_size``).
         Rows are drawn ``batch_size`` at a time: larger blocks of logits fall out of the
-        allocator's reuse and cost page faults on every step.
+        allocator's reuse and cost page faults on every step. A ``generator`` on another
+        device than the model (a CPU one for a model on a GPU) seeds a generator on the
+        model's device with one draw, so the samples still follow from it.
         """
         tune_allocator()
+        generator = generator_on(generator, self.device)
         with torch.inference_mode():
             out = torch.empty(num, self.seq_len, dtype=torch.long, device=self.device)
             for begin in range(0, num, batch_size):
