@@ -4,11 +4,12 @@ One update = one episode in each of 64 rows of ``make_vec("SeqGAN-v0", preset="p
 the Monte Carlo reward (16 rollouts, the paper's discriminator), plus the agent's learning
 step. Untrained models of the paper's shapes: the time does not depend on the weights.
 
-    python benchmarks/bench_agents.py
+    python -m benchmarks.bench_agents
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 import warnings
@@ -36,6 +37,7 @@ def median_seconds(update, repeats: int = 3) -> float:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     preset = get_preset("paper")
     torch.manual_seed(0)
     disc = Discriminator.from_preset(preset).eval()

@@ -1,10 +1,11 @@
 """How long ``gymnasium.make("SeqGAN-v0")`` takes: in a warm process, and cold (with imports).
 
-    python benchmarks/bench_make.py
+    python -m benchmarks.bench_make
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import seqgan_env  # noqa: F401
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     gym.make("SeqGAN-v0")  # warm the file cache
     warm = []
     for _ in range(5):

@@ -11,8 +11,8 @@ and the smaller ``default`` discriminator, prints:
   beside this machine's dense matmul GFLOP/s in float32 and bfloat16;
 * peak resident memory of a process that only runs the engine at that B.
 
-    python benchmarks/bench_rewards.py                # about 5 minutes on 2 CPU cores
-    python benchmarks/bench_rewards.py --quick        # fewer sizes and repeats
+    python -m benchmarks.bench_rewards                # about 5 minutes on 2 CPU cores
+    python -m benchmarks.bench_rewards --quick        # fewer sizes and repeats
 """
 
 from __future__ import annotations
