@@ -2,8 +2,9 @@
 
 Both wrappers hand the sequences after each step to a :class:`~seqgan_env.rewards.RewardModel`
 that works on batches; the single env is a batch of one. The reward's randomness is seeded
-from the env's own generator at every ``reset``, so the same seed and the same actions give
-the same rewards.
+from the env's own generator at every ``reset`` (a vector env's autoresets included), so the
+same seed and the same actions give the same rewards, and a one-row vector env gives exactly
+what ``SyncVectorEnv`` over the single env gives.
 
 To retrain the discriminator between episodes, call :meth:`set_discriminator` (and
 :meth:`set_rollout_policy` for a new rollout policy). On an env from ``gymnasium.make``,

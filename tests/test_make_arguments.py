@@ -11,7 +11,7 @@ import seqgan_env
 from seqgan_env.checkpoint import load_model, save_model
 from seqgan_env.devices import generator_on, module_on, resolve_device
 from seqgan_env.factory import REWARD_ARGUMENTS
-from seqgan_env.models import Discriminator, Generator
+from seqgan_env.models import Discriminator
 from seqgan_env.rewards import REWARD_KINDS, MonteCarloReward, TerminalReward, resolve_dtype
 
 NO_SUCH_FILE = "/no/such/file.npz"
