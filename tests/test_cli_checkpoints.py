@@ -83,6 +83,9 @@ def test_train_device_cuda_without_cuda_is_a_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--device='cuda' was asked for but torch.cuda.is_available() is False" in err
     assert not (tmp_path / "run").exists()
+    assert main(["compare", "--preset", "tiny", "--device", "cuda", "--out", str(tmp_path / "compare")]) == 2
+    assert "--device='cuda' was asked for but torch.cuda.is_available() is False" in capsys.readouterr().err
+    assert not (tmp_path / "compare").exists()
 
 
 @pytest.mark.skipif(CPU_ONLY, reason="needs a CUDA device")
@@ -93,3 +96,6 @@ def test_train_runs_on_cuda(tmp_path, capsys):
     assert main(["train", "--preset", "tiny", "--steps", "1", "--algo", "ppo", "--device", "cuda",
                  "--out", str(tmp_path / "ppo")]) == 0
     assert samples(capsys, out)
+    assert main(["compare", "--preset", "tiny", "--device", "cuda", "--algos", "reinforce,ppo", "--seeds", "1",
+                 "--settings", "adversarial", "--baselines", "random", "--workers", "1",
+                 "--out", str(tmp_path / "compare")]) == 0

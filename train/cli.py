@@ -211,7 +211,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         config.token_budget = args.tokens
     base = get_preset(get_train_config(config.base_preset).model_preset)
     oracle = resolve_oracle(args.oracle, base)
-    result = compare(args.out, config, oracle, args.oracle, workers=args.workers, threads=args.threads)
+    result = compare(args.out, config, oracle, args.oracle, workers=args.workers, threads=args.threads,
+                     device=args.device)
     print(Path(args.out, "results.md").read_text())
     print(f"table: {args.out}/results.md, results.csv; plots: {args.out}/learning_curves.png, "
           f"{args.out}/quality_diversity.png ({len(result['rows'])} rows)")
@@ -262,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--tokens", type=int, default=None, help="generated tokens per run (preset's if unset)")
     comp.add_argument("--workers", type=int, default=None, help="parallel runs (default: one per two cores)")
     comp.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: cores / workers)")
+    comp.add_argument("--device", default="cpu", help="where models, rewards and agents run: cpu (default) or cuda")
     comp.set_defaults(func=cmd_compare)
     ev = sub.add_parser("evaluate", help="print NLL-oracle, NLL-test and entropy of a generator")
     ev.add_argument("--checkpoint", required=True,

@@ -47,6 +47,7 @@ import seqgan_env
 from agents.base import Agent, collect_episodes
 from agents.reinforce import ReinforceAgent, ReinforceConfig
 from seqgan_env.checkpoint import load_checkpoint, load_model
+from seqgan_env.devices import resolve_device
 from seqgan_env.factory import REWARD_ARGUMENTS
 from seqgan_env.models import Generator, Oracle, TokenLSTM
 from seqgan_env.presets import Preset, get_preset
@@ -147,7 +148,8 @@ def _check(config: CompareConfig) -> None:
 
 
 # -- the shared base ---------------------------------------------------------------------
-def prepare_base(folder: Path, config: CompareConfig, oracle: Oracle, progress: bool = True) -> Path:
+def prepare_base(folder: Path, config: CompareConfig, oracle: Oracle, progress: bool = True,
+                 device: str = "cpu") -> Path:
     """MLE generator and pretrained D shared by every run (``folder/base``), trained once, resumable."""
     from train.pipeline import Run
 
@@ -162,6 +164,7 @@ def prepare_base(folder: Path, config: CompareConfig, oracle: Oracle, progress: 
     train_config.adversarial.steps = 0
     train_config.adversarial.eval_samples = config.eval_samples
     train_config.seed = config.seed
+    train_config.device = device
     resume = (base / "checkpoint.pt").exists()
     Run(base, train_config, oracle, resume=resume, progress=progress).run()
     return base
@@ -186,7 +189,7 @@ def _evaluate(generator: Generator, oracle: Oracle, test: torch.Tensor, samples:
 
 
 def run_one(folder: str, job: tuple[str, str, int], config_data: dict[str, Any], oracle_spec: str | None,
-            threads: int) -> dict[str, Any]:
+            threads: int, device: str = "cpu") -> dict[str, Any]:
     """Train one (setting, agent, seed) from the base and write its result file."""
     from seqgan_env.factory import resolve_oracle
 
@@ -195,8 +198,8 @@ def run_one(folder: str, job: tuple[str, str, int], config_data: dict[str, Any],
     setting, name, seed = job
     root = Path(folder)
     base = root / "base"
-    generator = load_model(base / "generator.pt", "generator")
-    discriminator = load_model(base / "discriminator.pt", "discriminator").eval()
+    generator = load_model(base / "generator.pt", "generator", device=device)
+    discriminator = load_model(base / "discriminator.pt", "discriminator", device=device).eval()
     payload = load_checkpoint(base / "checkpoint.pt", "training-run")
     real, test = payload["real"], payload["test"]
     preset: Preset = get_preset(payload["config"]["model_preset"]).replace(
@@ -207,7 +210,7 @@ def run_one(folder: str, job: tuple[str, str, int], config_data: dict[str, Any],
 
     reward = name if setting == "baseline" else "monte_carlo"  # baselines are named after their reward kind
     models = dict(discriminator=discriminator, rollout_policy=generator, oracle=oracle, num_rollouts=config.num_rollouts)
-    envs = gym.make_vec("SeqGAN-v0", num_envs=config.batch_size, preset=preset, reward=reward,
+    envs = gym.make_vec("SeqGAN-v0", num_envs=config.batch_size, preset=preset, reward=reward, device=device,
                         **{name: value for name, value in models.items() if name in REWARD_ARGUMENTS[reward]})
     step, generator = _generator_step(name, setting, generator, envs, seed)
     d_optimizer = torch.optim.Adam(discriminator.parameters(), lr=1e-4)
@@ -245,7 +248,8 @@ def _generator_step(name: str, setting: str, generator: Generator, envs: Any,
     if name in ("ppo", "a2c"):
         from agents.sb3 import make_a2c, make_ppo
 
-        model = (make_ppo if name == "ppo" else make_a2c)(envs, generator=generator, seed=seed)
+        model = (make_ppo if name == "ppo" else make_a2c)(envs, generator=generator, seed=seed,
+                                                          device=generator.device)
         update, rollout = sb3_step(model, generator), model.n_envs * model.n_steps
         return (lambda episode_seed: {**update(episode_seed), "tokens": rollout}), generator
     if name == "reinforce" or setting == "baseline":
@@ -291,9 +295,14 @@ def default_workers() -> int:
 
 
 def compare(folder: str | Path, config: CompareConfig, oracle: Oracle, oracle_spec: str | None,
-            workers: int | None = None, progress: bool = True, threads: int | None = None) -> dict[str, Any]:
-    """Run (or finish) a comparison in ``folder``; write the table and the plots."""
+            workers: int | None = None, progress: bool = True, threads: int | None = None,
+            device: str = "cpu") -> dict[str, Any]:
+    """Run (or finish) a comparison in ``folder``; write the table and the plots.
+
+    ``device`` is where models, rewards and agents run (not part of the comparison's
+    settings: a comparison started on one device can be finished on another)."""
     _check(config)
+    resolve_device(device, "--device")
     root = Path(folder)
     root.mkdir(parents=True, exist_ok=True)
     saved = root / "compare.json"
@@ -304,7 +313,7 @@ def compare(folder: str | Path, config: CompareConfig, oracle: Oracle, oracle_sp
                              "or the same settings to finish it")
     else:
         _write_json(saved, config.to_dict())
-    prepare_base(root, config, oracle, progress)
+    prepare_base(root, config, oracle, progress, device)
 
     pending = [job for job in config.jobs() if not _result_path(root, job).exists()]
     workers = workers or default_workers()
@@ -314,14 +323,15 @@ def compare(folder: str | Path, config: CompareConfig, oracle: Oracle, oracle_sp
     if workers == 1:
         for job in pending:
             bar.set_postfix_str(f"{job[0]}/{job[1]}/seed{job[2]}")
-            run_one(str(root), job, config.to_dict(), oracle_spec, threads)
+            run_one(str(root), job, config.to_dict(), oracle_spec, threads, device)
             bar.update()
     else:
         import multiprocessing
 
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            futures = [pool.submit(run_one, str(root), job, config.to_dict(), oracle_spec, threads) for job in pending]
+            futures = [pool.submit(run_one, str(root), job, config.to_dict(), oracle_spec, threads, device)
+                       for job in pending]
             for future in futures:
                 future.result()
                 bar.update()
