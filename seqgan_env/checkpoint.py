@@ -9,7 +9,7 @@ shapes, and raises :class:`CheckpointError` naming what is wrong.
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -25,23 +25,37 @@ class CheckpointError(ValueError):
 
 
 def atomic_save(payload: dict[str, Any], path: str | Path) -> Path:
-    """``torch.save`` to ``path`` through a temporary file and an atomic rename."""
+    """``torch.save`` to ``path`` durably: a temporary file, fsynced, renamed into place, folder fsynced.
+
+    After a crash or power cut ``path`` holds either the old file or the whole new one.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # O_EXCL on a random name, mode 0o666: the kernel applies the umask, as for any new file,
+    # without changing the process-wide umask (which other threads may be relying on).
+    temp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(handle, "wb") as out:
             torch.save(payload, out)
             out.flush()
             os.fsync(out.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # mkstemp makes it private; give it a normal file's mode
         os.replace(temp, path)
     except BaseException:
-        Path(temp).unlink(missing_ok=True)
+        temp.unlink(missing_ok=True)
         raise
+    _fsync_folder(path.parent)  # the rename itself lives in the folder's entries
     return path
+
+
+def _fsync_folder(folder: Path) -> None:
+    if os.name != "posix":  # Windows cannot open a folder to flush it; NTFS journals renames
+        return
+    handle = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
 
 
 def load_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]:
