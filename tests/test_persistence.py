@@ -14,6 +14,7 @@ import torch
 from seqgan_env.checkpoint import atomic_save, load_checkpoint
 from seqgan_env.models import Oracle
 from seqgan_env.presets import get_preset
+from tests.test_trust import _RunsCommand, evil_sb3_archive, no_sb3_archives  # noqa: F401 (a fixture)
 from train.cli import main
 from train.config import get_train_config
 from train.pipeline import ALGOS, Run
@@ -105,24 +106,9 @@ def whole_runs(tmp_path_factory):
     return runs
 
 
-@pytest.fixture
-def no_unpickling_of_sb3_archives(monkeypatch):
-    """Every way SB3 reads its own archives (cloudpickle inside a zip) raises."""
-    import cloudpickle
-    from stable_baselines3.common import base_class, save_util
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("an SB3 archive was unpickled")
-
-    for owner, name in ((cloudpickle, "loads"), (cloudpickle, "load"), (save_util, "load_from_zip_file"),
-                        (base_class, "load_from_zip_file")):
-        monkeypatch.setattr(owner, name, refuse)
-    monkeypatch.setattr(base_class.BaseAlgorithm, "load", classmethod(refuse))
-
-
 @pytest.mark.parametrize("algo", ALGOS)
 def test_ctrl_c_then_the_printed_command_continues_the_run_exactly(
-        algo, whole_runs, tmp_path, capsys, no_unpickling_of_sb3_archives):
+        algo, whole_runs, tmp_path, capsys, no_sb3_archives):
     out = tmp_path / "run"
     with pytest.MonkeyPatch.context() as patch:
         interrupt_after_logging(patch, "adversarial", 3)
@@ -209,11 +195,17 @@ def test_a_tampered_run_folder_is_refused_unread(whole_runs, tmp_path, capsys):
     assert not marker.exists()
 
 
-class _RunsCommand:
-    """Unpickling this calls ``function(argument)``."""
 
-    def __init__(self, function, argument):
-        self.function, self.argument = function, argument
-
-    def __reduce__(self):
-        return self.function, (self.argument,)
+def test_a_run_folder_holding_an_sb3_archive_is_refused_unread(whole_runs, tmp_path, capsys):
+    """Run folders of the earlier format carried SB3's zip, which ``--resume`` handed to ``PPO.load``."""
+    marker = tmp_path / "ran"
+    run = tmp_path / "run"
+    shutil.copytree(whole_runs["ppo"], run)
+    payload = torch.load(run / "checkpoint.pt", weights_only=True)
+    evil_sb3_archive(tmp_path / "sb3.zip", marker)
+    payload["sb3_model"] = (tmp_path / "sb3.zip").read_bytes()
+    del payload["sb3"]
+    torch.save(payload, run / "checkpoint.pt")
+    assert main(["train", "--resume", "--out", str(run), "--steps", "7"]) == 2
+    assert "holds SB3's own archive" in capsys.readouterr().err
+    assert not marker.exists()
