@@ -232,9 +232,12 @@ class Run:
         """A generator of its own for each evaluation, seeded from the run's seed and the step.
 
         Evaluations draw many samples; from the training generator they would make the
-        training trajectory depend on how often the run evaluates.
+        training trajectory depend on how often the run evaluates. The step is the number of
+        rows logged so far (one per epoch, round or step, whether evaluated or not), which
+        differs between any two evaluations of a run.
         """
-        seed = np.random.SeedSequence([self.config.seed, self.state.progress]).generate_state(1, np.uint64)[0]
+        step = len(self.state.history)
+        seed = np.random.SeedSequence([self.config.seed, step]).generate_state(1, np.uint64)[0]
         return torch.Generator().manual_seed(int(seed))
 
     # -- phases --------------------------------------------------------------------------
