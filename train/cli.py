@@ -211,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="tokens per sequence for --data, <eos> included (preset's if unset)")
     train.add_argument("--algo", default=None, choices=["reinforce", "ppo", "a2c"], help="default: reinforce")
     train.add_argument("--steps", type=int, default=None,
-                       help="adversarial generator updates (preset's if unset); with --resume, more steps extend the run")
+                       help="adversarial generator updates (preset's if unset); with --resume, more extend the run")
     train.add_argument("--seed", type=int, default=None)
     train.add_argument("--out", default="runs/seqgan")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")

@@ -164,6 +164,10 @@ class Run:
         }
 
     def _restore(self, payload: dict[str, Any]) -> None:
+        if payload.get("sb3_model") is not None:
+            raise CheckpointError(
+                f"{self.checkpoint_path} holds SB3's own archive (written by an earlier version), which loads "
+                "through cloudpickle and could run code; it is not read. Start the run again")
         try:
             self.state = RunState(**payload["state"])
             self.generator.load_state_dict(payload["generator"])
@@ -173,10 +177,6 @@ class Run:
             if payload["agent"] is not None:
                 self.agent = self._make_agent()
                 self.agent.load_state_dict(payload["agent"])
-            if payload.get("sb3_model") is not None:
-                raise CheckpointError(
-                    f"{self.checkpoint_path} holds SB3's own archive (written by an older version), which loads "
-                    "through cloudpickle and could run code; it is not read. Start the run again")
             self.sb3_state = payload.get("sb3")
             self.rng.set_state(payload["rng"])
             if "global_rng" in payload:
@@ -220,8 +220,7 @@ class Run:
         """NLL-oracle (synthetic data) or BLEU against the test split (text), NLL-test, entropy."""
         cfg = self.config
         stats, samples = evaluate(self.generator, self.oracle, self.test, cfg.adversarial.eval_samples,
-                                  self._evaluation_rng(),
-                                  return_samples=True)
+                                  self._evaluation_rng(), return_samples=True)
         if self.references is not None:
             hypotheses = self._decode(samples[: cfg.bleu_samples])
             stats.update({f"bleu{n}": v for n, v in bleu(hypotheses, self.references, (2, 3, 4, 5)).items()})
