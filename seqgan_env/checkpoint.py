@@ -9,10 +9,12 @@ shapes, and raises :class:`CheckpointError` naming what is wrong.
 from __future__ import annotations
 
 import os
-import tempfile
+import random
+import secrets
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -25,23 +27,37 @@ class CheckpointError(ValueError):
 
 
 def atomic_save(payload: dict[str, Any], path: str | Path) -> Path:
-    """``torch.save`` to ``path`` through a temporary file and an atomic rename."""
+    """``torch.save`` to ``path`` durably: a temporary file, fsynced, renamed into place, folder fsynced.
+
+    After a crash or power cut ``path`` holds either the old file or the whole new one.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # O_EXCL on a random name, mode 0o666: the kernel applies the umask, as for any new file,
+    # without changing the process-wide umask (which other threads may be relying on).
+    temp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(handle, "wb") as out:
             torch.save(payload, out)
             out.flush()
             os.fsync(out.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # mkstemp makes it private; give it a normal file's mode
         os.replace(temp, path)
     except BaseException:
-        Path(temp).unlink(missing_ok=True)
+        temp.unlink(missing_ok=True)
         raise
+    _fsync_folder(path.parent)  # the rename itself lives in the folder's entries
     return path
+
+
+def _fsync_folder(folder: Path) -> None:
+    if os.name != "posix":  # Windows cannot open a folder to flush it; NTFS journals renames
+        return
+    handle = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
 
 
 def load_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]:
@@ -54,6 +70,13 @@ def load_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several kinds for truncated or foreign files
+        refused = [line.strip() for line in str(exc).splitlines() if "GLOBAL" in line]
+        if refused:  # torch's restricted unpickler met a pickled object (its advice, weights_only=False, is
+            # exactly what must not be done here, so only its line naming the object is kept)
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} holds pickled Python objects, not only tensors and plain data; it is "
+                f"refused unread, since unpickling them could run code (weights_only loading: {refused[0]})"
+            ) from exc
         raise CheckpointError(f"checkpoint {str(path)!r} is corrupt or not a torch file: {exc}") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{str(path)!r} is not a seqgan-env checkpoint (no {FORMAT!r} tag)")
@@ -135,3 +158,33 @@ def load_model(path: str | Path, kind: str | None = None, device: str | torch.de
     from seqgan_env.devices import resolve_device
 
     return model_from_payload(payload, str(path)).to(resolve_device(device))
+
+
+def global_rng_state() -> dict[str, Any]:
+    """The process-wide random states (torch, NumPy's legacy global, Python's ``random``) as plain data.
+
+    Libraries such as SB3 draw from these (action sampling, minibatch order), so a run that
+    must continue exactly after a resume saves them with its checkpoint.
+    """
+    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "position": int(position),
+                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_global_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of :func:`global_rng_state`."""
+    torch.set_rng_state(state["torch"])
+    numpy = state["numpy"]
+    np.random.set_state((numpy["kind"], numpy["keys"].numpy().astype(np.uint32), numpy["position"],
+                         numpy["has_gauss"], numpy["gauss"]))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

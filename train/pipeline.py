@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io
 import json
 import time
 from dataclasses import dataclass, field
@@ -20,12 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 import seqgan_env  # noqa: F401  (registers SeqGAN-v0)
 from agents.reinforce import ReinforceAgent, ReinforceConfig
-from seqgan_env.checkpoint import FORMAT, CheckpointError, atomic_save, load_checkpoint, save_model
+from seqgan_env.checkpoint import (
+    FORMAT, CheckpointError, atomic_save, global_rng_state, load_checkpoint, save_model, set_global_rng_state,
+)
 from seqgan_env.devices import resolve_device
 from seqgan_env.factory import resolve_discriminator, resolve_rollout_policy
 from seqgan_env.models import Discriminator, Generator, Oracle
@@ -52,6 +54,11 @@ class RunState:
     adversarial_steps: int = 0
     wall_time: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def progress(self) -> int:
+        """Epochs, rounds and steps done in all phases: the step of TensorBoard's logs, one per logged row."""
+        return self.mle_epochs + self.d_rounds + self.adversarial_steps
 
 
 class Run:
@@ -113,7 +120,7 @@ class Run:
             raise ValueError(f"unknown algorithm {config.algo!r}; choose one of {list(ALGOS)}")
         self.agent: ReinforceAgent | None = None
         self.sb3_model: Any = None
-        self.sb3_state: bytes | None = None
+        self.sb3_state: dict[str, Any] | None = None
         self.state = RunState()
         if resume:
             self._restore(payload)
@@ -129,22 +136,42 @@ class Run:
         """The checkpoint of the run saved in ``out``; pass it back as ``payload`` to resume."""
         return load_checkpoint(Path(out) / "checkpoint.pt", "training-run")
 
+    @staticmethod
+    def extend_payload(payload: dict[str, Any], steps: int) -> None:
+        """Make a saved run's checkpoint continue to ``steps`` adversarial steps (at least those done)."""
+        state, adversarial = payload["state"], payload["config"]["adversarial"]
+        if steps < state["adversarial_steps"]:
+            raise ValueError(f"cannot continue to {steps} adversarial steps: the run has already done "
+                             f"{state['adversarial_steps']}")
+        adversarial["steps"] = steps
+        if state["phase"] == "done" and steps > state["adversarial_steps"]:
+            state["phase"] = "adversarial"
+
     # -- checkpoints ---------------------------------------------------------------------
     def _payload(self) -> dict[str, Any]:
+        sb3 = None
+        if self.sb3_model is not None:
+            from agents.sb3 import sb3_state_dict
+
+            sb3 = sb3_state_dict(self.sb3_model)
         return {
             "format": FORMAT, "kind": "training-run", "config": self.config.to_dict(),
             "state": {**self.state.__dict__},
             "generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
             "g_optimizer": self.g_optimizer.state_dict(), "d_optimizer": self.d_optimizer.state_dict(),
             "agent": self.agent.state_dict() if self.agent is not None else None,
-            "sb3_model": self._sb3_bytes(),
-            "rng": self.rng.get_state(), "torch_rng": torch.get_rng_state(),
+            "sb3": sb3,
+            "rng": self.rng.get_state(), "global_rng": global_rng_state(),
             "real": self.real, "test": self.test,
             "oracle_fingerprint": oracle_fingerprint(self.oracle) if self.oracle is not None else None,
             "vocabulary": self.vocab.to_dict() if self.vocab is not None else None,
         }
 
     def _restore(self, payload: dict[str, Any]) -> None:
+        if payload.get("sb3_model") is not None:
+            raise CheckpointError(
+                f"{self.checkpoint_path} holds SB3's own archive (written by an earlier version), which loads "
+                "through cloudpickle and could run code; it is not read. Start the run again")
         try:
             self.state = RunState(**payload["state"])
             self.generator.load_state_dict(payload["generator"])
@@ -154,19 +181,15 @@ class Run:
             if payload["agent"] is not None:
                 self.agent = self._make_agent()
                 self.agent.load_state_dict(payload["agent"])
-            self.sb3_state = payload.get("sb3_model")
+            self.sb3_state = payload.get("sb3")
             self.rng.set_state(payload["rng"])
-            torch.set_rng_state(payload["torch_rng"])
+            if "global_rng" in payload:
+                set_global_rng_state(payload["global_rng"])
+            else:  # written before NumPy's and Python's states were saved too
+                torch.set_rng_state(payload["torch_rng"])
             self.real, self.test = payload["real"], payload["test"]
         except (KeyError, RuntimeError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{self.checkpoint_path}: does not hold a usable training run ({exc})") from exc
-
-    def _sb3_bytes(self) -> bytes | None:
-        if self.sb3_model is None:
-            return None
-        buffer = io.BytesIO()
-        self.sb3_model.save(buffer)
-        return buffer.getvalue()
 
     def _vocabulary(self) -> dict[str, Any]:
         """What a saved generator carries besides its weights: the vocabulary, for text runs."""
@@ -181,7 +204,7 @@ class Run:
         row = {"phase": phase, "step": step, "epoch": epoch, **stats}
         self.state.history.append(row)
         for key, value in stats.items():
-            writer.add_scalar(f"{phase}/{key}", value, epoch)
+            writer.add_scalar(f"{phase}/{key}", value, self.state.progress)
 
     def write_logs(self) -> None:
         """``metrics.csv`` from the history (rewritten whole, so a resumed run has no duplicates)."""
@@ -200,13 +223,25 @@ class Run:
     def evaluate(self) -> dict[str, float]:
         """NLL-oracle (synthetic data) or BLEU against the test split (text), NLL-test, entropy."""
         cfg = self.config
-        stats, samples = evaluate(self.generator, self.oracle, self.test, cfg.adversarial.eval_samples, self.rng,
-                                  return_samples=True)
+        stats, samples = evaluate(self.generator, self.oracle, self.test, cfg.adversarial.eval_samples,
+                                  self._evaluation_rng(), return_samples=True)
         if self.references is not None:
             hypotheses = self._decode(samples[: cfg.bleu_samples])
             stats.update({f"bleu{n}": v for n, v in bleu(hypotheses, self.references, (2, 3, 4, 5)).items()})
             stats.update({f"self_bleu{n}": v for n, v in self_bleu(hypotheses, (2, 3, 4)).items()})
         return stats
+
+    def _evaluation_rng(self) -> torch.Generator:
+        """A generator of its own for each evaluation, seeded from the run's seed and the step.
+
+        Evaluations draw many samples; from the training generator they would make the
+        training trajectory depend on how often the run evaluates. The step is the number of
+        rows logged so far (one per epoch, round or step, whether evaluated or not), which
+        differs between any two evaluations of a run.
+        """
+        step = len(self.state.history)
+        seed = np.random.SeedSequence([self.config.seed, step]).generate_state(1, np.uint64)[0]
+        return torch.Generator().manual_seed(int(seed))
 
     # -- phases --------------------------------------------------------------------------
     def _make_agent(self) -> ReinforceAgent:
@@ -217,7 +252,9 @@ class Run:
 
         self.out.mkdir(parents=True, exist_ok=True)
         started = time.time() - self.state.wall_time
-        with SummaryWriter(str(self.out / "tb")) as writer:
+        # On resume, TensorBoard drops the events logged after the checkpoint (they are logged again).
+        purge_step = self.state.progress + 1 if self.state.history else None
+        with SummaryWriter(str(self.out / "tb"), purge_step=purge_step) as writer:
             if self.state.phase == "mle":
                 self._mle(writer, started)
             if self.state.phase == "d_pretrain":
@@ -296,14 +333,15 @@ class Run:
         self._checkpoint(started)
 
     def _sb3_model(self, envs: Any) -> Any:
-        from agents.sb3 import SB3VecEnvAdapter, make_a2c, make_ppo, quiet_logger
-        from stable_baselines3 import A2C, PPO
+        from agents.sb3 import SB3VecEnvAdapter, make_a2c, make_ppo, sb3_from_state_dict
         from stable_baselines3.common.vec_env import VecMonitor
 
         venv = VecMonitor(SB3VecEnvAdapter(envs))
-        if self.sb3_state is not None:  # resuming
-            algorithm = PPO if self.config.algo == "ppo" else A2C
-            self.sb3_model = quiet_logger(algorithm.load(io.BytesIO(self.sb3_state), env=venv, device=self.device))
+        if self.sb3_state is not None:  # resuming: rebuilt from tensors and plain data by our code
+            try:
+                self.sb3_model = sb3_from_state_dict(self.sb3_state, venv, device=self.device)
+            except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+                raise CheckpointError(f"{self.checkpoint_path}: its SB3 state is not usable ({exc!r})") from exc
         else:
             make = make_ppo if self.config.algo == "ppo" else make_a2c
             self.sb3_model = make(venv, generator=self.generator, seed=self.config.seed, device=self.device)

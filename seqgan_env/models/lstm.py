@@ -13,6 +13,7 @@ fed as the first input and is not part of the emitted sequence.
 
 from __future__ import annotations
 
+import codecs
 import pickle
 from pathlib import Path
 from typing import Any
@@ -237,6 +238,45 @@ class Generator(TokenLSTM):
         )
 
 
+try:  # NumPy 2 moved its internals to numpy._core; pickles name either location
+    from numpy._core import multiarray as _multiarray, numeric as _numeric
+except ImportError:  # NumPy 1
+    from numpy.core import multiarray as _multiarray, numeric as _numeric
+
+_PICKLE_GLOBALS: dict[tuple[str, str], Any] = {
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): codecs.encode,  # how protocols 0-2 spell bytes under Python 3
+}
+for _module in ("numpy.core", "numpy._core"):
+    _PICKLE_GLOBALS[(f"{_module}.multiarray", "_reconstruct")] = _multiarray._reconstruct
+    if hasattr(_numeric, "_frombuffer"):  # protocol 5's array constructor
+        _PICKLE_GLOBALS[(f"{_module}.numeric", "_frombuffer")] = _numeric._frombuffer
+
+
+class ForbiddenPickleError(ValueError):
+    """A pickle names something other than NumPy's array constructors: it is refused unread."""
+
+
+class ArrayUnpickler(pickle.Unpickler):
+    """Reads pickles of lists, tuples and dicts of NumPy arrays, and nothing else.
+
+    A pickle is a program: every global it names is imported and may be called. This
+    unpickler admits only the handful of NumPy functions that rebuild an array (and the
+    codec that older protocols use for bytes), so a crafted file cannot run a command;
+    any other global raises :class:`ForbiddenPickleError` naming it, before it is called.
+    """
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return _PICKLE_GLOBALS[(module, name)]
+        except KeyError:
+            raise ForbiddenPickleError(
+                f"the pickle asks for {module}.{name}, which an oracle file never needs (it may run code); "
+                "only NumPy arrays are read from pickles"
+            ) from None
+
+
 ORACLE_ARRAY_NAMES: tuple[str, ...] = (
     "embedding", "W_i", "U_i", "b_i", "W_f", "U_f", "b_f",
     "W_o", "U_o", "b_o", "W_c", "U_c", "b_c", "W_out", "b_out",
@@ -345,7 +385,9 @@ class Oracle(TokenLSTM):
         else:
             try:
                 with path.open("rb") as handle:
-                    obj = pickle.load(handle, encoding="latin1")
+                    obj = ArrayUnpickler(handle, encoding="latin1").load()
+            except ForbiddenPickleError as exc:
+                raise ForbiddenPickleError(f"{path}: {exc}") from None
             except Exception as exc:
                 raise ValueError(
                     f"{path}: not an oracle file: neither an .npz archive nor a readable pickle ({exc})"
