@@ -71,6 +71,42 @@ def test_reinforce_lowers_nll_oracle_on_the_oracle_reward(tiny, tiny_models):
     assert after < before - 0.3
 
 
+@pytest.mark.slow
+def test_reinforce_raises_the_default_envs_reward_over_30_updates():
+    """The embedded default as a user gets it (shipped G and D, vocabulary 5000, length 20):
+    30 REINFORCE updates of 64 sequences against the fixed shipped D raise the Monte Carlo
+    reward (measured: 0.35 over the first five updates, 0.58 over the last five; 45 s)."""
+    import copy
+
+    import seqgan_env
+
+    torch.manual_seed(0)
+    envs = gym.make_vec("SeqGAN-v0", num_envs=64, num_rollouts=4)
+    generator = copy.deepcopy(seqgan_env.reward_wrapper(envs).reward_model.rollout_policy)
+    agent = ReinforceAgent(generator, ReinforceConfig(baseline="mean"), seed=0)
+    seqgan_env.set_rollout_policy(envs, agent.rollout_policy)
+    rewards = train_reinforce(envs, agent, 30)
+    assert np.mean(rewards[-5:]) > np.mean(rewards[:5]) + 0.1, rewards
+
+
+@pytest.mark.slow
+def test_reinforce_on_the_paper_oracles_likelihood_lowers_nll_oracle(paper_oracle_path):
+    """The paper's oracle (vocabulary 5000) as the reward: 30 updates take an untrained G's
+    NLL-oracle down (measured: 11.43 -> 10.90; 15 s)."""
+    from seqgan_env.models import Oracle
+    from seqgan_env.presets import get_preset
+
+    oracle = Oracle.load(paper_oracle_path)
+    torch.manual_seed(0)
+    generator = Generator.from_preset(get_preset("paper"))
+    before = oracle.nll(generator.sample(2000, torch.Generator().manual_seed(0)))
+    envs = gym.make_vec("SeqGAN-v0", num_envs=64, preset="paper", reward="oracle", oracle=oracle)
+    agent = ReinforceAgent(generator, ReinforceConfig(baseline="mean", reward_to_go=True), seed=0)
+    train_reinforce(envs, agent, 30)
+    after = oracle.nll(generator.sample(2000, torch.Generator().manual_seed(0)))
+    assert after < before - 0.3, (before, after)
+
+
 def test_rollout_copy_follows_the_generator(tiny):
     torch.manual_seed(0)
     gen = Generator.from_preset(tiny)
