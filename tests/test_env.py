@@ -110,6 +110,12 @@ def test_invalid_actions_are_rejected_with_a_clear_message(tiny, tiny_models):
     bare.step(1)
     with pytest.raises(RuntimeError, match="reset"):
         bare.step(1)
+    # An end-of-sequence token finishes the episode as surely as the last position does.
+    text = SeqGANEnv(vocab_size=10, seq_len=4, eos_token=3)
+    text.reset()
+    assert text.step(3)[2] is True
+    with pytest.raises(RuntimeError, match="reset"):
+        text.step(1)
 
 
 def test_render_ansi_shows_the_prefix(tiny_models):
