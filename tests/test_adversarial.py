@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from agents import ReinforceAgent
+from seqgan_env.models import Discriminator
+from seqgan_env.presets import get_preset
 from train.adversarial import AdversarialConfig, adversarial_train, fresh_accuracy, reinforce_step
 
 
@@ -25,11 +27,25 @@ def _run(models, target):
     return log, changed
 
 
-def test_fresh_accuracy_scores_real_and_generated_halves(trained_tiny):
-    accuracy = fresh_accuracy(trained_tiny["discriminator"], trained_tiny["generator"], trained_tiny["real"], 500,
-                              torch.Generator().manual_seed(0))
-    # The fixture's D was trained against this G: better than chance, and a fraction of 1000 samples.
-    assert 0.55 < accuracy <= 1.0 and (accuracy * 1000) == pytest.approx(round(accuracy * 1000))
+def test_fresh_accuracy_is_the_discriminators_accuracy_on_the_same_samples(trained_tiny):
+    """fresh_accuracy scores by D's fast inference path; recompute it on the very samples it
+    draws (the same seed) with D's ordinary forward pass and labels of our own."""
+    gen, disc, real_data = trained_tiny["generator"], trained_tiny["discriminator"], trained_tiny["real"]
+    count = 500
+    accuracy = fresh_accuracy(disc, gen, real_data, count, torch.Generator().manual_seed(0))
+
+    rng = torch.Generator().manual_seed(0)
+    fake = gen.sample(count, rng)
+    real = real_data[torch.randint(real_data.shape[0], (count,), generator=rng)]
+    with torch.no_grad():
+        says_real = disc(torch.cat([real, fake])).argmax(dim=1) == 1
+    labels = torch.cat([torch.ones(count, dtype=torch.bool), torch.zeros(count, dtype=torch.bool)])
+    assert accuracy == pytest.approx(float((says_real == labels).float().mean()), abs=1.5 / (2 * count))
+    # The fixture's D was trained against this G; an untrained D is near chance on the same data.
+    torch.manual_seed(1)
+    untrained = Discriminator.from_preset(get_preset("tiny")).eval()
+    chance = fresh_accuracy(untrained, gen, real_data, count, torch.Generator().manual_seed(0))
+    assert accuracy > 0.6 and abs(chance - 0.5) < 0.1 and accuracy > chance + 0.1, (accuracy, chance)
 
 
 @pytest.mark.parametrize("target, trained", [(None, True), (1.01, True), (0.0, False)])

@@ -114,6 +114,12 @@ def test_invalid_actions_are_rejected_with_a_clear_message(tiny, tiny_models):
     bare.step(1)
     with pytest.raises(RuntimeError, match="reset"):
         bare.step(1)
+    # An end-of-sequence token finishes the episode as surely as the last position does.
+    text = SeqGANEnv(vocab_size=10, seq_len=4, eos_token=3)
+    text.reset()
+    assert text.step(3)[2] is True
+    with pytest.raises(RuntimeError, match="reset"):
+        text.step(1)
 
 
 def test_render_ansi_shows_the_prefix(tiny_models):
@@ -144,17 +150,36 @@ def test_swap_discriminator_at_run_time(tiny, tiny_models):
         seqgan_env.set_discriminator(env, Discriminator(tiny.vocab_size + 1, tiny.seq_len, tiny.discriminator))
 
 
-def test_swap_rollout_policy_mid_episode(tiny, tiny_models):
-    from seqgan_env.models import Generator
+def test_swap_rollout_policy_mid_episode(tiny, trained_tiny):
+    """After a swap mid-episode every later reward is the Monte Carlo value under the new
+    policy, as the original per-prefix loop computes it. The new policy is the oracle, whose
+    completions the trained D finds far more real than the MLE generator's, so a swap that
+    is ignored, or that keeps the old policy's state of the prefix, misses by many sigmas."""
+    from benchmarks.reference_loop import reference_rewards
 
-    env = tiny_env(tiny_models, compute_dtype="float32")
+    old, new, disc = trained_tiny["generator"], trained_tiny["oracle"], trained_tiny["discriminator"]
+    rollouts = 2000
+    env = gym.make("SeqGAN-v0", preset="tiny", discriminator=disc, rollout_policy=old, num_rollouts=rollouts,
+                   compute_dtype="float32")
+    actions = old.sample(1, torch.Generator().manual_seed(0))[0]
     env.reset(seed=0)
-    env.step(1)
-    torch.manual_seed(5)
-    seqgan_env.set_rollout_policy(env, Generator.from_preset(tiny))
-    for _ in range(tiny.seq_len - 1):
-        _, reward, *_ = env.step(2)
-        assert 0.0 <= reward <= 1.0
+    env.step(int(actions[0]))
+    seqgan_env.set_rollout_policy(env, new)
+    got = np.array([env.step(int(a))[1] for a in actions[1:]])
+
+    # The reference: the same number of completions, 4 for each of as many copies of the sequence.
+    copies = actions.repeat(rollouts // 4, 1)
+    per_copy = {name: reference_rewards(copies, policy, disc, 4, torch.Generator().manual_seed(1))[:, 1:]
+                for name, policy in (("new", new), ("old", old))}
+    expected = {name: rewards.mean(0).numpy() for name, rewards in per_copy.items()}
+    # Standard error of the difference of two means of `rollouts` completions each.
+    sigma = per_copy["new"].std(0).numpy() / np.sqrt(rollouts // 4) * np.sqrt(2)
+    tolerance = 5 * sigma + 1e-4
+    assert np.all(np.abs(got - expected["new"]) <= tolerance), (got, expected["new"], tolerance)
+    # The check has the power to tell the policies apart: the old policy's rewards are far off.
+    assert np.any(np.abs(got - expected["old"]) > 3 * tolerance), (got, expected["old"], tolerance)
+    with torch.no_grad():
+        assert got[-1] == pytest.approx(float(disc.prob_real(actions[None])), abs=1e-5)  # the last step is D alone
 
 
 def test_gymnasium_and_sb3_env_checkers_pass_on_the_default_env():

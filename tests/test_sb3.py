@@ -3,6 +3,8 @@ PPO/A2C learning against a fixed discriminator, the D-retraining callback, Recur
 
 from __future__ import annotations
 
+import math
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -11,10 +13,11 @@ from gymnasium import spaces
 
 import seqgan_env
 from agents.sb3 import (
-    DiscriminatorRetrainCallback, GeneratorActorCriticPolicy, SB3Agent, SB3VecEnvAdapter, TokenLSTMExtractor, discount_for, make_a2c, make_ppo, make_recurrent_ppo,
+    DiscriminatorRetrainCallback, GeneratorActorCriticPolicy, copy_actor_to_generator, SB3Agent, SB3VecEnvAdapter, TokenLSTMExtractor, discount_for, make_a2c, make_ppo, make_recurrent_ppo,
 )
 from seqgan_env.factory import REWARD_ARGUMENTS
 from seqgan_env.wrappers import SeqGANVectorRewardWrapper
+from train.adversarial import fresh_accuracy
 
 
 def tiny_envs(models, num_envs, reward="monte_carlo", **kwargs):
@@ -113,17 +116,32 @@ def test_sb3_raises_the_reward_against_a_fixed_discriminator(trained_tiny_copy, 
 
 
 def test_callback_retrains_the_discriminator_and_hands_it_to_the_env(trained_tiny_copy):
+    """Starting from an untrained D (chance on fresh samples), three rollouts of retraining
+    make it tell the policy's fresh samples from real data, and the env scores with it. The
+    policy starts as an untrained generator, far from the real data: a separable case."""
     models = trained_tiny_copy
-    envs = tiny_envs(models, num_envs=16)
-    disc = models["discriminator"]
+    tiny = seqgan_env.get_preset("tiny")
+    num_envs, rollouts = 64, 3
+    envs = tiny_envs(models, num_envs=num_envs)
+    torch.manual_seed(1)
+    disc = seqgan_env.Discriminator.from_preset(tiny).eval()
     start = [p.detach().clone() for p in disc.parameters()]
-    callback = DiscriminatorRetrainCallback(disc, models["real"], epochs=2)
-    model = make_ppo(envs, generator=models["generator"], seed=0)
-    seqgan_env.set_discriminator(envs, seqgan_env.Discriminator.from_preset(seqgan_env.get_preset("tiny")))
-    model.learn(2 * 16 * model.n_steps, callback=callback, log_interval=None)
+    sampler = seqgan_env.Generator.from_preset(tiny)
+    model = make_ppo(envs, generator=sampler, seed=0)
+
+    def accuracy() -> float:
+        copy_actor_to_generator(model.policy, sampler)
+        return fresh_accuracy(disc, sampler, models["real"], 500, torch.Generator().manual_seed(0))
+
+    before = accuracy()
+    callback = DiscriminatorRetrainCallback(disc, models["real"], epochs=5, lr=1e-3)
+    model.learn(rollouts * num_envs * model.n_steps, callback=callback, log_interval=None)
+    assert model.num_timesteps == rollouts * num_envs * model.n_steps
+    after = accuracy()
     assert any(not torch.equal(a, b) for a, b in zip(start, disc.parameters()))
-    assert 0.0 <= model.logger.name_to_value["discriminator/d_accuracy"] <= 1.0
-    assert "discriminator/d_loss" in model.logger.name_to_value
+    assert after > before + 0.2, (before, after)  # measured: 0.5 -> 0.82
+    assert model.logger.name_to_value["discriminator/d_accuracy"] > 0.6
+    assert model.logger.name_to_value["discriminator/d_loss"] < math.log(2)
     assert seqgan_env.reward_wrapper(envs).reward_model.discriminator is disc
 
 
@@ -131,8 +149,10 @@ def test_recurrent_ppo_runs_on_the_adapter(tiny_models):
     model = make_recurrent_ppo(tiny_envs(tiny_models, num_envs=8), n_steps=8, batch_size=32, n_epochs=2, seed=0,
                                policy_kwargs=dict(lstm_hidden_size=16, net_arch=[32]))
     assert isinstance(model.policy.features_extractor, TokenLSTMExtractor)
+    before = [p.detach().clone() for p in model.policy.parameters()]
     model.learn(256)
-    assert model.num_timesteps >= 256
+    assert model.num_timesteps == 256  # exactly 4 rollouts of 8 envs x 8 steps
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.policy.parameters())), "no update happened"
 
 
 def test_sb3_agent_acts_saves_and_loads(tiny, trained_tiny, tmp_path):

@@ -112,27 +112,42 @@ def test_engine_matches_the_original_loop_in_expectation(tiny, tiny_models):
     np.testing.assert_allclose(got, expected.numpy(), atol=0.015)
 
 
-def test_mixed_prefix_lengths_match_per_row_rewards(tiny, tiny_models):
-    """Rows at different prefix lengths in one batch (the masked path) get the same
-    expected reward as when each is computed alone."""
-    model = MonteCarloReward(tiny_models["discriminator"], tiny_models["generator"], num_rollouts=3000,
-                             compute_dtype="float32")
-    sequences = torch.randint(0, tiny.vocab_size, (3, tiny.seq_len), generator=torch.Generator().manual_seed(0))
-    lengths = torch.tensor([1, 4, 6])
+def test_mixed_prefix_lengths_match_the_original_loop(tiny, trained_tiny):
+    """Rows at different prefix lengths in one batch (the masked path, rebuilt from the
+    sequences) get the expected reward of the original per-prefix loop for their own prefix."""
+    # The oracle completes the prefixes: its sharp distributions depend strongly on the prefix's
+    # state, which the trained D then tells apart.
+    generator, disc = trained_tiny["oracle"], trained_tiny["discriminator"]
+    # 4 rows x 256 completions fill exactly one chunk of the engine, so the rows share one masked batch.
+    per_step, repeats = 256, 8
+    model = MonteCarloReward(disc, generator, num_rollouts=per_step, compute_dtype="float32")
+    sequences = trained_tiny["oracle"].sample(4, torch.Generator().manual_seed(0))
+    lengths = torch.tensor([1, 3, 4, 6])
+    masked = sequences.clone()
+    masked[torch.arange(tiny.seq_len) >= lengths[:, None]] = tiny.vocab_size
+    rows = torch.arange(len(lengths))
+    got = []
+    for repeat in range(repeats):
+        model.seed(repeat)
+        model.bind(len(lengths))
+        model.reset(torch.ones(len(lengths), dtype=torch.bool))
+        model._stale = True  # rebuild the prefix states from the sequences, as after a policy swap
+        got.append(model.step(masked, lengths, masked[rows, lengths - 1], torch.zeros(len(lengths), dtype=torch.bool)))
+    got = torch.stack(got).mean(0).numpy()
+    rollouts = per_step * repeats
 
-    def rewards_for(rows):
-        model.seed(0)
-        model.bind(len(rows))
-        model.reset(torch.ones(len(rows), dtype=torch.bool))
-        seqs = sequences[rows].clone()
-        lens = lengths[rows]
-        seqs[torch.arange(tiny.seq_len) >= lens[:, None]] = tiny.vocab_size
-        model._stale = True  # rebuild the prefix states from the sequences
-        return model.step(seqs, lens, seqs[torch.arange(len(rows)), lens - 1], torch.zeros(len(rows), dtype=torch.bool))
-
-    together = rewards_for([0, 1, 2])
-    alone = torch.cat([rewards_for([i]) for i in range(3)])
-    torch.testing.assert_close(together, alone, atol=0.015, rtol=0)
+    # The original loop on the full sequences, `rollouts` completions of every prefix of each row.
+    copies = sequences.repeat_interleave(rollouts // 4, dim=0)
+    reference = reference_rewards(copies, generator, disc, 4, torch.Generator().manual_seed(1))
+    reference = reference.view(len(lengths), rollouts // 4, tiny.seq_len)
+    per_row = reference[rows, :, lengths - 1]  # (rows, copies): each row at its own prefix length
+    expected = per_row.mean(1).numpy()
+    sigma = per_row.std(1).numpy() / np.sqrt(rollouts // 4) * np.sqrt(2)
+    tolerance = 5 * sigma + 1e-4
+    assert np.all(np.abs(got - expected) <= tolerance), (got, expected, tolerance)
+    # Prefixes one token longer have other values, so a row read at the wrong length would fail.
+    neighbours = reference[rows, :, lengths].mean(1).numpy()
+    assert np.any(np.abs(neighbours - expected) > 2 * tolerance), (neighbours, expected, tolerance)
 
 
 def test_bfloat16_rewards_stay_within_1e_2_of_float32():

@@ -34,7 +34,7 @@ def _setup(env: Any, num: int, vocab_size: int, seq_len: int, eos_token: int | N
     env.pad_token = vocab_size
     env.render_mode, env.decode = render_mode, decode
     env._seqs = _Sequences(num, vocab_size, seq_len, eos_token)
-    env._seqs.lengths[:] = seq_len  # step() before reset() is an error
+    env._seqs.finished[:] = True  # step() before reset() is an error
     return (spaces.Discrete(vocab_size),
             spaces.MultiDiscrete(np.full(seq_len, vocab_size + 1), dtype=np.int64))
 
@@ -49,10 +49,13 @@ class _Sequences:
         self.pad_token = vocab_size
         self.tokens = np.full((num, seq_len), self.pad_token, dtype=np.int64)
         self.lengths = np.zeros(num, dtype=np.int64)
+        # Rows whose sequence is complete: full length, or ended by an end-of-sequence token.
+        self.finished = np.zeros(num, dtype=bool)
 
     def clear(self, rows: np.ndarray | slice = slice(None)) -> None:
         self.tokens[rows] = self.pad_token
         self.lengths[rows] = 0
+        self.finished[rows] = False
 
     def append(self, actions: np.ndarray) -> np.ndarray:
         """Append one token per row; returns which rows are now complete."""
@@ -61,8 +64,7 @@ class _Sequences:
             raise ValueError(
                 f"invalid action {actions[bad][0]!r}: actions are token ids in [0, {self.vocab_size})"
             )
-        full = self.lengths >= self.seq_len
-        if full.any():
+        if self.finished.any():
             raise RuntimeError("step() called on a finished sequence; call reset() first")
         rows = np.arange(len(self.lengths))
         self.tokens[rows, self.lengths] = actions
@@ -70,6 +72,7 @@ class _Sequences:
         done = self.lengths >= self.seq_len
         if self.eos_token is not None:
             done |= actions == self.eos_token
+        self.finished |= done
         return done
 
 
