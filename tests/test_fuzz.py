@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 import seqgan_env  # noqa: F401  (registers SeqGAN-v0)
 from seqgan_env.presets import DiscriminatorConfig, Preset
+from seqgan_env.factory import REWARD_ARGUMENTS
 
 _SMALL_D = DiscriminatorConfig(embedding_dim=8, filter_sizes=(1, 2, 3), num_filters=(4, 4, 4))
 PRESETS: dict[str, Any] = {
@@ -48,12 +49,17 @@ NUM_ENVS = (1, 3)
 FUZZ = settings(max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+def _reward_options(reward: str) -> dict[str, Any]:
+    """float32 rewards where the reward computes with D (make refuses options a reward does not read)."""
+    return {"compute_dtype": "float32"} if "compute_dtype" in REWARD_ARGUMENTS[reward] else {}
+
+
 @lru_cache(maxsize=None)
 def single_env(preset: str, reward: str) -> gym.Env:
     """One env per preset and reward kind, shared by the examples (each starts with a seeded reset)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # untrained D and rollout policy: their reward means little, fine here
-        return gym.make("SeqGAN-v0", preset=PRESETS[preset], reward=reward, compute_dtype="float32")
+        return gym.make("SeqGAN-v0", preset=PRESETS[preset], reward=reward, **_reward_options(reward))
 
 
 @lru_cache(maxsize=None)
@@ -61,7 +67,7 @@ def vector_env(preset: str, reward: str, num_envs: int) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return gym.make_vec("SeqGAN-v0", num_envs=num_envs, preset=PRESETS[preset], reward=reward,
-                            compute_dtype="float32")
+                            **_reward_options(reward))
 
 
 # -- actions -------------------------------------------------------------------------------
