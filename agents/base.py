@@ -19,6 +19,22 @@ from seqgan_env.models import TokenLSTM
 from seqgan_env.rollout import PrefixStates, RolloutPolicy
 
 
+def policy_kl(old_log_probs: torch.Tensor, new_log_probs: torch.Tensor,
+              mask: torch.Tensor | None = None) -> float:
+    """Mean KL(old || new) of two policies' next-token distributions over the same states.
+
+    ``old_log_probs`` and ``new_log_probs``: ``(..., vocab)`` normalised log-probabilities
+    (e.g. before and after an update, on the states the update learned from); ``mask``
+    (shape ``...``) selects the states that count. The KL of the policy to its previous self,
+    logged beside the entropy, is how far one update moved the policy.
+    """
+    kl = (old_log_probs.exp() * (old_log_probs - new_log_probs)).sum(-1)
+    if mask is not None:
+        mask = mask.to(kl.dtype)
+        return float((kl * mask).sum() / mask.sum().clamp(min=1))
+    return float(kl.mean())
+
+
 @dataclass
 class EpisodeBatch:
     """``B`` finished episodes of the token MDP.

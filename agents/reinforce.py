@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from agents.base import Agent, EpisodeBatch, PrefixTracker
+from agents.base import Agent, EpisodeBatch, PrefixTracker, policy_kl
 from seqgan_env.checkpoint import FORMAT, atomic_save, load_checkpoint, model_from_payload, model_payload
 from seqgan_env.models import Generator
 from seqgan_env.sampling import sample_categorical
@@ -125,10 +125,13 @@ class ReinforceAgent(Agent):
         grad_norm = torch.nn.utils.clip_grad_norm_(gen.parameters(), self.config.grad_clip)
         self.optimizer.step()
         gen.eval()
+        with torch.no_grad():  # how far this update moved the policy, on the states it learned from
+            kl = policy_kl(log_probs_all.detach(), torch.log_softmax(gen.output(gen.hidden_states(sequences)), -1),
+                           mask)
         self._update_rollout()
         self.updates += 1
-        stats.update(pg_loss=loss.item(), entropy=mean_entropy.item(), grad_norm=float(grad_norm),
-                     mean_reward=float((rewards * mask).sum() / mask.sum()))
+        stats.update(pg_loss=loss.item(), entropy=mean_entropy.item(), grad_norm=float(grad_norm), kl=kl,
+                     mean_reward=float((rewards * mask).sum() / mask.sum()), env_steps=float(mask.sum()))
         return stats
 
     @torch.no_grad()

@@ -27,7 +27,7 @@ from seqgan_env.checkpoint import load_model, save_model
 from seqgan_env.factory import DEFAULT_DISCRIMINATOR_FILE, DEFAULT_GENERATOR_FILE, asset_path
 from seqgan_env.models import Discriminator, Generator, Oracle
 from seqgan_env.presets import get_preset
-from train.pretrain import DiscriminatorConfig, MLEConfig, pretrain_generator, train_discriminator
+from train.pretrain import DiscriminatorSchedule, MLEConfig, pretrain_generator, train_discriminator
 
 
 def main() -> None:
@@ -63,7 +63,7 @@ def main() -> None:
     else:
         pretrain_generator(generator, real, MLEConfig(epochs=args.mle_epochs), rng, on_epoch=report, progress=False)
     discriminator = Discriminator.from_preset(preset)
-    stats = train_discriminator(discriminator, generator, real, DiscriminatorConfig(
+    stats = train_discriminator(discriminator, generator, real, DiscriminatorSchedule(
         rounds=args.d_rounds, epochs=2, num_negatives=5_000, lr=args.d_lr,
         random_negatives=args.random_negatives), rng)
     summary = {

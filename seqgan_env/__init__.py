@@ -1,10 +1,12 @@
 """seqgan-env: SeqGAN as a Gymnasium environment.
 
-``import seqgan_env`` registers ``SeqGAN-v0``::
+``import seqgan_env`` registers ``SeqGAN-v0`` and its variants (:data:`VARIANTS`)::
 
     import gymnasium, seqgan_env
     env = gymnasium.make("SeqGAN-v0")                     # the embedded default
     envs = gymnasium.make_vec("SeqGAN-v0", num_envs=64)   # the batched twin
+    env = gymnasium.make("SeqGAN-Tiny-v0")                # vocabulary 64, length 8: trains in seconds
+    env = gymnasium.make("SeqGAN-Text-v0", corpus="sentences.txt")   # real text
 """
 
 from __future__ import annotations
@@ -23,12 +25,34 @@ __version__ = "0.1.0"
 
 ENV_ID = "SeqGAN-v0"
 
-if ENV_ID not in gym.registry:
-    gym.register(
-        id=ENV_ID,
-        entry_point="seqgan_env.factory:make_env",
-        vector_entry_point="seqgan_env.factory:make_vector_env",
-    )
+VARIANTS: dict[str, dict[str, Any]] = {
+    # The embedded default: vocabulary 5000, length 20, shipped G and D (a meaningful reward at once).
+    ENV_ID: {"preset": "default", "reward": "monte_carlo"},
+    # Vocabulary 64, length 8, 4 rollouts: trains in seconds on a laptop (tutorials, coursework, tests).
+    "SeqGAN-Tiny-v0": {"preset": "tiny", "reward": "monte_carlo"},
+    # The paper's synthetic configuration: its D (1720 filters), 16 rollouts.
+    "SeqGAN-Paper-v0": {"preset": "paper", "reward": "monte_carlo"},
+    # Real text: pass corpus= (a UTF-8 file, one sequence per line, or "sotu").
+    "SeqGAN-Text-v0": {"reward": "monte_carlo", "max_length": 32},
+}
+"""Registered ids and the keyword arguments each passes to its entry point (``env.spec.kwargs``).
+
+No variant sets ``max_episode_steps`` or ``reward_threshold``: every episode terminates by
+itself after at most ``seq_len`` tokens (a time limit could only duplicate that as a
+truncation), and the discriminator's reward has no level at which the task is solved (a
+better generator makes the retrained D harsher).
+"""
+
+for _id, _kwargs in VARIANTS.items():
+    if _id not in gym.registry:
+        _text = _id == "SeqGAN-Text-v0"
+        gym.register(
+            id=_id,
+            entry_point="seqgan_env.factory:make_text_env" if _text else "seqgan_env.factory:make_env",
+            vector_entry_point=("seqgan_env.factory:make_text_vector_env" if _text
+                                else "seqgan_env.factory:make_vector_env"),
+            kwargs=dict(_kwargs),
+        )
 
 
 def reward_wrapper(env: Any) -> SeqGANRewardWrapper | SeqGANVectorRewardWrapper:
@@ -52,7 +76,7 @@ def set_rollout_policy(env: Any, policy: Any) -> None:
 
 
 __all__ = [
-    "ENV_ID", "PRESETS", "Discriminator", "Generator", "MonteCarloReward", "Oracle",
+    "ENV_ID", "PRESETS", "VARIANTS", "Discriminator", "Generator", "MonteCarloReward", "Oracle",
     "OracleLikelihoodReward", "Preset", "RewardModel", "SeqGANEnv", "SeqGANRewardWrapper",
     "SeqGANVectorEnv", "SeqGANVectorRewardWrapper", "TerminalReward", "get_preset",
     "reward_wrapper", "set_discriminator", "set_rollout_policy",

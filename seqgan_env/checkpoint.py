@@ -87,7 +87,7 @@ def load_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]
 
 def model_payload(model: nn.Module, kind: str, **extra: Any) -> dict[str, Any]:
     """The dict that :func:`save_model` writes: constructor arguments and weights."""
-    config = model.config_dict() if hasattr(model, "config_dict") else model.config()
+    config = model.config_dict()
     return {"format": FORMAT, "kind": kind, "config": config,
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **extra}
 

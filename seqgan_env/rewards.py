@@ -64,8 +64,6 @@ class RewardModel(abc.ABC):
     new episode, and :meth:`step` after every env step.
     """
 
-    reward_range: tuple[float, float] = (0.0, 1.0)
-
     def __init__(self, device: str | torch.device = "cpu") -> None:
         self.device = resolve_device(device)
         self.generator = torch.Generator(device=self.device)
@@ -236,8 +234,6 @@ class OracleLikelihoodReward(RewardModel):
     maximising it lowers NLL-oracle directly. Rewards are ``<= 0``.
     """
 
-    reward_range = (float("-inf"), 0.0)
-
     def __init__(self, oracle: Oracle, device: str | torch.device = "cpu") -> None:
         super().__init__(device)
         if not isinstance(oracle, Oracle):
@@ -272,7 +268,6 @@ class ConstantReward(RewardModel):
     def __init__(self, value: float = 1.0, device: str | torch.device = "cpu") -> None:
         super().__init__(device)
         self.value = float(value)
-        self.reward_range = (self.value, self.value)
 
     def step(self, sequences, lengths, actions, finished):
         return torch.full((sequences.shape[0],), self.value, device=self.device)

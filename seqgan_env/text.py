@@ -21,6 +21,7 @@ training split and encodes both splits. Its treatment of awkward input is docume
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 import unicodedata
@@ -30,6 +31,8 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import torch
+
+from seqgan_env.presets import Preset
 
 BOS, EOS, UNK = 0, 1, 2
 SPECIAL_TOKENS = ("<bos>", "<eos>", "<unk>")
@@ -269,3 +272,12 @@ def build_corpus(lines: Sequence[str], source: str, max_length: int, level: str 
 def load_corpus(path: str | Path, max_length: int, **options: Any) -> Corpus:
     """:func:`build_corpus` of a UTF-8 text file with one sequence per line (blank lines skipped)."""
     return build_corpus(read_lines(path), str(path), max_length, **options)
+
+
+def text_preset(base: Preset, vocab: Vocabulary, length: int) -> Preset:
+    """``base`` sized for a corpus: its vocabulary, its length, the special tokens; D's
+    windows longer than the sequences are left out."""
+    disc = base.discriminator
+    windows = [(k, n) for k, n in zip(disc.filter_sizes, disc.num_filters) if k <= length]
+    disc = dataclasses.replace(disc, filter_sizes=tuple(k for k, _ in windows), num_filters=tuple(n for _, n in windows))
+    return base.replace(vocab_size=vocab.size, seq_len=length, start_token=BOS, eos_token=EOS, discriminator=disc)

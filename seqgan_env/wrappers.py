@@ -46,21 +46,22 @@ class _Swappable:
         self.reward_model.set_rollout_policy(policy)
 
 
-class SeqGANRewardWrapper(gym.Wrapper, _Swappable):
+class SeqGANRewardWrapper(gym.Wrapper[np.ndarray, np.int64, np.ndarray, np.int64], _Swappable):
     """Adds a reward model's reward to a :class:`~seqgan_env.envs.SeqGANEnv`."""
 
-    def __init__(self, env: gym.Env, reward_model: RewardModel) -> None:
+    def __init__(self, env: gym.Env[np.ndarray, np.int64], reward_model: RewardModel) -> None:
         super().__init__(env)
         self.reward_model = reward_model
         self._device = reward_model.device
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         obs, info = self.env.reset(seed=seed, options=options)
         self.reward_model.seed(_seed_from(self.np_random))
         self.reward_model.reset(torch.ones(1, dtype=torch.bool, device=self._device))
         return obs, info
 
-    def step(self, action: Any):
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         obs, _, terminated, truncated, info = self.env.step(action)
         rewards = self.reward_model.step(
             torch.as_tensor(obs, device=self._device).unsqueeze(0),
@@ -79,7 +80,8 @@ class SeqGANVectorRewardWrapper(VectorWrapper, _Swappable):
         self.reward_model = reward_model
         self._device = reward_model.device
 
-    def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
+    def reset(self, *, seed: int | list[int] | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         if isinstance(seed, (list, tuple)):
             seed = seed[0]  # one generator drives the whole batch
         obs, info = self.env.reset(seed=seed, options=options)
@@ -87,7 +89,7 @@ class SeqGANVectorRewardWrapper(VectorWrapper, _Swappable):
         self.reward_model.reset(torch.ones(self.num_envs, dtype=torch.bool, device=self._device))
         return obs, info
 
-    def step(self, actions: Any):
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         obs, _, terminated, truncated, info = self.env.step(actions)
         sequences, lengths = obs, info["prefix_length"]
         if terminated.any():  # same-step autoreset: the finished rows' last step is in final_obs / final_info

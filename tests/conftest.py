@@ -48,7 +48,7 @@ def tiny_models(tiny):
 @pytest.fixture(scope="session")
 def trained_tiny():
     """Tiny models after a few seconds of the real pipeline: MLE G, and D trained against it."""
-    from train.pretrain import DiscriminatorConfig, MLEConfig, pretrain_generator, train_discriminator
+    from train.pretrain import DiscriminatorSchedule, MLEConfig, pretrain_generator, train_discriminator
 
     preset = get_preset("tiny")
     torch.manual_seed(0)
@@ -58,7 +58,7 @@ def trained_tiny():
     generator = Generator.from_preset(preset)
     pretrain_generator(generator, real, MLEConfig(epochs=3), rng, progress=False)
     discriminator = Discriminator.from_preset(preset)
-    train_discriminator(discriminator, generator, real, DiscriminatorConfig(rounds=5, epochs=3, num_negatives=2000, lr=1e-3), rng)
+    train_discriminator(discriminator, generator, real, DiscriminatorSchedule(rounds=5, epochs=3, num_negatives=2000, lr=1e-3), rng)
     return {"oracle": oracle, "generator": generator, "discriminator": discriminator.eval(), "real": real}
 
 

@@ -155,7 +155,7 @@ def test_swap_rollout_policy_mid_episode(tiny, trained_tiny):
     policy, as the original per-prefix loop computes it. The new policy is the oracle, whose
     completions the trained D finds far more real than the MLE generator's, so a swap that
     is ignored, or that keeps the old policy's state of the prefix, misses by many sigmas."""
-    from benchmarks.reference_loop import reference_rewards
+    from seqgan_env.reference import reference_rewards
 
     old, new, disc = trained_tiny["generator"], trained_tiny["oracle"], trained_tiny["discriminator"]
     rollouts = 2000

@@ -23,7 +23,7 @@ from seqgan_env.rollout import monte_carlo_rewards
 from seqgan_env.text import BOS, EOS, UNK, Vocabulary, build_corpus, guess_level, load_corpus, read_lines
 from tests.conftest import REPO
 from train.cli import main
-from train.pipeline import text_preset
+from seqgan_env.text import text_preset
 
 SUBJECTS = ["the cat", "a dog", "my friend", "the president", "our nation", "every child"]
 VERBS = ["sees", "likes", "builds", "wants", "helps", "needs"]

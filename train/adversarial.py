@@ -3,10 +3,16 @@
 Each step: the agent plays one episode in each of the vector env's rows (the env pays the
 Monte Carlo discriminator reward), learns from them, the env's rollout policy follows the
 agent's, and D is retrained on fresh generator samples versus real data.
+
+Every step's statistics include what RL users look for first: ``env_steps_per_s``
+(generated tokens per second of the whole step), ``kl`` (the policy's mean KL divergence to
+its previous self over the states the update learned from), ``entropy``, ``mean_reward``
+and, for REINFORCE, ``grad_norm`` (SB3 does not report it).
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -15,9 +21,9 @@ import torch
 from tqdm.auto import tqdm
 
 import seqgan_env
-from agents.base import Agent, collect_episodes
+from agents.base import Agent, collect_episodes, policy_kl
 from seqgan_env.models import Discriminator, Generator, Oracle
-from train.pretrain import DiscriminatorConfig, train_discriminator
+from train.pretrain import DiscriminatorSchedule, train_discriminator
 
 
 @dataclass
@@ -79,8 +85,17 @@ GeneratorStep = Callable[[int], dict[str, float]]
 
 
 def reinforce_step(agent: Agent, envs: Any) -> GeneratorStep:
-    """The paper's g-step: one episode per vector-env row, one agent update."""
-    return lambda seed: agent.learn(collect_episodes(envs, agent, seed=seed))
+    """The paper's g-step: one episode per vector-env row, one agent update.
+
+    The agent's statistics are returned as they are, with ``env_steps`` (the episodes'
+    tokens) added when the agent does not report it.
+    """
+
+    def step(seed: int) -> dict[str, float]:
+        batch = collect_episodes(envs, agent, seed=seed)
+        return {"env_steps": float(batch.mask.sum()), **agent.learn(batch)}
+
+    return step
 
 
 def sb3_step(model: Any, generator: Generator) -> GeneratorStep:
@@ -97,33 +112,53 @@ def sb3_step(model: Any, generator: Generator) -> GeneratorStep:
     def step(seed: int) -> dict[str, float]:
         model.env.seed(seed)
         model._last_obs = None  # makes learn() reset the env, with that seed
+        previous = copy.deepcopy(model.policy)
         model.learn(total_timesteps=rollout, reset_num_timesteps=False)
         copy_actor_to_generator(model.policy, generator)
-        return {"mean_reward": float(model.rollout_buffer.rewards.mean())}
+        stats = {"mean_reward": float(model.rollout_buffer.rewards.mean()), "env_steps": float(rollout),
+                 "kl": sb3_policy_kl(previous, model.policy, model.rollout_buffer.observations)}
+        logged = model.logger.name_to_value  # what SB3's train() recorded for this update
+        if "train/entropy_loss" in logged:
+            stats["entropy"] = -float(logged["train/entropy_loss"])
+        for ours, theirs in (("pg_loss", "train/policy_gradient_loss"), ("value_loss", "train/value_loss")):
+            if theirs in logged:
+                stats[ours] = float(logged[theirs])
+        return stats
 
     return step
+
+
+@torch.no_grad()
+def sb3_policy_kl(previous: Any, policy: Any, observations: Any) -> float:
+    """Mean KL(previous || policy) of two SB3 policies' action distributions over ``observations``
+    (e.g. the rollout the update learned from)."""
+    obs = torch.as_tensor(observations, device=policy.device).reshape(-1, *policy.observation_space.shape)
+    old = previous.get_distribution(obs).distribution.logits
+    new = policy.get_distribution(obs).distribution.logits
+    return policy_kl(torch.log_softmax(old, -1), torch.log_softmax(new, -1))
 
 
 def adversarial_train(
     g_step: GeneratorStep, generator: Generator, envs: Any, discriminator: Discriminator, real_data: torch.Tensor,
     config: AdversarialConfig, rng: torch.Generator, d_optimizer: torch.optim.Optimizer | None = None,
     start_step: int = 0, on_step: Callable[[int, dict[str, float]], None] | None = None, progress: bool = True,
-    evaluate: Callable[[], dict[str, float]] | None = None,
+    evaluator: Callable[[], dict[str, float]] | None = None,
 ) -> None:
     """Run adversarial steps ``start_step+1 .. config.steps``: a g-step, then D retrained.
 
     ``g_step`` is :func:`reinforce_step` or :func:`sb3_step` (or any agent's update);
-    ``evaluate()`` (e.g. NLL-oracle, NLL-test) runs every ``config.eval_every`` steps and at
+    ``evaluator()`` (e.g. NLL-oracle, NLL-test; :func:`evaluate` bound to an oracle) runs every ``config.eval_every`` steps and at
     the end; ``on_step(step, stats)`` receives each step's statistics (with the evaluation's
     on evaluation steps), e.g. to log and checkpoint.
     """
     d_optimizer = d_optimizer or torch.optim.Adam(discriminator.parameters(), lr=1e-4)
-    d_config = DiscriminatorConfig(rounds=config.d_rounds, epochs=config.d_epochs,
+    d_config = DiscriminatorSchedule(rounds=config.d_rounds, epochs=config.d_epochs,
                                    num_negatives=config.d_negatives)
     seqgan_env.set_discriminator(envs, discriminator)
     started = time.time()
     bar = tqdm(range(start_step + 1, config.steps + 1), desc="adversarial", disable=not progress, unit="step")
     for step in bar:
+        step_started = time.time()
         stats = g_step(int(torch.randint(2**31 - 1, (1,), generator=rng)))
         if config.d_target_accuracy is not None:
             stats["d_accuracy_fresh"] = fresh_accuracy(discriminator, generator, real_data, config.d_negatives, rng)
@@ -133,8 +168,10 @@ def adversarial_train(
             seqgan_env.set_discriminator(envs, discriminator)
         else:
             stats["d_trained"] = 0.0
-        if evaluate is not None and (step % config.eval_every == 0 or step == config.steps):
-            stats.update(evaluate())
+        if "env_steps" in stats:  # CleanRL's SPS: generated tokens per second of the whole step, D included
+            stats["env_steps_per_s"] = stats["env_steps"] / max(time.time() - step_started, 1e-9)
+        if evaluator is not None and (step % config.eval_every == 0 or step == config.steps):
+            stats.update(evaluator())
             bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items() if k in ("nll_oracle", "mean_reward")})
         stats["wall_time"] = time.time() - started
         if on_step is not None:

@@ -54,7 +54,7 @@ from seqgan_env.presets import Preset, get_preset
 from seqgan_env.rewards import MonteCarloReward
 from train.adversarial import evaluate, sb3_step
 from train.config import get_train_config
-from train.pretrain import DiscriminatorConfig, train_discriminator
+from train.pretrain import DiscriminatorSchedule, train_discriminator
 
 BUILTIN_AGENTS = ("reinforce", "ppo", "a2c")
 BASELINES = ("constant", "random", "oracle")
@@ -214,7 +214,7 @@ def run_one(folder: str, job: tuple[str, str, int], config_data: dict[str, Any],
                         **{name: value for name, value in models.items() if name in REWARD_ARGUMENTS[reward]})
     step, generator = _generator_step(name, setting, generator, envs, seed)
     d_optimizer = torch.optim.Adam(discriminator.parameters(), lr=1e-4)
-    d_config = DiscriminatorConfig(rounds=1, epochs=config.d_epochs, num_negatives=config.d_negatives)
+    d_config = DiscriminatorSchedule(rounds=1, epochs=config.d_epochs, num_negatives=config.d_negatives)
 
     started = time.time()
     curve = [{"tokens": 0, **_evaluate(generator, oracle, test, config.eval_samples, seed), "wall_time": 0.0}]

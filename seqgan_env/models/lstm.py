@@ -76,7 +76,7 @@ class TokenLSTM(nn.Module):
         self._augmented: tuple | None = None
 
     # -- construction and serialisation -------------------------------------------------
-    def config(self) -> dict[str, Any]:
+    def config_dict(self) -> dict[str, Any]:
         """Constructor arguments, for checkpoints."""
         return {
             "vocab_size": self.vocab_size,
