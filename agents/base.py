@@ -96,7 +96,7 @@ class Agent(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def load(cls, path: str | Path, **kwargs: Any) -> "Agent":
+    def load(cls, path: str | Path, **kwargs: Any) -> Agent:
         """Inverse of :meth:`save`."""
 
     @property

@@ -169,7 +169,7 @@ class ReinforceAgent(Agent):
         atomic_save(self.state_dict(), path)
 
     @classmethod
-    def load(cls, path: str | Path, **kwargs: Any) -> "ReinforceAgent":
+    def load(cls, path: str | Path, **kwargs: Any) -> ReinforceAgent:
         state = load_checkpoint(path, "reinforce-agent")
         agent = cls(model_from_payload(state["generator"], str(path)), ReinforceConfig(**state["config"]))
         agent.load_state_dict(state)

@@ -54,7 +54,7 @@ def main() -> None:
         model = make(envs, generator=gen, seed=0)
         steps = 64 * preset.seq_len
         model.learn(steps)  # builds the logger and buffers
-        results[name] = median_seconds(lambda: model.learn(steps, reset_num_timesteps=False))
+        results[name] = median_seconds(lambda model=model, steps=steps: model.learn(steps, reset_num_timesteps=False))
 
     print("per generator update (64 sequences x 20 tokens, 16 rollouts, paper D), median of 3:")
     for name, seconds in results.items():

@@ -26,7 +26,6 @@ import time
 import warnings
 
 import gymnasium as gym
-import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 

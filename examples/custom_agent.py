@@ -49,7 +49,7 @@ class PositionalSoftmaxAgent(Agent):
         torch.save({"logits": self.logits.detach()}, path)
 
     @classmethod
-    def load(cls, path: str | Path, **kwargs) -> "PositionalSoftmaxAgent":
+    def load(cls, path: str | Path, **kwargs) -> PositionalSoftmaxAgent:
         logits = torch.load(path, weights_only=True)["logits"]
         agent = cls(logits.shape[0], logits.shape[1], **kwargs)
         agent.logits.data.copy_(logits)

@@ -31,7 +31,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import torch
 
 from seqgan_env.checkpoint import load_model
@@ -41,7 +40,13 @@ from seqgan_env.envs import SeqGANEnv, SeqGANVectorEnv
 from seqgan_env.models import Discriminator, Generator, Oracle
 from seqgan_env.presets import Preset, get_preset
 from seqgan_env.rewards import (
-    REWARD_KINDS, ConstantReward, MonteCarloReward, RandomReward, OracleLikelihoodReward, RewardModel, TerminalReward,
+    REWARD_KINDS,
+    ConstantReward,
+    MonteCarloReward,
+    OracleLikelihoodReward,
+    RandomReward,
+    RewardModel,
+    TerminalReward,
 )
 from seqgan_env.rollout import RolloutPolicy
 from seqgan_env.text import Corpus, build_corpus, load_corpus, text_preset

@@ -19,7 +19,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import Counter
-from typing import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 
 Sentence = Sequence[Hashable]
 """A tokenised sentence: a sequence of words, characters or token ids."""

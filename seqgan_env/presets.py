@@ -82,7 +82,7 @@ class Preset:
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     """Discriminator shape."""
 
-    def replace(self, **changes: Any) -> "Preset":
+    def replace(self, **changes: Any) -> Preset:
         """A copy with some fields changed."""
         return replace(self, **changes)
 
@@ -91,7 +91,7 @@ class Preset:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Preset":
+    def from_dict(cls, data: dict[str, Any]) -> Preset:
         """Inverse of :meth:`to_dict`."""
         data = dict(data)
         disc = data.pop("discriminator", {})
@@ -137,7 +137,7 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-def get_preset(name: "str | Preset") -> Preset:
+def get_preset(name: str | Preset) -> Preset:
     """Look a preset up by name (a :class:`Preset` passes through unchanged)."""
     if isinstance(name, Preset):
         return name

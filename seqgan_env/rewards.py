@@ -77,7 +77,7 @@ class RewardModel(abc.ABC):
         """Prepare per-row caches for ``batch_size`` envs."""
         self.batch_size = batch_size
 
-    def reset(self, rows: torch.Tensor) -> None:
+    def reset(self, rows: torch.Tensor) -> None:  # noqa: B027 (optional: most rewards keep no per-row state)
         """Rows (bool mask) that start a new, empty sequence."""
 
     @abc.abstractmethod

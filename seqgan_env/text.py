@@ -26,9 +26,10 @@ import random
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import torch
 
@@ -85,7 +86,7 @@ class Vocabulary:
     # -- building ------------------------------------------------------------------------
     @classmethod
     def build(cls, lines: Iterable[str], level: str = "word", min_count: int = 1, max_size: int | None = None,
-              lowercase: bool = True) -> "Vocabulary":
+              lowercase: bool = True) -> Vocabulary:
         """The vocabulary of ``lines``: tokens seen at least ``min_count`` times, most frequent
         first, at most ``max_size`` ids in all (special tokens included)."""
         probe = cls([], level, lowercase)
@@ -146,7 +147,7 @@ class Vocabulary:
         return {"level": self.level, "lowercase": self.lowercase, "tokens": list(self.tokens)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Vocabulary":
+    def from_dict(cls, data: dict[str, Any]) -> Vocabulary:
         try:
             tokens = list(data["tokens"])
             if tuple(tokens[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:

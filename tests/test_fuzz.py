@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import gymnasium as gym
@@ -25,8 +25,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import seqgan_env  # noqa: F401  (registers SeqGAN-v0)
-from seqgan_env.presets import DiscriminatorConfig, Preset
 from seqgan_env.factory import REWARD_ARGUMENTS
+from seqgan_env.presets import DiscriminatorConfig, Preset
 
 _SMALL_D = DiscriminatorConfig(embedding_dim=8, filter_sizes=(1, 2, 3), num_filters=(4, 4, 4))
 PRESETS: dict[str, Any] = {
@@ -54,7 +54,7 @@ def _reward_options(reward: str) -> dict[str, Any]:
     return {"compute_dtype": "float32"} if "compute_dtype" in REWARD_ARGUMENTS[reward] else {}
 
 
-@lru_cache(maxsize=None)
+@cache
 def single_env(preset: str, reward: str) -> gym.Env:
     """One env per preset and reward kind, shared by the examples (each starts with a seeded reset)."""
     with warnings.catch_warnings():
@@ -62,7 +62,7 @@ def single_env(preset: str, reward: str) -> gym.Env:
         return gym.make("SeqGAN-v0", preset=PRESETS[preset], reward=reward, **_reward_options(reward))
 
 
-@lru_cache(maxsize=None)
+@cache
 def vector_env(preset: str, reward: str, num_envs: int) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

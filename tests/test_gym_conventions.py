@@ -102,7 +102,7 @@ def test_variable_length_rows_reset_one_by_one_as_in_sync_vector_env(tiny):
     theirs = play(SyncVectorEnv([lambda: SeqGANEnv(tiny.vocab_size, tiny.seq_len, eos_token=eos) for _ in range(3)],
                                 autoreset_mode=AutoresetMode.SAME_STEP), actions, 0)
     finished_early = 0
-    for t, (mine, expected) in enumerate(zip(ours[1:], theirs[1:])):
+    for mine, expected in zip(ours[1:], theirs[1:]):
         if "final_info" in expected[4]:
             mine_seq = mine[4]["final_info"].pop("sequence")
             expected_seq = expected[4]["final_info"].pop("sequence")

@@ -90,8 +90,8 @@ def test_auto_compute_dtype_picks_bfloat16_only_on_gpus_with_fast_bfloat16(monke
     cuda = torch.device("cuda", 0)
     for supported, capability, expected in ((True, (8, 0), torch.bfloat16), (True, (9, 0), torch.bfloat16),
                                             (True, (7, 5), torch.float32), (False, (8, 6), torch.float32)):
-        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: supported)
-        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: capability)
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, supported=supported, **k: supported)
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, capability=capability, **k: capability)
         assert resolve_dtype("auto", cuda) == expected, (supported, capability)
     assert resolve_dtype("float32", cuda) == torch.float32
 

@@ -13,7 +13,16 @@ from gymnasium import spaces
 
 import seqgan_env
 from agents.sb3 import (
-    DiscriminatorRetrainCallback, GeneratorActorCriticPolicy, copy_actor_to_generator, SB3Agent, SB3VecEnvAdapter, TokenLSTMExtractor, discount_for, make_a2c, make_ppo, make_recurrent_ppo,
+    DiscriminatorRetrainCallback,
+    GeneratorActorCriticPolicy,
+    SB3Agent,
+    SB3VecEnvAdapter,
+    TokenLSTMExtractor,
+    copy_actor_to_generator,
+    discount_for,
+    make_a2c,
+    make_ppo,
+    make_recurrent_ppo,
 )
 from seqgan_env.factory import REWARD_ARGUMENTS
 from seqgan_env.wrappers import SeqGANVectorRewardWrapper

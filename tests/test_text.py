@@ -15,15 +15,13 @@ import numpy as np
 import pytest
 import torch
 
-import seqgan_env
 from seqgan_env.metrics import ReferenceSet, bleu, self_bleu
 from seqgan_env.models import Discriminator, Generator
 from seqgan_env.presets import get_preset
 from seqgan_env.rollout import monte_carlo_rewards
-from seqgan_env.text import BOS, EOS, UNK, Vocabulary, build_corpus, guess_level, load_corpus, read_lines
+from seqgan_env.text import BOS, EOS, UNK, Vocabulary, build_corpus, guess_level, load_corpus, read_lines, text_preset
 from tests.conftest import REPO
 from train.cli import main
-from seqgan_env.text import text_preset
 
 SUBJECTS = ["the cat", "a dog", "my friend", "the president", "our nation", "every child"]
 VERBS = ["sees", "likes", "builds", "wants", "helps", "needs"]

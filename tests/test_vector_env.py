@@ -11,8 +11,6 @@ from gymnasium.vector import AutoresetMode
 
 import seqgan_env
 from seqgan_env.reference import reference_rewards
-from seqgan_env.models import Discriminator, Generator
-from seqgan_env.presets import get_preset
 from seqgan_env.rewards import MonteCarloReward
 
 

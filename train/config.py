@@ -75,7 +75,7 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         data = dict(data)
         return cls(mle=MLEConfig(**data.pop("mle")), d_pretrain=DiscriminatorSchedule(**data.pop("d_pretrain")),
                    adversarial=AdversarialConfig(**data.pop("adversarial")),

@@ -26,13 +26,19 @@ from tqdm.auto import tqdm
 import seqgan_env  # noqa: F401  (registers SeqGAN-v0)
 from agents.reinforce import ReinforceAgent, ReinforceConfig
 from seqgan_env.checkpoint import (
-    FORMAT, CheckpointError, atomic_save, global_rng_state, load_checkpoint, save_model, set_global_rng_state,
+    FORMAT,
+    CheckpointError,
+    atomic_save,
+    global_rng_state,
+    load_checkpoint,
+    save_model,
+    set_global_rng_state,
 )
 from seqgan_env.devices import resolve_device
 from seqgan_env.factory import resolve_discriminator, resolve_rollout_policy
-from seqgan_env.models import Discriminator, Generator, Oracle
 from seqgan_env.metrics import ReferenceSet, bleu, self_bleu
-from seqgan_env.presets import Preset, get_preset
+from seqgan_env.models import Discriminator, Generator, Oracle
+from seqgan_env.presets import get_preset
 from seqgan_env.text import Corpus, Vocabulary, text_preset
 from train.adversarial import adversarial_train, evaluate, reinforce_step, sb3_step
 from train.config import TrainConfig
@@ -334,8 +340,9 @@ class Run:
         self._checkpoint(started)
 
     def _sb3_model(self, envs: Any) -> Any:
-        from agents.sb3 import SB3VecEnvAdapter, make_a2c, make_ppo, sb3_from_state_dict
         from stable_baselines3.common.vec_env import VecMonitor
+
+        from agents.sb3 import SB3VecEnvAdapter, make_a2c, make_ppo, sb3_from_state_dict
 
         venv = VecMonitor(SB3VecEnvAdapter(envs))
         if self.sb3_state is not None:  # resuming: rebuilt from tensors and plain data by our code

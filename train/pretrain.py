@@ -7,8 +7,8 @@ numbers of real sequences and fresh generator samples, several epochs per draw o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from tqdm.auto import tqdm

@@ -7,7 +7,8 @@ The bare MDP has no opinion about reward (it always pays 0); the reward wrappers
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np

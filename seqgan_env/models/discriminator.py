@@ -69,7 +69,7 @@ class Discriminator(nn.Module):
         self._fast_cache: tuple[Any, dict[str, Any]] | None = None
 
     @classmethod
-    def from_preset(cls, preset: Any) -> "Discriminator":
+    def from_preset(cls, preset: Any) -> Discriminator:
         return cls(preset.vocab_size, preset.seq_len, preset.discriminator)
 
     def config_dict(self) -> dict[str, Any]:

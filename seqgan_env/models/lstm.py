@@ -231,7 +231,7 @@ class Generator(TokenLSTM):
     """The SeqGAN generator G: an LSTM policy over next tokens, N(0, 0.1) initialised."""
 
     @classmethod
-    def from_preset(cls, preset: Any) -> "Generator":
+    def from_preset(cls, preset: Any) -> Generator:
         return cls(
             preset.vocab_size, preset.gen_embedding_dim, preset.gen_hidden_dim,
             preset.seq_len, preset.start_token, init_std=0.1, eos_token=getattr(preset, "eos_token", None),
@@ -239,9 +239,11 @@ class Generator(TokenLSTM):
 
 
 try:  # NumPy 2 moved its internals to numpy._core; pickles name either location
-    from numpy._core import multiarray as _multiarray, numeric as _numeric
+    from numpy._core import multiarray as _multiarray
+    from numpy._core import numeric as _numeric
 except ImportError:  # NumPy 1
-    from numpy.core import multiarray as _multiarray, numeric as _numeric
+    from numpy.core import multiarray as _multiarray
+    from numpy.core import numeric as _numeric
 
 _PICKLE_GLOBALS: dict[tuple[str, str], Any] = {
     ("numpy", "ndarray"): np.ndarray,
@@ -305,13 +307,13 @@ class Oracle(TokenLSTM):
         self.eval()
 
     @classmethod
-    def from_preset(cls, preset: Any) -> "Oracle":
+    def from_preset(cls, preset: Any) -> Oracle:
         return cls(preset.vocab_size, preset.oracle_embedding_dim, preset.oracle_hidden_dim,
                    preset.seq_len, preset.start_token, seed=preset.oracle_seed)
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], seq_len: int = 20,
-                    start_token: int = 0, source: str = "arrays") -> "Oracle":
+                    start_token: int = 0, source: str = "arrays") -> Oracle:
         """Build from the 15 named arrays of ``../shared/oracle/README.md``.
 
         Raises ``ValueError`` naming the missing array or the wrong shape.
@@ -369,7 +371,7 @@ class Oracle(TokenLSTM):
         return {name: np.ascontiguousarray(out[name], dtype=np.float32) for name in ORACLE_ARRAY_NAMES}
 
     @classmethod
-    def load(cls, path: str | Path, seq_len: int = 20, start_token: int = 0) -> "Oracle":
+    def load(cls, path: str | Path, seq_len: int = 20, start_token: int = 0) -> Oracle:
         """Load an ``.npz`` (named arrays) or the original code's pickle (a list of 15 arrays)."""
         path = Path(path)
         if not path.is_file():
