@@ -19,6 +19,9 @@ from train.cli import main
 from train.config import get_train_config
 from train.pipeline import ALGOS, Run
 
+TIMINGS = ("wall_time", "env_steps_per_s")
+"""Columns that measure speed: they differ between two runs of the same training."""
+
 
 def test_atomic_save_fsyncs_file_and_folder_without_touching_the_umask(tmp_path, monkeypatch):
     umask = os.umask(0o022)
@@ -59,7 +62,7 @@ def test_atomic_save_leaves_the_old_file_when_saving_fails(tmp_path):
 
 def read_rows(folder):
     with open(folder / "metrics.csv") as handle:
-        return [{k: v for k, v in row.items() if k != "wall_time"} for row in csv.DictReader(handle)]
+        return [{k: v for k, v in row.items() if k not in TIMINGS} for row in csv.DictReader(handle)]
 
 
 def read_tensorboard(folder):
@@ -69,7 +72,7 @@ def read_tensorboard(folder):
     events = EventAccumulator(str(folder / "tb"), size_guidance={"scalars": 0})
     events.Reload()
     return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]
-            if not tag.endswith("wall_time")}
+            if not tag.endswith(TIMINGS)}
 
 
 def generator_weights(folder):

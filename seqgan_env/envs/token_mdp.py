@@ -191,6 +191,9 @@ class SeqGANVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
     applies to. ``final_info["sequence"]`` is a ``(num_envs, seq_len)`` array (zeros in rows
     that did not finish) for fixed-length sequences, and an object array of 1-D arrays when
     an ``eos_token`` makes their lengths differ, where ``SyncVectorEnv`` could not stack them.
+
+    ## Version History
+    * v0: initial version, the vector entry point of every variant (``gymnasium.make_vec``).
     """
 
     metadata = {"render_modes": ["ansi"], "autoreset_mode": AutoresetMode.SAME_STEP}
