@@ -148,13 +148,13 @@ def adversarial_train(
     """Run adversarial steps ``start_step+1 .. config.steps``: a g-step, then D retrained.
 
     ``g_step`` is :func:`reinforce_step` or :func:`sb3_step` (or any agent's update);
-    ``evaluator()`` (e.g. NLL-oracle, NLL-test; :func:`evaluate` bound to an oracle) runs every ``config.eval_every`` steps and at
-    the end; ``on_step(step, stats)`` receives each step's statistics (with the evaluation's
-    on evaluation steps), e.g. to log and checkpoint.
+    ``evaluator()`` (e.g. NLL-oracle, NLL-test: :func:`evaluate` bound to an oracle) runs every
+    ``config.eval_every`` steps and at the end; ``on_step(step, stats)`` receives each step's
+    statistics (with the evaluation's on evaluation steps), e.g. to log and checkpoint.
     """
     d_optimizer = d_optimizer or torch.optim.Adam(discriminator.parameters(), lr=1e-4)
     d_config = DiscriminatorSchedule(rounds=config.d_rounds, epochs=config.d_epochs,
-                                   num_negatives=config.d_negatives)
+                                     num_negatives=config.d_negatives)
     seqgan_env.set_discriminator(envs, discriminator)
     started = time.time()
     bar = tqdm(range(start_step + 1, config.steps + 1), desc="adversarial", disable=not progress, unit="step")
