@@ -19,6 +19,7 @@ caller only submits runs that have no result file yet.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -65,7 +66,7 @@ def check_address(address: str, timeout: float = 3.0) -> None:
 
 
 @contextlib.contextmanager
-def ray_session(address: str | None = None, cpus: int | None = None, gpus: int | None = None) -> Iterator[Any]:
+def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator[Any]:
     """Ray for the duration of an experiment.
 
     * Ray already initialised in this process (a test session, a notebook): used as it is.
@@ -83,7 +84,7 @@ def ray_session(address: str | None = None, cpus: int | None = None, gpus: int |
         check_address(address)
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
     else:
-        ray.init(num_cpus=cpus or os.cpu_count() or 1, num_gpus=gpus, include_dashboard=False,
+        ray.init(num_cpus=cpus or os.cpu_count() or 1, include_dashboard=False,
                  object_store_memory=200 * 1024**2, log_to_driver=False, logging_level=logging.WARNING)
     try:
         yield ray
@@ -91,15 +92,15 @@ def ray_session(address: str | None = None, cpus: int | None = None, gpus: int |
         ray.shutdown()
 
 
-def trial_resources(device: str = "cpu", gpu_fraction: float = 0.25) -> dict[str, float]:
-    """What one trial asks of the scheduler: one CPU, plus ``gpu_fraction`` of a GPU on CUDA."""
-    if device == "cpu":
-        return {"cpu": 1}
-    if device.startswith("cuda"):
-        if not 0 < gpu_fraction <= 1:
-            raise ValueError(f"gpu_fraction must be in (0, 1], got {gpu_fraction}")
-        return {"cpu": 1, "gpu": gpu_fraction}
-    raise ValueError(f"unknown device {device!r}: 'cpu' or 'cuda'")
+def trial_resources(gpus: float = 0.0) -> dict[str, float]:
+    """What one trial asks of the scheduler: one CPU, and ``gpus`` (a fraction) of a GPU if any.
+
+    With ``gpus=0.25`` four trials share a GPU; Ray only schedules, the trial itself puts
+    its models on the device.
+    """
+    if not 0 <= gpus <= 1:
+        raise ValueError(f"a trial asks for a fraction of one GPU, in [0, 1]; got {gpus}")
+    return {"cpu": 1, "gpu": gpus} if gpus else {"cpu": 1}
 
 
 # -- trust in a saved Tune state -----------------------------------------------------------
@@ -166,8 +167,20 @@ def _error_text(error: BaseException) -> str:
     return line.strip()[:300]
 
 
-def _is_finished(outcome: TrialOutcome) -> bool:
-    return outcome.error is not None or bool(outcome.metrics.get("done"))
+def _name_trial(trial_name: Callable[[dict[str, Any]], str], folder: bool, trial: Any) -> str:
+    """Tune's trial name (or folder name, made unique by the trial id) from the trial's configuration."""
+    name = trial_name(trial.config["trial"])
+    return f"{name}_{trial.trial_id}" if folder else name
+
+
+@dataclass
+class Session:
+    """One call of :func:`run_experiment`: its trials' outcomes, whether it continued a
+    stored session (``restored``), and whether every trial of the session has ended."""
+
+    outcomes: list[TrialOutcome]
+    restored: bool
+    finished: bool
 
 
 def run_experiment(
@@ -182,7 +195,8 @@ def run_experiment(
     mode: str | None = None,
     stop: Any = None,
     max_concurrent_trials: int | None = None,
-) -> list[TrialOutcome]:
+    trial_name: Callable[[dict[str, Any]], str] | None = None,
+) -> Session:
     """Run (or continue) a Tune experiment under ``storage``; every trial's outcome.
 
     Without a search algorithm the trials are exactly ``configs`` (a grid over them); with
@@ -196,7 +210,8 @@ def run_experiment(
     ``Tuner.restore`` (when its state is trusted, see the module's docstring): finished
     trials are kept, unfinished ones run, failed ones are retried, and ``configs`` is
     ignored. Otherwise a new session runs ``configs``. ``stop`` is Tune's stopping
-    condition. Needs Ray initialised (:func:`ray_session`).
+    condition. ``trial_name(config["trial"])`` names each trial (and its folder).
+    Needs Ray initialised (:func:`ray_session`).
     """
     from ray import tune
 
@@ -210,20 +225,26 @@ def run_experiment(
     if (experiment is not None and not sessions["finished"] and tune.Tuner.can_restore(str(experiment))
             and is_trusted_state(experiment)):
         tuner = tune.Tuner.restore(str(experiment), wrapped, resume_unfinished=True, restart_errored=True)
+        restored = True
     else:
+        restored = False
         if not configs:
-            return []
+            return Session([], restored=False, finished=True)
         sessions = {"latest": f"run-{sessions['count'] + 1}", "finished": False, "count": sessions["count"] + 1}
         name = sessions["latest"]
         experiment = storage / name
         _write_json(sessions_file, sessions)
+        names: dict[str, Any] = {}
+        if trial_name is not None:
+            names = dict(trial_name_creator=functools.partial(_name_trial, trial_name, False),
+                         trial_dirname_creator=functools.partial(_name_trial, trial_name, True))
         if search_alg is None:
             param_space: dict[str, Any] = {"trial": tune.grid_search(configs)}
-            tune_config = tune.TuneConfig(max_concurrent_trials=max_concurrent_trials)
+            tune_config = tune.TuneConfig(max_concurrent_trials=max_concurrent_trials, **names)
         else:
             param_space = {"trial": configs[0]}
             tune_config = tune.TuneConfig(search_alg=search_alg, num_samples=num_samples, metric=metric,
-                                          mode=mode, max_concurrent_trials=max_concurrent_trials)
+                                          mode=mode, max_concurrent_trials=max_concurrent_trials, **names)
         run_config = tune.RunConfig(
             name=name, storage_path=str(storage), stop=stop, verbose=1 if progress else 0,
             failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
@@ -239,9 +260,11 @@ def run_experiment(
         config = (result.config or {}).get("trial", {})
         error = _error_text(result.error) if result.error is not None else None
         outcomes.append(TrialOutcome(config=config, metrics=dict(result.metrics or {}), error=error))
-    sessions["finished"] = all(_is_finished(o) for o in outcomes)
+    # Done: every trial failed or returned (Tune marks its last result "done"). An interrupt
+    # (Ctrl-C, SIGUSR1) leaves trials pending or cut short, and Tune's saved state says so.
+    sessions["finished"] = all(o.error is not None or o.metrics.get("done") for o in outcomes)
     _write_json(sessions_file, sessions)
-    return outcomes
+    return Session(outcomes, restored=restored, finished=sessions["finished"])
 
 
 def _write_json(path: Path, data: Any) -> None:
