@@ -222,27 +222,31 @@ class DiscriminatorRetrainCallback(RLlibCallback):
     (label 1) for ``epochs`` epochs with its own Adam; then installs D and the generator (as
     the Monte Carlo rollout policy) in every env runner's reward. D's statistics go into the
     result under ``"discriminator"``. Without a discriminator (a fixed reward) it only
-    keeps the generator and the rollout policy in step. RLlib builds callbacks from a
-    class, so pass ``functools.partial(DiscriminatorRetrainCallback, ...)`` (as
-    :func:`ppo_config` does).
+    keeps the generator and the rollout policy in step. RLlib builds callbacks from a class
+    and deep-copies its config, so settings go in through ``functools.partial`` and the
+    models through :meth:`attach` on the built algorithm's instance (:func:`make_ppo` does
+    both); until then it does nothing.
     """
 
-    def __init__(self, generator: TokenLSTM | None = None, discriminator: Discriminator | None = None,
-                 real: torch.Tensor | None = None, retrain: Callable[[TokenLSTM], dict[str, float]] | None = None,
-                 num_negatives: int = 1000, epochs: int = 1, batch_size: int = 64, lr: float = 1e-4,
+    def __init__(self, num_negatives: int = 1000, epochs: int = 1, batch_size: int = 64, lr: float = 1e-4,
                  seed: int = 0) -> None:
         super().__init__()
-        if discriminator is not None and retrain is None and real is None:
-            raise ValueError("retraining D needs real sequences (real=...) or a retrain function")
-        self.generator = generator
-        self.discriminator = discriminator
-        self.real = real
-        self.retrain = retrain
         self.num_negatives, self.epochs, self.batch_size = num_negatives, epochs, batch_size
         self.lr = lr
         self.seed = seed
+        self.generator: TokenLSTM | None = None
+        self.discriminator: Discriminator | None = None
+        self.real: torch.Tensor | None = None
+        self.retrain: Callable[[TokenLSTM], dict[str, float]] | None = None
         self._optimizer: torch.optim.Optimizer | None = None
         self._rng: torch.Generator | None = None
+
+    def attach(self, generator: TokenLSTM, discriminator: Discriminator | None = None,
+               real: torch.Tensor | None = None, retrain: Callable[[TokenLSTM], dict[str, float]] | None = None) -> None:
+        """Give the driver's instance its models (RLlib copies its config, so they are not passed through it)."""
+        if discriminator is not None and retrain is None and real is None:
+            raise ValueError("retraining D needs real sequences (real=...) or a retrain function")
+        self.generator, self.discriminator, self.real, self.retrain = generator, discriminator, real, retrain
 
     def on_train_result(self, *, algorithm: Any, metrics_logger: Any = None, result: dict, **kwargs: Any) -> None:
         if self.generator is None:
@@ -326,16 +330,22 @@ def ppo_config(env_kwargs: dict[str, Any], generator: TokenLSTM, num_envs: int =
 
 def make_ppo(env_kwargs: dict[str, Any], generator: Generator, num_envs: int = 64, seed: int = 0,
              discriminator: Discriminator | None = None, real: torch.Tensor | None = None,
-             retrain: Callable[[TokenLSTM], dict[str, float]] | None = None, **training: Any) -> PPO:
+             retrain: Callable[[TokenLSTM], dict[str, float]] | None = None, num_negatives: int = 1000,
+             **training: Any) -> PPO:
     """RLlib PPO (:func:`ppo_config`) whose iterations keep ``generator`` equal to the policy.
 
     ``generator`` is the driver's copy of the policy after every ``train()``; with
     ``discriminator`` (and ``real`` sequences, or a ``retrain`` function), D is retrained
-    between iterations (:class:`DiscriminatorRetrainCallback`).
+    between iterations (:class:`DiscriminatorRetrainCallback`, on ``num_negatives`` fresh
+    samples unless ``retrain`` says otherwise). ``training``: overrides of :func:`ppo_config`.
     """
-    callback = functools.partial(DiscriminatorRetrainCallback, generator=generator, discriminator=discriminator,
-                                 real=real, retrain=retrain, seed=seed)
-    return ppo_config(env_kwargs, generator, num_envs, seed, callback, **training).build_algo()
+    callback = functools.partial(DiscriminatorRetrainCallback, num_negatives=num_negatives, seed=seed)
+    algorithm = ppo_config(env_kwargs, generator, num_envs, seed, callback, **training).build_algo()
+    callbacks = algorithm.callbacks if isinstance(algorithm.callbacks, list) else [algorithm.callbacks]
+    for instance in callbacks:
+        if isinstance(instance, DiscriminatorRetrainCallback):
+            instance.attach(generator, discriminator, real, retrain)
+    return algorithm
 
 
 def env_steps(result: dict[str, Any]) -> int:

@@ -95,6 +95,8 @@ def test_comparison_runs_as_tune_trials_and_resumes(tmp_path):
     for run in rllib:  # the same budget and base as the others
         assert config.token_budget <= run["tokens"] < config.token_budget + config.batch_size * 8
         assert run["curve"][0]["nll_test"] == pytest.approx(json.loads(results[0].read_text())["curve"][0]["nll_test"])
+        # The evaluated generator is the one PPO trained (the same evaluation seed every time).
+        assert run["curve"][-1]["entropy"] != run["curve"][0]["entropy"]
 
 
 def test_a_failing_trial_is_reported_and_the_others_finish(tmp_path, capsys):
