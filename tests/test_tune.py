@@ -99,10 +99,16 @@ def test_comparison_runs_as_tune_trials_and_resumes(tmp_path):
         assert run["curve"][-1]["entropy"] != run["curve"][0]["entropy"]
 
 
-def test_a_failing_trial_is_reported_and_the_others_finish(tmp_path, capsys):
+def test_a_failing_trial_is_reported_and_the_others_finish(tmp_path, monkeypatch):
+    from seqgan_env.models import Oracle
+    from seqgan_env.presets import get_preset
+
+    # An oracle given by a path relative to where the command runs (trials run elsewhere).
+    Oracle.from_preset(get_preset("tiny").replace(oracle_seed=5)).save_npz(tmp_path / "oracle.npz")
+    monkeypatch.chdir(tmp_path)
     out = tmp_path / "cmp"
     argv = _argv(out, "--algos", "reinforce", "--agent", "tests.test_tune:broken_agent", "--seeds", "1",
-                 "--settings", "fixed")
+                 "--settings", "fixed", "--oracle", "oracle.npz")
     assert main(argv) == 0
     rows = {r["method"]: r for r in csv.DictReader(open(out / "results.csv"))}
     assert rows["reinforce"]["status"] == "ok" and rows["reinforce"]["nll_oracle"] != ""

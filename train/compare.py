@@ -375,6 +375,8 @@ def compare(folder: str | Path, config: CompareConfig, oracle: Oracle, oracle_sp
     from train.tune_engine import check_address, ray_session, run_experiment, trial_resources
 
     _check(config)
+    if oracle_spec is not None and Path(oracle_spec).is_file():
+        oracle_spec = str(Path(oracle_spec).resolve())  # trials run in their own working folders
     resources = trial_resources(gpus_per_trial)
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
