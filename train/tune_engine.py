@@ -65,6 +65,21 @@ def check_address(address: str, timeout: float = 3.0) -> None:
         ) from None
 
 
+def _use_cluster_token() -> None:
+    """Present the token that ``ray start`` wrote when connecting to a cluster.
+
+    ``ray start`` enables token authentication and keeps the token in ``~/.ray/auth_token``,
+    but Ray 2.60's ``ray.init(address=...)`` only sends it with ``RAY_AUTH_MODE=token``;
+    without, the connection is refused after some 20 s of retries. An explicit
+    ``RAY_AUTH_MODE`` is left as it is.
+    """
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    token_file = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    if os.environ.get("RAY_AUTH_TOKEN") or token_file.is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
 @contextlib.contextmanager
 def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator[Any]:
     """Ray for the duration of an experiment.
@@ -75,11 +90,13 @@ def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator
       dashboard and a small object store (trials exchange only small results), shut down
       at the end.
     """
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        _use_cluster_token()  # before Ray is imported: it reads its settings then
     ray = _import_ray()
     if ray.is_initialized():
         yield ray
         return
-    address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
         check_address(address)
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
