@@ -101,7 +101,8 @@ def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator
         check_address(address)
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
     else:
-        ray.init(num_cpus=cpus or os.cpu_count() or 1, include_dashboard=False,
+        # address="local": a new instance even when another Ray runs on this machine.
+        ray.init(address="local", num_cpus=cpus or os.cpu_count() or 1, include_dashboard=False,
                  object_store_memory=200 * 1024**2, log_to_driver=False, logging_level=logging.WARNING)
     try:
         yield ray
