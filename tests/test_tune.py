@@ -131,3 +131,33 @@ def test_an_address_where_nothing_listens_fails_within_seconds(tmp_path, capsys)
     assert not (tmp_path / "cmp" / "base").exists(), "it failed before pretraining anything"
     assert main(_argv(tmp_path / "cmp", "--address", "nonsense")) == 2
     assert "is not HOST:PORT" in capsys.readouterr().err
+
+
+def square_trial(config):
+    tune.report({"score": config["trial"]["x"] ** 2})
+
+
+def test_a_search_algorithm_plugs_into_the_engine(tmp_path):
+    from ray.tune.search import BasicVariantGenerator
+
+    from train.tune_engine import run_experiment
+
+    space = {"x": tune.uniform(-1.0, 1.0)}
+    session = run_experiment(square_trial, [space], tmp_path / "search", {"cpu": 1}, progress=False,
+                             search_alg=BasicVariantGenerator(random_state=0), num_samples=3, metric="score", mode="min")
+    assert len(session.outcomes) == 3 and session.finished and not session.restored
+    for outcome in session.outcomes:
+        assert outcome.error is None and outcome.metrics["score"] == pytest.approx(outcome.config["x"] ** 2)
+
+
+def test_only_a_state_this_user_recorded_is_trusted(tmp_path):
+    from train.tune_engine import is_trusted_state, record_trusted_state
+
+    experiment = tmp_path / "run-1"
+    experiment.mkdir()
+    (experiment / "tuner.pkl").write_bytes(b"state")
+    assert not is_trusted_state(experiment), "a folder from elsewhere is not trusted"
+    record_trusted_state(experiment)
+    assert is_trusted_state(experiment)
+    (experiment / "tuner.pkl").write_bytes(b"other state")  # changed since it was recorded
+    assert not is_trusted_state(experiment)

@@ -256,13 +256,15 @@ def run_experiment(
         if trial_name is not None:
             names = dict(trial_name_creator=functools.partial(_name_trial, trial_name, False),
                          trial_dirname_creator=functools.partial(_name_trial, trial_name, True))
+        # Reused actors: a worker process imports torch and the project once, not once a trial.
+        common = dict(max_concurrent_trials=max_concurrent_trials, reuse_actors=True, **names)
         if search_alg is None:
             param_space: dict[str, Any] = {"trial": tune.grid_search(configs)}
-            tune_config = tune.TuneConfig(max_concurrent_trials=max_concurrent_trials, **names)
+            tune_config = tune.TuneConfig(**common)
         else:
             param_space = {"trial": configs[0]}
-            tune_config = tune.TuneConfig(search_alg=search_alg, num_samples=num_samples, metric=metric,
-                                          mode=mode, max_concurrent_trials=max_concurrent_trials, **names)
+            tune_config = tune.TuneConfig(search_alg=search_alg, num_samples=num_samples, metric=metric, mode=mode,
+                                          **common)
         run_config = tune.RunConfig(
             name=name, storage_path=str(storage), stop=stop, verbose=1 if progress else 0,
             failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
