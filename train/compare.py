@@ -44,6 +44,7 @@ from typing import Any, Callable
 import gymnasium as gym
 import numpy as np
 import torch
+
 import seqgan_env
 from agents.base import Agent, collect_episodes
 from agents.reinforce import ReinforceAgent, ReinforceConfig
