@@ -102,21 +102,34 @@ class TokenLSTM(nn.Module):
         ``logits_dtype=torch.bfloat16`` (inference only) computes the output layer on
         bfloat16 matrix units; the Monte Carlo reward uses it for its rollout policy.
         """
-        x = self.embedding(tokens)
-        h, c = torch.lstm_cell(
-            x, state, self.lstm.weight_ih_l0, self.lstm.weight_hh_l0,
-            self.lstm.bias_ih_l0, self.lstm.bias_hh_l0,
-        )
         if torch.is_grad_enabled():
+            h, c = self._cell(tokens, state)
             return self.output(h), (h, c)
-        # Inference: one product with the bias folded in as an extra row skips the separate
-        # pass that broadcasting the bias over a (rows, vocab) result costs.
-        dtype = logits_dtype or h.dtype
-        ones = torch.ones(h.shape[0], 1, dtype=h.dtype, device=h.device)
-        features = torch.cat([h, ones], dim=1).to(dtype)
-        return torch.mm(features, self._output_with_bias(dtype)), (h, c)
+        features, (h, c) = self.step_features(tokens, state, logits_dtype)
+        return torch.mm(features, self.output_weight(features.dtype)), (h, c)
 
-    def _output_with_bias(self, dtype: torch.dtype) -> torch.Tensor:
+    def _cell(self, tokens: torch.Tensor, state: LSTMState) -> LSTMState:
+        return torch.lstm_cell(self.embedding(tokens), state, self.lstm.weight_ih_l0, self.lstm.weight_hh_l0,
+                               self.lstm.bias_ih_l0, self.lstm.bias_hh_l0)
+
+    def step_features(self, tokens: torch.Tensor, state: LSTMState,
+                      dtype: torch.dtype | None = None) -> tuple[torch.Tensor, LSTMState]:
+        """Inference step that stops before the output layer: ``(features, (h, c))``, where
+        ``features @ output_weight(dtype)`` are the next-token logits. The Monte Carlo reward
+        samples from them without materialising every row's logits at once. ``dtype``:
+        that of the output layer's product (default: the model's)."""
+        h, c = self._cell(tokens, state)
+        return self.output_features(h, dtype or h.dtype), (h, c)
+
+    @staticmethod
+    def output_features(hidden: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """``[hidden, 1]`` in ``dtype``: the output layer is one product with the bias folded in
+        as an extra row, which skips the separate pass that broadcasting the bias costs."""
+        ones = torch.ones(hidden.shape[0], 1, dtype=hidden.dtype, device=hidden.device)
+        return torch.cat([hidden, ones], dim=1).to(dtype)
+
+    def output_weight(self, dtype: torch.dtype) -> torch.Tensor:
+        """The output layer's weight with its bias as the last row, ``(hidden + 1, vocab)``, cached."""
         weight, bias = self.output.weight, self.output.bias
         key = (id(weight), weight._version, id(bias), bias._version, weight.device, dtype)
         if self._augmented is None or self._augmented[0] != key:
