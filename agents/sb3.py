@@ -51,6 +51,7 @@ import seqgan_env
 from agents.base import Agent, EpisodeBatch
 from seqgan_env.models import Discriminator, TokenLSTM
 from seqgan_env.models.discriminator import fit_discriminator
+from seqgan_env.precision import adam
 from seqgan_env.rewards import MonteCarloReward
 
 # -- the env adapter ----------------------------------------------------------------------
@@ -476,7 +477,7 @@ class DiscriminatorRetrainCallback(BaseCallback):
         self.real = real.to(discriminator.device)
         self.epochs = epochs
         self.batch_size = batch_size
-        self.optimizer = torch.optim.Adam(discriminator.parameters(), lr=lr)
+        self.optimizer = adam(discriminator.parameters(), lr)
         self.rng = torch.Generator().manual_seed(seed)
         self._finished: list[np.ndarray] = []
 

@@ -21,6 +21,7 @@ import torch
 
 from seqgan_env.models.discriminator import Discriminator
 from seqgan_env.models.lstm import Oracle
+from seqgan_env.precision import cpu_has_native_bf16
 from seqgan_env.rollout import PrefixStates, RolloutPolicy, monte_carlo_rewards
 
 REWARD_KINDS = ("monte_carlo", "terminal", "oracle", "constant", "random")
@@ -34,20 +35,11 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype
     if dtype == "auto":
         if device.type == "cuda":
             return torch.bfloat16
-        return torch.bfloat16 if _cpu_has_native_bf16() else torch.float32
+        return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
     try:
         return {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
     except KeyError:
         raise ValueError(f"compute dtype must be 'auto', 'float32' or 'bfloat16', got {dtype!r}") from None
-
-
-def _cpu_has_native_bf16() -> bool:
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as handle:
-            flags = handle.read()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 class RewardModel(abc.ABC):

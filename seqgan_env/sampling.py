@@ -65,16 +65,23 @@ def sample_categorical(
     return index.squeeze(1) if num_samples is None else index
 
 
-def sample_linear(features: torch.Tensor, weight: torch.Tensor,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
-    """One draw per row from ``softmax(features @ weight)``, ``(rows,)`` int64.
+def sample_linear(features: torch.Tensor, weight: torch.Tensor, generator: torch.Generator | None = None,
+                  temperature: float = 1.0) -> torch.Tensor:
+    """One draw per row from ``softmax(features @ weight / temperature)``, ``(rows,)`` int64.
 
     The logits are computed a chunk of rows at a time and used while they are in cache; the
     whole ``(rows, categories)`` block is never written out. ``features`` and ``weight``
     share a dtype (bfloat16 runs the product on bfloat16 matrix units).
     """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
     uniforms = torch.rand((features.shape[0], 1), generator=generator, device=features.device)
-    return _sample_chunks(lambda begin, end: torch.mm(features[begin:end], weight), uniforms).squeeze(1)
+
+    def chunk_logits(begin: int, end: int) -> torch.Tensor:
+        logits = torch.mm(features[begin:end], weight)
+        return logits if temperature == 1.0 else logits.float().div_(temperature)
+
+    return _sample_chunks(chunk_logits, uniforms).squeeze(1)
 
 
 def _sample_chunks(chunk_logits: Callable[[int, int], torch.Tensor], uniforms: torch.Tensor) -> torch.Tensor:

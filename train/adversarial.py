@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 import seqgan_env
 from agents.base import Agent, collect_episodes
 from seqgan_env.models import Discriminator, Generator, Oracle
+from seqgan_env.precision import adam
 from train.pretrain import DiscriminatorConfig, train_discriminator
 
 
@@ -110,7 +111,7 @@ def adversarial_train(
     the end; ``on_step(step, stats)`` receives each step's statistics (with the evaluation's
     on evaluation steps), e.g. to log and checkpoint.
     """
-    d_optimizer = d_optimizer or torch.optim.Adam(discriminator.parameters(), lr=1e-4)
+    d_optimizer = d_optimizer or adam(discriminator.parameters(), 1e-4)
     d_config = DiscriminatorConfig(rounds=config.d_rounds, epochs=config.d_epochs,
                                    num_negatives=config.d_negatives)
     seqgan_env.set_discriminator(envs, discriminator)

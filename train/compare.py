@@ -48,6 +48,7 @@ from agents.base import Agent, collect_episodes
 from agents.reinforce import ReinforceAgent, ReinforceConfig
 from seqgan_env.checkpoint import load_checkpoint, load_model
 from seqgan_env.models import Generator, Oracle, TokenLSTM
+from seqgan_env.precision import adam
 from seqgan_env.presets import Preset, get_preset
 from seqgan_env.rewards import MonteCarloReward
 from train.adversarial import evaluate, sb3_step
@@ -209,7 +210,7 @@ def run_one(folder: str, job: tuple[str, str, int], config_data: dict[str, Any],
                         discriminator=discriminator, rollout_policy=generator, oracle=oracle,
                         num_rollouts=config.num_rollouts)
     step, generator = _generator_step(name, setting, generator, envs, seed)
-    d_optimizer = torch.optim.Adam(discriminator.parameters(), lr=1e-4)
+    d_optimizer = adam(discriminator.parameters(), 1e-4)
     d_config = DiscriminatorConfig(rounds=1, epochs=config.d_epochs, num_negatives=config.d_negatives)
 
     started = time.time()

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from seqgan_env.precision import training_autocast
 from seqgan_env.presets import DiscriminatorConfig
 
 HIGHWAY_GATE_BIAS = -2.0
@@ -305,6 +306,8 @@ def fit_discriminator(discriminator: Discriminator, real: torch.Tensor, fake: to
 
     Returns the mean loss and the accuracy over the last epoch's batches. The one D-training
     step of the project: pretraining, the adversarial loop and SB3's callback all call it.
+    Where the hardware has native bfloat16 the forward pass runs under bfloat16 autocast
+    (:func:`~seqgan_env.precision.training_autocast`); the loss and the update stay float32.
     """
     device = discriminator.device
     tokens = torch.cat([real, fake]).to(device)
@@ -316,7 +319,8 @@ def fit_discriminator(discriminator: Discriminator, real: torch.Tensor, fake: to
         order = torch.randperm(tokens.shape[0], generator=rng).to(device)
         for start in range(0, tokens.shape[0], batch_size):
             index = order[start : start + batch_size]
-            logits = discriminator(tokens[index])
+            with training_autocast(device):
+                logits = discriminator(tokens[index]).float()
             loss = F.cross_entropy(logits, labels[index].long())
             optimizer.zero_grad(set_to_none=True)
             (loss + discriminator.config.l2_reg * discriminator.l2_penalty()).backward()

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from seqgan_env.allocator import tune_allocator
-from seqgan_env.sampling import sample_categorical
+from seqgan_env.sampling import sample_linear
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]
 """``(h, c)``, each ``(batch, hidden)``: batch first, so rows can be indexed and repeated."""
@@ -168,8 +168,9 @@ class TokenLSTM(nn.Module):
         logits = self(sequences)
         if temperature != 1.0:
             logits = logits / temperature
-        chosen = logits.gather(-1, sequences.clamp(max=self.vocab_size - 1).unsqueeze(-1)).squeeze(-1)
-        return chosen - torch.logsumexp(logits, dim=-1)
+        # torch's fused log-softmax: one kernel where logsumexp takes five passes.
+        return torch.log_softmax(logits, dim=-1).gather(
+            -1, sequences.clamp(max=self.vocab_size - 1).unsqueeze(-1)).squeeze(-1)
 
     @torch.inference_mode()
     def nll(self, sequences: torch.Tensor, batch_size: int = 64, lengths: torch.Tensor | None = None,
@@ -213,13 +214,15 @@ class TokenLSTM(nn.Module):
         """
         tune_allocator()
         with torch.inference_mode():
+            weight = self.output_weight(self.output.weight.dtype)
             out = torch.empty(num, self.seq_len, dtype=torch.long, device=self.device)
             for begin in range(0, num, batch_size):
                 rows = min(batch_size, num - begin)
-                logits, state = self.start(rows)
+                start = torch.full((rows,), self.start_token, dtype=torch.long, device=self.device)
+                features, state = self.step_features(start, self.initial_state(rows))
                 ended = torch.zeros(rows, dtype=torch.bool, device=self.device)
                 for t in range(self.seq_len):
-                    token = sample_categorical(logits, generator, temperature)
+                    token = sample_linear(features, weight, generator, temperature)
                     if self.eos_token is not None:
                         token = token.masked_fill(ended, self.vocab_size)
                         ended |= token == self.eos_token
@@ -231,7 +234,7 @@ class TokenLSTM(nn.Module):
                             out[begin : begin + rows, t + 1 :] = self.vocab_size
                             break
                         token = token.clamp(max=self.vocab_size - 1)  # ended rows feed a dummy id
-                    logits, state = self.step(token, state)
+                    features, state = self.step_features(token, state)
         return out.clone()  # a normal tensor, usable as training data under autograd
 
 
