@@ -185,14 +185,15 @@ class Discriminator(nn.Module):
         if values * torch.finfo(stored).bits // 8 > TABLE_MAX_BYTES:
             return None
         embedding = self.embedding.weight.detach().float()
-        # (V + 1, dim) x (n, dim, k) -> (k, V + 1, n), built in float32.
-        tables = [torch.einsum("vd,ndk->kvn", embedding, conv.weight.detach().float()).reshape(-1, conv.out_channels)
-                  for conv in self.convs]
-        if stored == torch.float16:
-            largest = max(float(table.abs().max()) * size for table, size in zip(tables, self.config.filter_sizes))
-            if largest > FLOAT16_SAFE_SUM:
-                stored = torch.float32
-        return [table.to(stored).contiguous() for table in tables]
+        tables, largest = [], 0.0
+        for conv in self.convs:  # one float32 table at a time, so the build adds little to peak memory
+            # (V + 1, dim) x (n, dim, k) -> (k, V + 1, n)
+            table = torch.einsum("vd,ndk->kvn", embedding, conv.weight.detach().float()).reshape(-1, conv.out_channels)
+            largest = max(largest, float(table.abs().max()) * conv.kernel_size[0])
+            tables.append(table.to(stored).contiguous())
+        if stored == torch.float16 and largest > FLOAT16_SAFE_SUM:
+            return self._conv_tables(torch.float32)
+        return tables
 
     def _windows(self, tokens: torch.Tensor, index: int, fast: dict[str, Any]) -> torch.Tensor:
         """Pre-bias outputs ``(R, windows, n)`` of convolution ``index`` over every window of
