@@ -8,7 +8,8 @@
   state and the losses stay float32.
 * :func:`adam`: Adam with the fused single-pass update where this torch has it for the
   parameters' device (float32 CPU since torch 2.4): the same update, in one pass over
-  each parameter instead of about eight.
+  each parameter instead of about eight. It bumps the parameters' version counters after
+  each step, as the unfused update does, so caches keyed on them see the change.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import os
 from typing import Iterable
 
 import torch
+from torch.autograd.graph import increment_version
 
 
 @functools.lru_cache(maxsize=1)
@@ -51,6 +53,16 @@ def adam(params: Iterable[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
     """``torch.optim.Adam(params, lr)``, fused where this torch supports it for these parameters."""
     params = list(params)
     try:
-        return torch.optim.Adam(params, lr=lr, fused=True)
+        optimizer = torch.optim.Adam(params, lr=lr, fused=True)
     except (RuntimeError, ValueError, TypeError):  # an older torch, or a device without the fused kernel
         return torch.optim.Adam(params, lr=lr)
+    # The fused kernel writes the parameters without bumping their version counters, which
+    # the inference caches (D's tables, the output layer with its bias) key on: bump them.
+    optimizer.register_step_post_hook(_bump_versions)
+    return optimizer
+
+
+def _bump_versions(optimizer: torch.optim.Optimizer, args: object, kwargs: object) -> None:
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            increment_version(param)

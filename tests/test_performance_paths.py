@@ -148,3 +148,25 @@ def test_bfloat16_autocast_mle_reaches_the_same_nll(tiny, tiny_models, monkeypat
     untrained = oracle.nll(Generator.from_preset(tiny).sample(4000, torch.Generator().manual_seed(1)))
     assert untrained - nll["0"] > 0.1  # training moved NLL-oracle, so the comparison means something
     assert abs(nll["1"] - nll["0"]) < 0.03
+
+
+def test_fused_adam_steps_reach_the_inference_caches(tiny):
+    """The fused update writes parameters without bumping their version counters; adam()
+    bumps them, so D's tables and G's merged output layer are rebuilt after a step."""
+    torch.manual_seed(0)
+    disc = Discriminator.from_preset(tiny).eval()
+    gen = Generator.from_preset(tiny)
+    tokens = torch.randint(0, tiny.vocab_size, (8, tiny.seq_len))
+    before = disc.score(tokens, torch.bfloat16)
+    merged = gen.output_weight(torch.float32).clone()
+    for model, loss in ((disc, lambda: disc.loss(tokens, torch.ones(8))), (gen, lambda: gen(tokens).pow(2).mean())):
+        optimizer = adam(model.parameters(), 0.05)
+        loss().backward()
+        optimizer.step()
+    disc.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(disc.score(tokens), disc.prob_real(tokens), atol=1e-5, rtol=0)
+    assert not torch.allclose(disc.score(tokens, torch.bfloat16), before)
+    torch.testing.assert_close(gen.output_weight(torch.float32),
+                               torch.cat([gen.output.weight.T, gen.output.bias.unsqueeze(0)]).detach())
+    assert not torch.equal(gen.output_weight(torch.float32), merged)
