@@ -54,6 +54,7 @@ from agents.base import Agent, EpisodeBatch, prefix_features
 from seqgan_env.checkpoint import FORMAT, CheckpointError, atomic_save, load_checkpoint
 from seqgan_env.models import Discriminator, TokenLSTM
 from seqgan_env.models.discriminator import fit_discriminator
+from seqgan_env.precision import adam
 from seqgan_env.rewards import MonteCarloReward
 
 # -- the env adapter ----------------------------------------------------------------------
@@ -476,7 +477,7 @@ class DiscriminatorRetrainCallback(BaseCallback):
         self.real = real.to(discriminator.device)
         self.epochs = epochs
         self.batch_size = batch_size
-        self.optimizer = torch.optim.Adam(discriminator.parameters(), lr=lr)
+        self.optimizer = adam(discriminator.parameters(), lr)
         self.rng = torch.Generator().manual_seed(seed)
         self._finished: list[np.ndarray] = []
 

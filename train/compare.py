@@ -52,6 +52,7 @@ from seqgan_env.checkpoint import load_checkpoint, load_model
 from seqgan_env.devices import resolve_device
 from seqgan_env.factory import REWARD_ARGUMENTS
 from seqgan_env.models import Generator, Oracle, TokenLSTM
+from seqgan_env.precision import adam
 from seqgan_env.presets import Preset, get_preset
 from seqgan_env.rewards import MonteCarloReward
 from train.adversarial import evaluate, sb3_step
@@ -220,7 +221,7 @@ def run_one(folder: str, job: tuple[str, str, int], config_data: dict[str, Any],
     models = dict(discriminator=discriminator, rollout_policy=generator, oracle=oracle, num_rollouts=config.num_rollouts)
     env_kwargs = dict(preset=preset, reward=reward, device=device,
                       **{key: value for key, value in models.items() if key in REWARD_ARGUMENTS[reward]})
-    d_optimizer = torch.optim.Adam(discriminator.parameters(), lr=1e-4)
+    d_optimizer = adam(discriminator.parameters(), 1e-4)
     d_config = DiscriminatorConfig(rounds=1, epochs=config.d_epochs, num_negatives=config.d_negatives)
 
     def retrain_d(policy: Generator) -> dict[str, float]:
