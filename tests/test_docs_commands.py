@@ -29,6 +29,8 @@ NOT_RUN = {
     "python3.11 -m venv": "creates the virtual environment the tests already run in",
     ".venv/bin/pip install": "installs packages: network access and minutes",
     "pip install": "installs packages: network access and minutes",
+    "mkdir -p": "shell set-up for the next command, nothing of this project's",
+    "git archive": "unpacks an older commit to compare against (git's own command)",
     "ray start": "starts a long-lived Ray node (a service, Ray's own command); tests/test_tune.py covers --address",
 }
 """Command prefixes that are not run, and why."""
