@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from seqgan_env.models import TokenLSTM
 from seqgan_env.rollout import PrefixStates, RolloutPolicy
@@ -103,6 +104,28 @@ class Agent(abc.ABC):
     def rollout_policy(self) -> RolloutPolicy | None:
         """A policy that continues prefixes for the Monte Carlo reward, if the agent has one."""
         return None
+
+
+def prefix_features(embedding: nn.Embedding, lstm: nn.LSTM, start_token: int, pad_token: int,
+                    observations: torch.Tensor) -> torch.Tensor:
+    """The LSTM state after reading each observed prefix, as the generator reads it: ``(B, hidden)``.
+
+    An observation is a prefix ``y_1 .. y_t`` left-aligned and padded with ``pad_token``
+    (= the vocabulary size). The start token is fed first, then the prefix; the hidden state
+    after the last prefix token (input position ``t``) is what predicts ``y_{t+1}``. The
+    LSTM runs over the whole prefix at each call (prefixes are short), and only as far as
+    the longest prefix in the batch needs. Policies of other libraries (SB3's features
+    extractor, RLlib's module) read observations through this one function.
+    """
+    tokens = observations.long()  # rollout buffers may hand back floats
+    lengths = (tokens != pad_token).sum(dim=1)
+    steps = int(lengths.max()) + 1 if tokens.shape[0] else 1
+    start = torch.full_like(tokens[:, :1], start_token)
+    # PAD never reaches a position that is read: the LSTM is causal and each row is read
+    # at its own length, so clamping PAD to a valid id only keeps the embedding in range.
+    inputs = torch.cat([start, tokens[:, : steps - 1]], dim=1).clamp(max=pad_token - 1)
+    hidden, _ = lstm(embedding(inputs))
+    return hidden[torch.arange(tokens.shape[0], device=tokens.device), lengths]
 
 
 class PrefixTracker:

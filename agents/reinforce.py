@@ -25,6 +25,7 @@ from torch import nn
 from agents.base import Agent, EpisodeBatch, PrefixTracker, policy_kl
 from seqgan_env.checkpoint import FORMAT, atomic_save, load_checkpoint, model_from_payload, model_payload
 from seqgan_env.models import Generator
+from seqgan_env.precision import adam
 from seqgan_env.sampling import sample_categorical
 
 BASELINES = ("none", "mean", "value")
@@ -70,7 +71,7 @@ class ReinforceAgent(Agent):
     def __init__(self, generator: Generator, config: ReinforceConfig | None = None, seed: int = 0) -> None:
         self.config = config or ReinforceConfig()
         self.generator = generator
-        self.optimizer = torch.optim.Adam(generator.parameters(), lr=self.config.lr)
+        self.optimizer = adam(generator.parameters(), self.config.lr)
         self._rollout = copy.deepcopy(generator).requires_grad_(False) if self.config.rollout_beta > 0 else None
         self.value_head: nn.Linear | None = None
         self.value_optimizer: torch.optim.Optimizer | None = None

@@ -1,18 +1,23 @@
-"""Speed of the Monte Carlo reward: the batched engine against the original per-prefix loop.
+"""Speed of the Monte Carlo reward: the engine against its previous version and the original loop.
 
 For the paper's configuration (vocab 5000, length 20, 16 rollouts, the paper's discriminator)
 and the smaller ``default`` discriminator, prints:
 
 * env-steps per second of ``gymnasium.make_vec("SeqGAN-v0", num_envs=B)`` with the Monte Carlo
-  reward, B = 1, 16, 64, 256 (medians over repeats);
-* the same for the original loop (``benchmarks/reference_loop.py``), in the same process on
-  the same models, and the ratio;
-* the reward computation's achieved GFLOP/s (matrix FLOPs counted by torch's FlopCounterMode)
-  beside this machine's dense matmul GFLOP/s in float32 and bfloat16;
-* peak resident memory of a process that only runs the engine at that B.
+  reward, B = 1, 16, 64, 256, for this engine and for the engine before issue 15 (a frozen
+  copy in ``benchmarks/baseline_engine.py``), their episodes alternating in one process
+  (A, B, A, B, ...) so that both see the same machine load; medians over repeats, from wall
+  time and from the process's CPU time (which other processes' load disturbs less);
+* the same for the original loop (``seqgan_env/reference.py``), in the same process on
+  the same models, and the engine's ratio to it;
+* the reward computation's achieved matrix GFLOP/s (FLOPs of matrix products counted by
+  torch's FlopCounterMode; the convolutions' table look-ups count none) beside this
+  machine's dense matmul GFLOP/s in float32 and bfloat16, measured at the start and the end;
+* peak resident memory of a process that only runs the engine at that B (tables included).
 
-    python -m benchmarks.bench_rewards                # about 5 minutes on 2 CPU cores
-    python -m benchmarks.bench_rewards --quick        # fewer sizes and repeats
+    python -m benchmarks.bench_rewards                # about 10 minutes on 2 CPU cores
+    python -m benchmarks.bench_rewards --quick        # B = 1 and 64, fewer repeats
+    python -m benchmarks.bench_rewards --quick --threads 1
 """
 
 from __future__ import annotations
@@ -30,9 +35,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import seqgan_env  # noqa: F401
-from benchmarks.reference_loop import reference_rewards
+from benchmarks.baseline_engine import BaselineMonteCarloReward
 from seqgan_env.models import Discriminator, Generator
 from seqgan_env.presets import get_preset
+from seqgan_env.reference import reference_rewards
 
 warnings.filterwarnings("ignore", message="no (discriminator|rollout policy) given")
 
@@ -43,26 +49,44 @@ def models(preset_name: str):
     return preset, Generator.from_preset(preset).eval(), Discriminator.from_preset(preset).eval()
 
 
-def engine_episode_time(preset, gen, disc, num_envs: int, repeats: int, dtype: str = "auto") -> tuple[float, float]:
-    """Median seconds of one episode of ``num_envs`` rows, and its matrix FLOPs."""
+def make_envs(preset, gen, disc, num_envs: int, engine: str = "current", dtype: str = "auto"):
+    """The vector env with the Monte Carlo reward of ``engine`` (``current`` or ``baseline``)."""
     envs = gym.make_vec("SeqGAN-v0", num_envs=num_envs, preset=preset, discriminator=disc,
                         rollout_policy=gen, compute_dtype=dtype)
+    if engine == "baseline":
+        envs.reward_model = BaselineMonteCarloReward(disc, gen, preset.num_rollouts, compute_dtype=dtype)
+    return envs
+
+
+def engine_episode_times(preset, gen, disc, num_envs: int, repeats: int,
+                         engines: tuple[str, ...] = ("current", "baseline")) -> dict[str, dict[str, float]]:
+    """Per engine: median wall and CPU seconds of one episode of ``num_envs`` rows, and its
+    matrix FLOPs. The engines' episodes alternate."""
     actions = gen.sample(num_envs, torch.Generator().manual_seed(0)).numpy()
+    envs = {name: make_envs(preset, gen, disc, num_envs, name) for name in engines}
 
-    def episode() -> None:
-        envs.reset(seed=0)
+    def episode(name: str) -> None:
+        envs[name].reset(seed=0)
         for t in range(preset.seq_len):
-            envs.step(actions[:, t])
+            envs[name].step(actions[:, t])
 
-    episode()  # warm-up: allocator, weight caches
-    times = []
+    for name in engines:
+        episode(name)  # warm-up: allocator, weight caches and tables
+    wall: dict[str, list[float]] = {name: [] for name in engines}
+    cpu: dict[str, list[float]] = {name: [] for name in engines}
     for _ in range(repeats):
-        start = time.perf_counter()
-        episode()
-        times.append(time.perf_counter() - start)
-    with FlopCounterMode(display=False) as counter:
-        episode()
-    return statistics.median(times), counter.get_total_flops()
+        for name in engines:
+            start, start_cpu = time.perf_counter(), time.process_time()
+            episode(name)
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
+    out = {}
+    for name in engines:
+        with FlopCounterMode(display=False) as counter:
+            episode(name)
+        out[name] = {"wall": statistics.median(wall[name]), "cpu": statistics.median(cpu[name]),
+                     "flops": counter.get_total_flops()}
+    return out
 
 
 def loop_episode_time(gen, disc, num_envs: int, num_rollouts: int) -> float:
@@ -85,13 +109,14 @@ def matmul_gflops(dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> fl
     return 2 * size**3 / statistics.median(times) / 1e9
 
 
-def peak_memory_mb(preset_name: str, num_envs: int) -> float:
-    """Peak RSS of a fresh process that builds the models and runs two episodes."""
+def peak_memory_mb(preset_name: str, num_envs: int, threads: int | None, engine: str = "current") -> float:
+    """Peak RSS of a fresh process that builds the models and runs two episodes of ``engine``."""
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec from the (large) parent.
     code = (
-        "import re, sys; sys.argv=['x'];"
-        "from benchmarks.bench_rewards import models, engine_episode_time;"
-        f"p,g,d=models({preset_name!r}); engine_episode_time(p,g,d,{num_envs},1);"
+        "import re, sys, torch; sys.argv=['x'];"
+        + (f"torch.set_num_threads({threads});" if threads else "")
+        + "from benchmarks.bench_rewards import models, engine_episode_times;"
+        f"p,g,d=models({preset_name!r}); engine_episode_times(p,g,d,{num_envs},1,({engine!r},));"
         "print(int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)) / 1024)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -101,8 +126,12 @@ def peak_memory_mb(preset_name: str, num_envs: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="B = 1 and 64 only, fewer repeats")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--configs", nargs="+", default=["paper", "default"], choices=["paper", "default"])
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     sizes = [1, 64] if args.quick else [1, 16, 64, 256]
     loop_sizes = {1, 64} if args.quick else {1, 16, 64}
     repeats = 3 if args.quick else 5
@@ -110,31 +139,38 @@ def main() -> None:
     fp32, bf16 = matmul_gflops(torch.float32), matmul_gflops(torch.bfloat16)
     print(f"dense matmul 2048^3: float32 {fp32:.0f} GFLOP/s, bfloat16 {bf16:.0f} GFLOP/s\n")
     results = {"matmul_gflops": {"float32": fp32, "bfloat16": bf16}, "configs": {}}
-    for name in ("paper", "default"):
+    for name in args.configs:
         preset, gen, disc = models(name)
         print(f"== {name} configuration: vocab {preset.vocab_size}, length {preset.seq_len}, "
               f"{preset.num_rollouts} rollouts, discriminator with {disc.config.feature_dim} filters")
-        print(f"{'B':>5} {'engine steps/s':>15} {'loop steps/s':>13} {'ratio':>7} {'GFLOP/s':>8} "
-              f"{'% of bf16 mm':>12} {'peak MB':>8}")
+        print(f"{'B':>5} {'steps/s':>9} {'baseline':>9} {'ratio':>6} {'cpu ratio':>9} {'loop':>7} "
+              f"{'x loop':>7} {'GFLOP/s':>8} {'% bf16':>7} {'peak MB':>8} {'baseline MB':>11}")
         rows = []
         for num_envs in sizes:
-            seconds, flops = engine_episode_time(preset, gen, disc, num_envs, repeats)
+            times = engine_episode_times(preset, gen, disc, num_envs, repeats)
             steps = num_envs * preset.seq_len
-            engine_rate = steps / seconds
+            rate = {engine: steps / t["wall"] for engine, t in times.items()}
+            cpu_ratio = times["baseline"]["cpu"] / times["current"]["cpu"]
             loop_rate = None
             if num_envs in loop_sizes:
                 loop_rate = steps / loop_episode_time(gen, disc, num_envs, preset.num_rollouts)
-            gflops = flops / seconds / 1e9
-            memory = peak_memory_mb(name, num_envs)
-            rows.append({"num_envs": num_envs, "engine_steps_per_s": engine_rate, "loop_steps_per_s": loop_rate,
-                         "ratio": engine_rate / loop_rate if loop_rate else None, "gflops": gflops,
-                         "peak_rss_mb": memory})
-            ratio = f"{engine_rate / loop_rate:7.1f}" if loop_rate else f"{'-':>7}"
-            loop_text = f"{loop_rate:13.1f}" if loop_rate else f"{'-':>13}"
-            print(f"{num_envs:5d} {engine_rate:15.1f} {loop_text} {ratio} {gflops:8.0f} "
-                  f"{100 * gflops / bf16:11.1f}% {memory:8.0f}", flush=True)
+            gflops = times["current"]["flops"] / times["current"]["wall"] / 1e9
+            memory = peak_memory_mb(name, num_envs, args.threads)
+            baseline_memory = peak_memory_mb(name, num_envs, args.threads, "baseline")
+            rows.append({"num_envs": num_envs, "engine_steps_per_s": rate["current"],
+                         "baseline_steps_per_s": rate["baseline"], "ratio": rate["current"] / rate["baseline"],
+                         "cpu_time_ratio": cpu_ratio, "loop_steps_per_s": loop_rate,
+                         "loop_ratio": rate["current"] / loop_rate if loop_rate else None, "gflops": gflops,
+                         "peak_rss_mb": memory, "baseline_peak_rss_mb": baseline_memory, "times": times})
+            loop_text = f"{loop_rate:7.1f} {rate['current'] / loop_rate:7.1f}" if loop_rate else f"{'-':>7} {'-':>7}"
+            print(f"{num_envs:5d} {rate['current']:9.1f} {rate['baseline']:9.1f} "
+                  f"{rate['current'] / rate['baseline']:6.2f} {cpu_ratio:9.2f} {loop_text} {gflops:8.0f} "
+                  f"{100 * gflops / bf16:6.1f}% {memory:8.0f} {baseline_memory:11.0f}", flush=True)
         results["configs"][name] = rows
         print()
+    fp32_end, bf16_end = matmul_gflops(torch.float32), matmul_gflops(torch.bfloat16)
+    print(f"dense matmul at the end: float32 {fp32_end:.0f} GFLOP/s, bfloat16 {bf16_end:.0f} GFLOP/s")
+    results["matmul_gflops_end"] = {"float32": fp32_end, "bfloat16": bf16_end}
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(results, handle, indent=1)

@@ -22,6 +22,7 @@ import torch
 from seqgan_env.devices import module_on, resolve_device
 from seqgan_env.models.discriminator import Discriminator
 from seqgan_env.models.lstm import Oracle
+from seqgan_env.precision import cpu_has_native_bf16
 from seqgan_env.rollout import PrefixStates, RolloutPolicy, monte_carlo_rewards
 
 REWARD_KINDS = ("monte_carlo", "terminal", "oracle", "constant", "random")
@@ -36,7 +37,7 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype
     if dtype == "auto":
         if device.type == "cuda":
             return torch.bfloat16 if _cuda_has_fast_bf16(device) else torch.float32
-        return torch.bfloat16 if _cpu_has_native_bf16() else torch.float32
+        return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
     try:
         return {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
     except KeyError:
@@ -46,15 +47,6 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype
 def _cuda_has_fast_bf16(device: torch.device) -> bool:
     # Before Ampere (8.0) bfloat16 is emulated or unsupported: slower than float32, not faster.
     return torch.cuda.is_bf16_supported() and torch.cuda.get_device_capability(device) >= (8, 0)
-
-
-def _cpu_has_native_bf16() -> bool:
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as handle:
-            flags = handle.read()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 class RewardModel(abc.ABC):

@@ -8,7 +8,8 @@ computes it for a whole batch of prefixes at once:
   advanced by one token per env step, so completions start from it instead of re-reading
   the prefix;
 * all ``B x N`` completions of a step are sampled together, one policy step per position,
-  with an inverse-CDF sampler;
+  with an inverse-CDF sampler that computes a TokenLSTM policy's logits a chunk of rows at
+  a time (:func:`~seqgan_env.sampling.sample_linear`);
 * the discriminator pools the windows that lie inside the prefix once per prefix and only
   the windows that reach into the completion per completion (see
   :meth:`Discriminator.prefix_maxima`), in one batched call.
@@ -25,7 +26,7 @@ import torch
 from seqgan_env.allocator import tune_allocator
 from seqgan_env.models.discriminator import Discriminator
 from seqgan_env.models.lstm import TokenLSTM
-from seqgan_env.sampling import sample_categorical
+from seqgan_env.sampling import sample_categorical, sample_linear
 
 State = tuple[torch.Tensor, ...]
 """A rollout policy's recurrent state: a tuple of tensors whose first dimension is the batch."""
@@ -179,18 +180,35 @@ def monte_carlo_rewards(
     if eos_token is not None:  # an end token inside the prefix ends the sequence there
         inside = torch.arange(seq_len, device=completions.device) < row_lengths.unsqueeze(1)
         ended = ((completions == eos_token) & inside).any(dim=1)
-    # The generator's output layer (the costliest product of the completions) follows the
-    # discriminator's compute type; a policy that is not a TokenLSTM gets plain step().
-    step_options = {"logits_dtype": dtype} if isinstance(policy, TokenLSTM) else {}
+    # A TokenLSTM policy hands over its output layer's input instead of logits, so each
+    # draw computes the logits a chunk of rows at a time (they never leave the cache), in
+    # the discriminator's compute type; any other policy gets plain step() and its logits.
+    linear = isinstance(policy, TokenLSTM)
+    if linear:
+        weight = policy.output_weight(dtype)
+
+        def draw(out: torch.Tensor) -> torch.Tensor:
+            return sample_linear(out, weight, generator)
+
+        def advance(tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+            return policy.step_features(tokens, state, dtype)
+    else:
+        def draw(out: torch.Tensor) -> torch.Tensor:
+            return sample_categorical(out, generator)
+
+        def advance(tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+            return policy.step(tokens, state)
+
     state = _repeat(prefix_state, num_rollouts)
-    logits = None  # the first draw of every completion comes from its prefix's logits
+    out = None  # the first draw of every completion comes from its prefix's logits
     for pos in range(first, seq_len):
-        if logits is None:
+        if out is None:
             token = sample_categorical(prefix_logits, generator, num_samples=num_rollouts).view(-1)
-            if not uniform:
-                logits = prefix_logits.repeat_interleave(num_rollouts, dim=0).to(dtype)
+            if not uniform:  # rows with longer prefixes draw from their prefix later
+                prefix_out = TokenLSTM.output_features(prefix_state[0], dtype) if linear else prefix_logits
+                out = prefix_out.repeat_interleave(num_rollouts, dim=0)
         else:
-            token = sample_categorical(logits, generator)
+            token = draw(out)
         fill = None if uniform else row_lengths <= pos
         if eos_token is not None:
             token = torch.where(ended, torch.full_like(token, pad_token), token)
@@ -202,11 +220,11 @@ def monte_carlo_rewards(
             ended = ended | ((token == eos_token) & (fill if fill is not None else True))
         if pos + 1 < seq_len:
             step_tokens = completions[:, pos].clamp(max=prefix_logits.shape[1] - 1)
-            new_logits, new_state = policy.step(step_tokens, state, **step_options)
+            new_out, new_state = advance(step_tokens, state)
             if fill is None:
-                logits, state = new_logits, new_state
+                out, state = new_out, new_state
             else:
-                logits = torch.where(fill.unsqueeze(1), new_logits, logits)
+                out = torch.where(fill.unsqueeze(1), new_out, out)
                 state = _where(fill, new_state, state)
 
     suffix_max = discriminator.window_maxima(completions, first, dtype)

@@ -68,3 +68,20 @@ def trained_tiny_copy(trained_tiny):
     import copy
 
     return {key: copy.deepcopy(value) for key, value in trained_tiny.items()}
+
+
+@pytest.fixture(scope="session")
+def ray_local(tmp_path_factory):
+    """One small local Ray for the whole test session (2 CPUs, no dashboard), shut down at the end.
+
+    Trust records of Tune states (see ``train.tune_engine.trust_dir``) go to a temporary folder.
+    """
+    import logging
+    import os
+
+    ray = pytest.importorskip("ray")
+    os.environ["SEQGAN_ENV_STATE_DIR"] = str(tmp_path_factory.mktemp("seqgan-state"))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+             object_store_memory=150 * 1024**2)
+    yield ray
+    ray.shutdown()

@@ -19,9 +19,9 @@ def reinforce_mean_baseline(generator, envs, seed):
 
 
 @pytest.fixture(scope="module")
-def comparison(tmp_path_factory):
+def comparison(tmp_path_factory, ray_local):
     out = tmp_path_factory.mktemp("compare")
-    argv = ["compare", "--preset", "tiny", "--out", str(out), "--workers", "1", "--algos", "reinforce,a2c",
+    argv = ["compare", "--preset", "tiny", "--out", str(out), "--cpus", "1", "--algos", "reinforce,a2c",
             "--agent", "tests.test_compare:reinforce_mean_baseline"]
     assert main(argv) == 0
     return out, argv

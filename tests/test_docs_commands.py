@@ -29,6 +29,9 @@ NOT_RUN = {
     "python3.11 -m venv": "creates the virtual environment the tests already run in",
     ".venv/bin/pip install": "installs packages: network access and minutes",
     "pip install": "installs packages: network access and minutes",
+    "mkdir -p": "shell set-up for the next command, nothing of this project's",
+    "git archive": "unpacks an older commit to compare against (git's own command)",
+    "ray start": "starts a long-lived Ray node (a service, Ray's own command); tests/test_tune.py covers --address",
 }
 """Command prefixes that are not run, and why."""
 
@@ -45,8 +48,9 @@ def documented_commands() -> list[tuple[str, list[str]]]:
             first_line = text.count("\n", 0, block.start()) + 2
             for offset, line in enumerate(block.group(1).splitlines()):
                 for part in line.split("&&"):
-                    argv = [token.strip("[]") for token in shlex.split(part, comments=True)]
-                    argv = [token for token in argv if token]
+                    # "[" or "]" alone is dropped; an empty argument the shell would pass ('') stays
+                    argv = [token.strip("[]") for token in shlex.split(part, comments=True)
+                            if token.strip("[]") or not token]
                     if argv:
                         commands.append((f"{document.name}:{first_line + offset}", argv))
     return commands

@@ -27,3 +27,13 @@ def test_custom_agent_example_learns_and_round_trips(tmp_path):
     agent.save(tmp_path / "agent.pt")
     loaded = module.PositionalSoftmaxAgent.load(tmp_path / "agent.pt")
     np.testing.assert_array_equal(loaded.logits.detach().numpy(), agent.logits.detach().numpy())
+
+
+def test_rllib_example_runs_in_its_quick_mode(ray_local, capsys):
+    spec = importlib.util.spec_from_file_location("rllib_ppo", REPO / "examples" / "rllib_ppo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.main(["--quick"])
+    assert result["env_steps"] == 32 * 8  # 32 sequences of the tiny preset's 8 tokens per iteration
+    assert result["nll_oracle_after"] != result["nll_oracle_before"]
+    assert "iteration 2: 256 env steps" in capsys.readouterr().out

@@ -24,6 +24,8 @@ from tqdm.auto import tqdm
 import seqgan_env
 from agents.base import Agent, collect_episodes, policy_kl
 from seqgan_env.models import Discriminator, Generator, Oracle
+from seqgan_env.precision import adam
+from seqgan_env.rewards import resolve_dtype
 from train.pretrain import DiscriminatorSchedule, train_discriminator
 
 
@@ -74,10 +76,15 @@ def evaluate(generator: Generator, oracle: Oracle | None, test_data: torch.Tenso
 
 def fresh_accuracy(discriminator: Discriminator, generator: Generator, real_data: torch.Tensor, count: int,
                    rng: torch.Generator) -> float:
-    """D's accuracy on ``count`` fresh generator samples and ``count`` real sequences (dropout off)."""
+    """D's accuracy on ``count`` fresh generator samples and ``count`` real sequences (dropout off).
+
+    Scored in the reward's compute type (``auto``), so the gate reuses the inference tables
+    the env's reward already holds for this D instead of building float32 ones.
+    """
     fake = generator.sample(count, rng)
     real = real_data[torch.randint(real_data.shape[0], (count,), generator=rng)].to(fake.device)
-    correct = (discriminator.score(real) > 0.5).sum() + (discriminator.score(fake) <= 0.5).sum()
+    dtype = resolve_dtype("auto", discriminator.device)
+    correct = (discriminator.score(real, dtype) > 0.5).sum() + (discriminator.score(fake, dtype) <= 0.5).sum()
     return float(correct) / (2 * count)
 
 
@@ -152,7 +159,7 @@ def adversarial_train(
     ``config.eval_every`` steps and at the end; ``on_step(step, stats)`` receives each step's
     statistics (with the evaluation's on evaluation steps), e.g. to log and checkpoint.
     """
-    d_optimizer = d_optimizer or torch.optim.Adam(discriminator.parameters(), lr=1e-4)
+    d_optimizer = d_optimizer or adam(discriminator.parameters(), 1e-4)
     d_config = DiscriminatorSchedule(rounds=config.d_rounds, epochs=config.d_epochs,
                                      num_negatives=config.d_negatives)
     seqgan_env.set_discriminator(envs, discriminator)

@@ -8,6 +8,8 @@
     seqgan sample --checkpoint DIR --num 100 --out samples.txt [--decode]   # DIR, DIR/checkpoint.pt or DIR/generator.pt
     seqgan evaluate --checkpoint DIR [--oracle PATH | --data FILE]
     seqgan evaluate --agent train.reference_agents:reinforce [--variant SeqGAN-Tiny-v0] [--seeds 0,1,2]
+    seqgan compare --preset tiny --out runs/compare-tiny      # a Ray Tune experiment on a local Ray
+    seqgan compare --address HEAD:6379 --out runs/compare      # the same on a Ray cluster
 """
 
 from __future__ import annotations
@@ -256,8 +258,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         config.token_budget = args.tokens
     base = get_preset(get_train_config(config.base_preset).model_preset)
     oracle = resolve_oracle(args.oracle, base)
-    result = compare(args.out, config, oracle, args.oracle, workers=args.workers, threads=args.threads,
-                     device=args.device)
+    result = compare(args.out, config, oracle, args.oracle, cpus=args.cpus, address=args.address,
+                     gpus_per_trial=args.gpus_per_trial, threads=args.threads, device=args.device)
     print(Path(args.out, "results.md").read_text())
     print(f"table: {args.out}/results.md, results.csv; plots: {args.out}/learning_curves.png, "
           f"{args.out}/quality_diversity.png ({len(result['rows'])} rows)")
@@ -300,16 +302,24 @@ def build_parser() -> argparse.ArgumentParser:
                       help="cpu: the paper's models, 20 updates a run; tiny: seconds, for trying it out")
     comp.add_argument("--oracle", default=None, help="'builtin' (default), a seed, or an .npz / original pickle")
     comp.add_argument("--out", default="runs/compare", help="folder; run again to finish an interrupted comparison")
-    comp.add_argument("--algos", default=None, help="comma-separated: reinforce,ppo,a2c (all by default)")
+    comp.add_argument("--algos", default=None,
+                      help="comma-separated: reinforce,ppo,a2c (the default), rllib-ppo (RLlib's PPO)")
     comp.add_argument("--agent", action="append", default=[],
                       help="an extra agent 'module:function', function(generator, envs, seed) -> agents.Agent")
     comp.add_argument("--seeds", type=int, default=None, help="number of seeds (preset's if unset)")
     comp.add_argument("--settings", default=None, help="comma-separated: fixed,adversarial (both by default)")
     comp.add_argument("--baselines", default=None, help="comma-separated: constant,random,oracle ('' for none)")
     comp.add_argument("--tokens", type=int, default=None, help="generated tokens per run (preset's if unset)")
-    comp.add_argument("--workers", type=int, default=None, help="parallel runs (default: one per two cores)")
-    comp.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: cores / workers)")
-    comp.add_argument("--device", default="cpu", help="where models, rewards and agents run: cpu (default) or cuda")
+    comp.add_argument("--cpus", "--workers", dest="cpus", type=int, default=None,
+                      help="CPUs of the local Ray instance = runs at once, one CPU each (default: all cores)")
+    comp.add_argument("--address", default=None,
+                      help="run on the Ray cluster at HOST:PORT (or ray://HOST:PORT, 'auto'); default: $RAY_ADDRESS, "
+                           "else a local Ray that the command starts and stops itself")
+    comp.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1: one per CPU it asks for)")
+    comp.add_argument("--gpus-per-trial", type=float, default=0.0,
+                      help="fraction of a GPU each run asks Ray for (e.g. 0.25: four runs per GPU; default 0)")
+    comp.add_argument("--device", default="cpu",
+                      help="where models, rewards and agents run: cpu (default) or cuda (each run then asks Ray for a GPU, or --gpus-per-trial of one)")
     comp.set_defaults(func=cmd_compare)
     ev = sub.add_parser("evaluate", help="print NLL-oracle, NLL-test and entropy of a generator, or score an agent")
     ev.add_argument("--checkpoint", default=None,
@@ -359,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CheckpointError, FileNotFoundError, FileExistsError, ValueError, ImportError) as exc:
+    except (CheckpointError, FileNotFoundError, FileExistsError, ValueError, ImportError, ConnectionError) as exc:
         print(f"seqgan: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -18,9 +18,13 @@ Baselines keep the comparison honest (see ``docs/comparing.md``):
 * ``oracle``: REINFORCE on the oracle's log-likelihood (reward-to-go, mean baseline): what
   maximising the true likelihood does to diversity.
 
+Every run is a Ray Tune trial (:mod:`train.tune_engine`): one CPU each (or a GPU fraction),
+its evaluations reported to Tune as it goes, on a local Ray the comparison starts itself or
+on a cluster (``address``). Tune's state lives in the comparison's folder (``tune/``).
 Each finished run writes ``runs/<setting>/<name>/seed<k>.json`` atomically; a comparison
-started again in the same folder skips those and redoes only the rest. Seeds run in parallel
-worker processes when the machine has the cores (``workers``).
+started again in the same folder continues Tune's experiment (finished trials are not run
+again) and submits only runs without a result file. A run that fails is reported in the
+table as failed, with its error; the others finish.
 """
 
 from __future__ import annotations
@@ -34,7 +38,6 @@ import os
 import statistics
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +45,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 import seqgan_env
 from agents.base import Agent, collect_episodes
@@ -51,13 +53,15 @@ from seqgan_env.checkpoint import load_checkpoint, load_model
 from seqgan_env.devices import resolve_device
 from seqgan_env.factory import REWARD_ARGUMENTS
 from seqgan_env.models import Generator, Oracle, TokenLSTM
+from seqgan_env.precision import adam
 from seqgan_env.presets import Preset, get_preset
 from seqgan_env.rewards import MonteCarloReward
 from train.adversarial import evaluate, sb3_step
 from train.config import get_train_config
 from train.pretrain import DiscriminatorSchedule, train_discriminator
 
-BUILTIN_AGENTS = ("reinforce", "ppo", "a2c")
+BUILTIN_AGENTS = ("reinforce", "ppo", "a2c", "rllib-ppo")
+DEFAULT_AGENTS = ("reinforce", "ppo", "a2c")
 BASELINES = ("constant", "random", "oracle")
 SETTINGS = ("fixed", "adversarial")
 
@@ -66,8 +70,8 @@ SETTINGS = ("fixed", "adversarial")
 class CompareConfig:
     """What a comparison runs; saved in ``compare.json`` so a restarted comparison matches."""
 
-    algos: tuple[str, ...] = BUILTIN_AGENTS
-    """Agents: ``reinforce``, ``ppo``, ``a2c``, or ``module:function`` where
+    algos: tuple[str, ...] = DEFAULT_AGENTS
+    """Agents: ``reinforce``, ``ppo``, ``a2c`` (SB3), ``rllib-ppo`` (RLlib), or ``module:function`` where
     ``function(generator, envs, seed) -> agents.Agent`` builds any agent of the interface
     whose ``generator`` attribute is the policy it trains (what the evaluations measure)."""
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -190,8 +194,13 @@ def _evaluate(generator: Generator, oracle: Oracle, test: torch.Tensor, samples:
 
 
 def run_one(folder: str, job: tuple[str, str, int], config_data: dict[str, Any], oracle_spec: str | None,
-            threads: int, device: str = "cpu") -> dict[str, Any]:
-    """Train one (setting, agent, seed) from the base and write its result file."""
+            threads: int = 1, report: Callable[[dict[str, Any]], None] | None = None,
+            device: str = "cpu") -> dict[str, Any]:
+    """Train one (setting, agent, seed) from the base and write its result file.
+
+    ``report(point)`` receives each evaluation (tokens, NLL-oracle, NLL-test, ...) as it is
+    made; a Tune trial passes Tune's ``report`` (see :func:`compare_trial`).
+    """
     from seqgan_env.factory import resolve_oracle
 
     torch.set_num_threads(threads)
@@ -211,30 +220,47 @@ def run_one(folder: str, job: tuple[str, str, int], config_data: dict[str, Any],
 
     reward = name if setting == "baseline" else "monte_carlo"  # baselines are named after their reward kind
     models = dict(discriminator=discriminator, rollout_policy=generator, oracle=oracle, num_rollouts=config.num_rollouts)
-    envs = gym.make_vec("SeqGAN-v0", num_envs=config.batch_size, preset=preset, reward=reward, device=device,
-                        **{name: value for name, value in models.items() if name in REWARD_ARGUMENTS[reward]})
-    step, generator = _generator_step(name, setting, generator, envs, seed)
-    d_optimizer = torch.optim.Adam(discriminator.parameters(), lr=1e-4)
+    env_kwargs = dict(preset=preset, reward=reward, device=device,
+                      **{key: value for key, value in models.items() if key in REWARD_ARGUMENTS[reward]})
+    d_optimizer = adam(discriminator.parameters(), 1e-4)
     d_config = DiscriminatorSchedule(rounds=1, epochs=config.d_epochs, num_negatives=config.d_negatives)
 
+    def retrain_d(policy: Generator) -> dict[str, float]:
+        """The adversarial setting's D-step, the same for every algorithm."""
+        discriminator.train()
+        stats = train_discriminator(discriminator, policy, real, d_config, rng, d_optimizer)
+        discriminator.eval()
+        return stats
+
+    step, generator, close, retrains_d = _generator_step(
+        name, setting, generator, env_kwargs, config.batch_size, seed, retrain_d if setting == "adversarial" else None)
+
     started = time.time()
-    curve = [{"tokens": 0, **_evaluate(generator, oracle, test, config.eval_samples, seed), "wall_time": 0.0}]
+
+    def evaluation(tokens: int, **extra: float) -> dict[str, Any]:
+        point = {"tokens": tokens, **_evaluate(generator, oracle, test, config.eval_samples, seed), **extra,
+                 "wall_time": time.time() - started}
+        if report is not None:
+            report(point)
+        return point
+
+    curve = [evaluation(0)]
     eval_every = config.token_budget / config.evaluations
     tokens, next_eval, rewards = 0, eval_every, []
-    while tokens < config.token_budget:
-        stats = step(int(torch.randint(2**31 - 1, (1,), generator=rng)))
-        tokens += int(stats["tokens"])
-        rewards.append(stats["mean_reward"])
-        if setting == "adversarial":
-            discriminator.train()
-            train_discriminator(discriminator, generator, real, d_config, rng, d_optimizer)
-            discriminator.eval()
-            seqgan_env.set_discriminator(envs, discriminator)
-        if tokens >= next_eval or tokens >= config.token_budget:
-            next_eval += eval_every
-            curve.append({"tokens": tokens, **_evaluate(generator, oracle, test, config.eval_samples, seed),
-                          "mean_reward": stats["mean_reward"], "wall_time": time.time() - started})
-    envs.close()
+    try:
+        while tokens < config.token_budget:
+            stats = step(int(torch.randint(2**31 - 1, (1,), generator=rng)))
+            tokens += int(stats["tokens"])
+            rewards.append(stats["mean_reward"])
+            if setting == "adversarial" and not retrains_d:
+                retrain_d(generator)
+                # The agent's env holds D itself; a model swap makes it see the retrained weights.
+                close.set_discriminator(discriminator)
+            if tokens >= next_eval or tokens >= config.token_budget:
+                next_eval += eval_every
+                curve.append(evaluation(tokens, mean_reward=stats["mean_reward"]))
+    finally:
+        close()
     result = {"setting": setting, "name": name, "seed": seed, "tokens": tokens, "updates": len(rewards),
               "curve": curve, "final": {**curve[-1], "mean_reward": rewards[-1]},
               "wall_time": time.time() - started}
@@ -242,17 +268,47 @@ def run_one(folder: str, job: tuple[str, str, int], config_data: dict[str, Any],
     return result
 
 
-def _generator_step(name: str, setting: str, generator: Generator, envs: Any,
-                    seed: int) -> tuple[Callable[[int], dict], Generator]:
-    """One generator update of agent ``name`` (its stats, with the tokens it generated) and the
-    generator that evaluations measure."""
+class _Closer:
+    """What a generator step leaves to clean up, and how to hand its env a retrained D."""
+
+    def __init__(self, envs: Any = None, algorithm: Any = None) -> None:
+        self.envs, self.algorithm = envs, algorithm
+
+    def set_discriminator(self, discriminator: Any) -> None:
+        seqgan_env.set_discriminator(self.envs, discriminator)
+
+    def __call__(self) -> None:
+        if self.envs is not None:
+            self.envs.close()
+        if self.algorithm is not None:
+            self.algorithm.stop()
+
+
+def _generator_step(name: str, setting: str, generator: Generator, env_kwargs: dict[str, Any], batch_size: int,
+                    seed: int, retrain_d: Callable[[Generator], dict[str, float]] | None,
+                    ) -> tuple[Callable[[int], dict], Generator, _Closer, bool]:
+    """One generator update of agent ``name`` (its stats, with the tokens it generated), the
+    generator that evaluations measure, what to close afterwards, and whether the agent
+    retrains D itself (RLlib's PPO does, in its callback, with ``retrain_d``)."""
+    if name == "rllib-ppo":
+        from agents.rllib import env_steps, make_ppo, mean_step_reward
+
+        algorithm = make_ppo(env_kwargs, generator, num_envs=batch_size, seed=seed,
+                             discriminator=env_kwargs["discriminator"] if retrain_d else None, retrain=retrain_d)
+
+        def iteration(episode_seed: int) -> dict[str, float]:
+            result = algorithm.train()
+            return {"tokens": env_steps(result), "mean_reward": mean_step_reward(result)}
+
+        return iteration, generator, _Closer(algorithm=algorithm), True
+    envs = gym.make_vec("SeqGAN-v0", num_envs=batch_size, **env_kwargs)
     if name in ("ppo", "a2c"):
         from agents.sb3 import make_a2c, make_ppo
 
         model = (make_ppo if name == "ppo" else make_a2c)(envs, generator=generator, seed=seed,
                                                           device=generator.device)
         update, rollout = sb3_step(model, generator), model.n_envs * model.n_steps
-        return (lambda episode_seed: {**update(episode_seed), "tokens": rollout}), generator
+        return (lambda episode_seed: {**update(episode_seed), "tokens": rollout}), generator, _Closer(envs), False
     if name == "reinforce" or setting == "baseline":
         config = ReinforceConfig(reward_to_go=True, baseline="mean") if name == "oracle" else ReinforceConfig()
         agent: Agent = ReinforceAgent(generator, config, seed=seed)
@@ -272,7 +328,25 @@ def _generator_step(name: str, setting: str, generator: Generator, envs: Any,
         stats.setdefault("mean_reward", float((batch.rewards * batch.mask).sum() / batch.mask.sum()))
         return {**stats, "tokens": int(batch.lengths.sum())}
 
-    return episodes, getattr(agent, "generator", generator)
+    return episodes, getattr(agent, "generator", generator), _Closer(envs), False
+
+
+def compare_trial(trial_config: dict[str, Any]) -> None:
+    """A Tune trial: one run of a comparison, its evaluations reported to Tune as it goes."""
+    from ray import tune
+
+    trial = trial_config["trial"]
+    setting, name, seed = trial["job"]
+    job = (setting, name, int(seed))
+    path = _result_path(Path(trial["folder"]), job)
+    if path.exists():  # a trial interrupted after writing its result (restored as unfinished): not redone
+        result = json.loads(path.read_text())
+    else:
+        result = run_one(trial["folder"], job, trial["config"], trial["oracle"], trial["threads"], report=tune.report,
+                         device=trial.get("device", "cpu"))
+    # The last report comes after the result file is written: whoever watches the trial
+    # (a stop condition, a search) may take it as finished from here on.
+    tune.report({**{k: v for k, v in result["final"].items() if isinstance(v, (int, float))}, "result_written": 1})
 
 
 def _result_path(root: Path, job: tuple[str, str, int]) -> Path:
@@ -289,22 +363,41 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 # -- the comparison ----------------------------------------------------------------------
-def default_workers() -> int:
-    """One single-threaded worker per core: the models are small, so a run gains little from
-    a second thread, while two runs on two cores do twice the work."""
-    return max(1, os.cpu_count() or 1)
+def _job_key(job: tuple[str, str, int]) -> str:
+    return f"{job[0]}/{job[1]}/seed{job[2]}"
+
+
+def _trial_name(trial: dict[str, Any]) -> str:
+    setting, name, seed = trial["job"]
+    return f"{setting}_{name.replace(':', '_').replace('/', '_')}_seed{seed}"
 
 
 def compare(folder: str | Path, config: CompareConfig, oracle: Oracle, oracle_spec: str | None,
-            workers: int | None = None, progress: bool = True, threads: int | None = None,
-            device: str = "cpu") -> dict[str, Any]:
-    """Run (or finish) a comparison in ``folder``; write the table and the plots.
+            cpus: int | None = None, address: str | None = None, gpus_per_trial: float = 0.0,
+            progress: bool = True, threads: int = 1, stop: Any = None, device: str = "cpu") -> dict[str, Any]:
+    """Run (or finish) a comparison in ``folder`` as a Ray Tune experiment; write the table and the plots.
 
+    Ray: the one already initialised in this process, else the cluster at ``address`` (or
+    ``RAY_ADDRESS``), else a local instance with ``cpus`` CPUs that lives as long as the
+    call. Each run is a trial asking for one CPU (and ``gpus_per_trial`` of a GPU) and
+    running ``threads`` torch threads. ``stop`` is a Tune stopping
+    condition for this session (e.g. to end it after some trials; run again to continue).
     ``device`` is where models, rewards and agents run (not part of the comparison's
-    settings: a comparison started on one device can be finished on another)."""
+    settings: a comparison started on one device can be finished on another); on a GPU each
+    run asks Ray for a whole one unless ``gpus_per_trial`` says what fraction.
+    """
+    from train.tune_engine import check_address, ray_session, run_experiment, trial_resources
+
     _check(config)
-    resolve_device(device, "--device")
-    root = Path(folder)
+    if resolve_device(device, "--device").type == "cuda" and not gpus_per_trial:
+        gpus_per_trial = 1.0
+    if oracle_spec is not None and Path(oracle_spec).is_file():
+        oracle_spec = str(Path(oracle_spec).resolve())  # trials run in their own working folders
+    resources = trial_resources(gpus_per_trial)
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        check_address(address)  # before minutes of pretraining, not after
+    root = Path(folder).resolve()
     root.mkdir(parents=True, exist_ok=True)
     saved = root / "compare.json"
     if saved.exists():
@@ -316,28 +409,37 @@ def compare(folder: str | Path, config: CompareConfig, oracle: Oracle, oracle_sp
         _write_json(saved, config.to_dict())
     prepare_base(root, config, oracle, progress, device)
 
-    pending = [job for job in config.jobs() if not _result_path(root, job).exists()]
-    workers = workers or default_workers()
-    threads = threads or max(1, (os.cpu_count() or 1) // workers)
-    bar = tqdm(total=len(config.jobs()), initial=len(config.jobs()) - len(pending), desc="compare",
-               unit="run", disable=not progress)
-    if workers == 1:
-        for job in pending:
-            bar.set_postfix_str(f"{job[0]}/{job[1]}/seed{job[2]}")
-            run_one(str(root), job, config.to_dict(), oracle_spec, threads, device)
-            bar.update()
-    else:
-        import multiprocessing
-
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            futures = [pool.submit(run_one, str(root), job, config.to_dict(), oracle_spec, threads, device)
-                       for job in pending]
-            for future in futures:
-                future.result()
-                bar.update()
-    bar.close()
-    return report(root, config, oracle)
+    failures_file = root / "failures.json"
+    failures: dict[str, str] = json.loads(failures_file.read_text()) if failures_file.exists() else {}
+    failed_now: set[str] = set()
+    # A restored session runs what it held; runs it did not hold (or that it stopped
+    # without a result) then go to a new session. Two sessions at most per call.
+    for _ in range(2):
+        pending = [job for job in config.jobs()
+                   if not _result_path(root, job).exists() and _job_key(job) not in failed_now]
+        if not pending:
+            break
+        trials = [{"job": list(job), "folder": str(root), "config": config.to_dict(), "oracle": oracle_spec,
+                   "threads": threads, "device": device} for job in pending]
+        with ray_session(address, cpus):
+            session = run_experiment(compare_trial, trials, root / "tune", resources, progress=progress, stop=stop,
+                                     trial_name=_trial_name)
+        for outcome in session.outcomes:
+            if "job" not in outcome.config:
+                continue  # a trial the session never started
+            key = _job_key(tuple(outcome.config["job"]))
+            if outcome.error is not None:
+                failures[key] = outcome.error
+                failed_now.add(key)
+            else:
+                failures.pop(key, None)
+        if not session.restored or not session.finished:
+            break
+    # A run that has its result now has not failed, whatever an earlier session said.
+    failures = {k: v for k, v in failures.items() if not any(_job_key(j) == k and _result_path(root, j).exists()
+                                                             for j in config.jobs())}
+    _write_json(failures_file, failures)
+    return report(root, config, oracle, failures)
 
 
 # -- tables and plots --------------------------------------------------------------------
@@ -387,23 +489,40 @@ def nll_oracle_at_same_diversity(curve: list[dict[str, float]], nll_test: float)
     return float(np.interp(nll_test, [x for x, _ in points], [y for _, y in points]))
 
 
-def report(root: Path, config: CompareConfig, oracle: Oracle) -> dict[str, Any]:
-    """``results.md``, ``results.csv``, ``learning_curves.png`` and ``quality_diversity.png``."""
+def report(root: Path, config: CompareConfig, oracle: Oracle, failures: dict[str, str] | None = None) -> dict[str, Any]:
+    """``results.md``, ``results.csv``, ``learning_curves.png`` and ``quality_diversity.png``.
+
+    ``failures`` maps ``setting/name/seed<k>`` to the error of a run that failed: its
+    method's row says so in the ``status`` column (and carries the error), the statistics
+    are over the seeds that finished.
+    """
+    failures = failures or {}
     results: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    errors: dict[tuple[str, str], list[str]] = {}
     for job in config.jobs():
         path = _result_path(root, job)
         if path.exists():
             results.setdefault((job[0], job[1]), []).append(json.loads(path.read_text()))
+        elif _job_key(job) in failures:
+            errors.setdefault((job[0], job[1]), []).append(f"seed {job[2]}: {failures[_job_key(job)]}")
     curve = temperature_curve(root / "base", oracle, config.temperatures, config.eval_samples, config.seeds)
     rows = []
     mle = curve[0] if curve and curve[0]["temperature"] == 1.0 else None
     if mle is not None:
         rows.append({"setting": "-", "method": "MLE only", "seeds": len(config.seeds),
                      "nll_oracle": mle["nll_oracle"], "nll_oracle_ci": mle["nll_oracle_ci"],
-                     "nll_test": mle["nll_test"], "nll_test_ci": 0.0})
-    for (setting, name), runs in results.items():
-        row: dict[str, Any] = {"setting": setting, "method": _label(setting, name), "seeds": len(runs)}
+                     "nll_test": mle["nll_test"], "nll_test_ci": 0.0, "status": "ok", "error": ""})
+    methods = list(dict.fromkeys((job[0], job[1]) for job in config.jobs()))
+    for setting, name in methods:
+        runs, failed = results.get((setting, name), []), errors.get((setting, name), [])
+        if not runs and not failed:
+            continue  # not run yet
+        row: dict[str, Any] = {"setting": setting, "method": _label(setting, name), "seeds": len(runs),
+                               "status": f"{len(failed)} of {len(runs) + len(failed)} failed" if failed else "ok",
+                               "error": "; ".join(failed)}
         for key, _ in METRICS:
+            if not runs:
+                break
             if key == "vs_temperature":
                 values = [r["final"]["nll_oracle"] - nll_oracle_at_same_diversity(curve, r["final"]["nll_test"])
                           for r in runs] if curve else []
@@ -426,16 +545,16 @@ def _label(setting: str, name: str) -> str:
 
 
 def _write_table(root: Path, rows: list[dict[str, Any]], config: CompareConfig) -> None:
-    fields = ["setting", "method", "seeds"] + [k for key, _ in METRICS for k in (key, f"{key}_ci")]
+    fields = ["setting", "method", "seeds"] + [k for key, _ in METRICS for k in (key, f"{key}_ci")] + ["status", "error"]
     with (root / "results.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    header = "| setting | method | seeds | " + " | ".join(label for _, label in METRICS) + " |"
+    header = "| setting | method | seeds | " + " | ".join(label for _, label in METRICS) + " | status |"
     lines = [f"Budget: {config.token_budget:,} generated tokens per run; mean ± 95% CI over seeds. "
              "NLL-oracle vs cooled MLE: the run's NLL-oracle minus that of the MLE generator "
              "sampled at the temperature giving the same NLL-test; negative is better than cooling.", "",
-             header, "|" + "---|" * (3 + len(METRICS))]
+             header, "|" + "---|" * (4 + len(METRICS))]
     for row in rows:
         cells = []
         for key, _ in METRICS:
@@ -444,7 +563,9 @@ def _write_table(root: Path, rows: list[dict[str, Any]], config: CompareConfig) 
                 cells.append(f"{row[key]:.{digits}f} ± {row[f'{key}_ci']:.{digits}f}")
             else:
                 cells.append("–")
-        lines.append(f"| {row['setting']} | {row['method']} | {row['seeds']} | " + " | ".join(cells) + " |")
+        status = row["status"] + (f": {row['error']}" if row.get("error") else "")
+        lines.append(f"| {row['setting']} | {row['method']} | {row['seeds']} | " + " | ".join(cells)
+                     + f" | {status.replace('|', '/')} |")
     (root / "results.md").write_text("\n".join(lines) + "\n")
 
 

@@ -38,6 +38,7 @@ from seqgan_env.devices import resolve_device
 from seqgan_env.factory import resolve_discriminator, resolve_rollout_policy
 from seqgan_env.metrics import ReferenceSet, bleu, self_bleu
 from seqgan_env.models import Discriminator, Generator, Oracle
+from seqgan_env.precision import adam
 from seqgan_env.presets import get_preset
 from seqgan_env.text import Corpus, Vocabulary, text_preset
 from train.adversarial import adversarial_train, evaluate, reinforce_step, sb3_step
@@ -120,8 +121,8 @@ class Run:
             self.discriminator = Discriminator.from_preset(self.preset)
         self.generator.to(self.device)  # the run's own models: moved in place, before their optimisers exist
         self.discriminator.to(self.device)
-        self.g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=config.mle.lr)
-        self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=config.d_pretrain.lr)
+        self.g_optimizer = adam(self.generator.parameters(), config.mle.lr)
+        self.d_optimizer = adam(self.discriminator.parameters(), config.d_pretrain.lr)
         if config.algo not in ALGOS:
             raise ValueError(f"unknown algorithm {config.algo!r}; choose one of {list(ALGOS)}")
         self.agent: ReinforceAgent | None = None

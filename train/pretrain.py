@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from seqgan_env.models import Discriminator, Generator
 from seqgan_env.models.discriminator import fit_discriminator
+from seqgan_env.precision import adam, training_autocast
 
 
 @dataclass
@@ -58,7 +59,9 @@ def mle_epoch(generator: Generator, data: torch.Tensor, optimizer: torch.optim.O
     total, batches = 0.0, 0
     for start in range(0, data.shape[0], batch_size):
         batch = data[order[start : start + batch_size]].to(generator.device)
-        logits = generator(batch)
+        hidden = generator.hidden_states(batch)
+        with training_autocast(generator.device):  # the (B x T, vocab) output layer: bfloat16 where native
+            logits = generator.output(hidden).float()
         # PAD after an end token (text data) is no prediction: ignored.
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.reshape(-1),
                                                  ignore_index=generator.vocab_size)
@@ -82,7 +85,7 @@ def pretrain_generator(
     ``on_epoch(epoch, train_nll)`` is called after every epoch (numbered from 1), e.g. to
     evaluate, log and checkpoint; the metrics it returns, if any, go on the progress bar.
     """
-    optimizer = optimizer or torch.optim.Adam(generator.parameters(), lr=config.lr)
+    optimizer = optimizer or adam(generator.parameters(), config.lr)
     losses = []
     bar = tqdm(range(start_epoch, config.epochs), desc="MLE", disable=not progress, unit="epoch")
     for epoch in bar:
@@ -99,7 +102,7 @@ def train_discriminator(
     desc: str = "D",
 ) -> dict[str, float]:
     """``rounds`` x (fresh generator negatives, ``epochs`` epochs); returns the last round's stats."""
-    optimizer = optimizer or torch.optim.Adam(discriminator.parameters(), lr=config.lr)
+    optimizer = optimizer or adam(discriminator.parameters(), config.lr)
     stats: dict[str, float] = {}
     for _ in tqdm(range(config.rounds), desc=desc, disable=not progress, unit="round"):
         random_count = int(config.num_negatives * config.random_negatives)

@@ -10,6 +10,7 @@ import seqgan_env
 from agents.sb3.adapter import seqgan_vector_env
 from seqgan_env.models import Discriminator
 from seqgan_env.models.discriminator import fit_discriminator
+from seqgan_env.precision import adam
 
 
 class DiscriminatorRetrainCallback(BaseCallback):
@@ -43,7 +44,7 @@ class DiscriminatorRetrainCallback(BaseCallback):
         self.real = real.to(discriminator.device)
         self.epochs = epochs
         self.batch_size = batch_size
-        self.optimizer = torch.optim.Adam(discriminator.parameters(), lr=lr)
+        self.optimizer = adam(discriminator.parameters(), lr)
         self.rng = torch.Generator().manual_seed(seed)
         self._finished: list[np.ndarray] = []
 

@@ -11,6 +11,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
+from agents.base import prefix_features
 from seqgan_env.models import TokenLSTM
 
 
@@ -44,15 +45,7 @@ class TokenLSTMExtractor(BaseFeaturesExtractor):
         self.lstm = nn.LSTM(embedding_dim, hidden_dim, batch_first=True)
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
-        tokens = observations.long()  # the rollout buffer may hand back floats
-        lengths = (tokens != self.pad_token).sum(dim=1)
-        steps = int(lengths.max()) + 1 if tokens.shape[0] else 1
-        start = torch.full_like(tokens[:, :1], self.start_token)
-        # PAD never reaches a position that is read: the LSTM is causal and each row is read
-        # at its own length, so clamping PAD to a valid id only keeps the embedding in range.
-        inputs = torch.cat([start, tokens[:, : steps - 1]], dim=1).clamp(max=self.vocab_size - 1)
-        hidden, _ = self.lstm(self.embedding(inputs))
-        return hidden[torch.arange(tokens.shape[0], device=tokens.device), lengths]
+        return prefix_features(self.embedding, self.lstm, self.start_token, self.pad_token, observations)
 
     @torch.no_grad()
     def load_generator(self, generator: TokenLSTM) -> None:

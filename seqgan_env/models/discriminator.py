@@ -10,8 +10,17 @@ path used by the Monte Carlo reward. Max-pooling over time splits over any parti
 windows, so for N completions of one prefix the windows lying wholly inside the prefix are
 pooled once per prefix (:meth:`prefix_maxima`), and only the windows that reach into the
 completion are computed per completion (:meth:`window_maxima`). Bias and ReLU commute with
-the max (both are monotone), so they are applied after pooling. Each convolution runs as
-one matrix product over unfolded windows, optionally in bfloat16.
+the max (both are monotone), so they are applied after pooling.
+
+While D is fixed the convolutions are table look-ups: a filter's response to a window is the
+sum over the window's positions of (the embedding of the token there) . (that position's
+slice of the filter), so every token's projection onto every slice is computed once per
+weight version (``V x sum_k k * n_k`` values: 12,500 per token for the paper's D) and a
+window costs k gathered rows, summed by one ``embedding_bag`` call per filter size, instead
+of ``k x dim x n_k`` multiply-adds. Where that table would be too large
+(:data:`TABLE_MAX_BYTES`) each convolution runs as one matrix product over unfolded windows.
+The float32 compute type keeps the table in float32; bfloat16 stores it in float16 and runs
+the highway's product (and the fallback's) in bfloat16.
 """
 
 from __future__ import annotations
@@ -22,10 +31,19 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from seqgan_env.precision import training_autocast
 from seqgan_env.presets import DiscriminatorConfig
 
 HIGHWAY_GATE_BIAS = -2.0
 """Initial bias of the highway gate: starts the layer close to the identity (carry)."""
+
+TABLE_MAX_BYTES = 768 * 2**20
+"""Largest convolution look-up table built (the paper's D over 5,000 tokens: 250 MB in float32,
+125 MB in float16); beyond it the convolutions run as matrix products."""
+
+FLOAT16_SAFE_SUM = 2.0**14
+"""A float16 table is used only while k times its largest entry stays below this (float16's
+largest value is 65,504); otherwise the table stays in float32."""
 
 
 class Discriminator(nn.Module):
@@ -66,7 +84,13 @@ class Discriminator(nn.Module):
             self.highway_gate.bias.fill_(HIGHWAY_GATE_BIAS)
             nn.init.trunc_normal_(self.output.weight, std=0.1, a=-0.2, b=0.2)
             self.output.bias.fill_(0.1)
-        self._fast_cache: tuple[Any, dict[str, Any]] | None = None
+        self._fast_cache: dict[torch.dtype, tuple[Any, dict[str, Any]]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The inference caches (up to hundreds of MB) are rebuilt on demand, never copied.
+        state = self.__dict__.copy()
+        state["_fast_cache"] = {}
+        return state
 
     @classmethod
     def from_preset(cls, preset: Any) -> Discriminator:
@@ -112,19 +136,20 @@ class Discriminator(nn.Module):
 
     # -- decomposed inference path (the Monte Carlo reward's hot loop) -------------------
     def _fast_params(self, dtype: torch.dtype) -> dict[str, Any]:
-        """Weights rearranged for the matrix-product path, cached until a parameter changes.
+        """Weights rearranged for the inference path, cached per compute type until a parameter changes.
 
         Optimisers update parameters in place, which bumps their version counters; the key
         includes them, so a discriminator retrained in place is picked up on the next call.
         """
         params = list(self.parameters())
         key = (dtype, self.device, tuple(id(p) for p in params), tuple(p._version for p in params))
-        if self._fast_cache is not None and self._fast_cache[0] == key:
-            return self._fast_cache[1]
+        cached = self._fast_cache.get(dtype)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        self._fast_cache.pop(dtype, None)  # free the old table before building the new one
         with torch.no_grad():
             dim = self.config.embedding_dim
             fast = {
-                "embedding": self.embedding.weight.detach().to(dtype),
                 # conv weight (n, dim, k) laid out as (k, dim) per filter, the order in which a
                 # window of k consecutive embedded tokens already sits in memory.
                 "conv": [c.weight.detach().permute(0, 2, 1).reshape(c.out_channels, dim * c.kernel_size[0])
@@ -134,15 +159,52 @@ class Discriminator(nn.Module):
                 "highway_bias": torch.cat([self.highway_transform.bias, self.highway_gate.bias]).detach().float(),
                 "out_weight": (self.output.weight[1] - self.output.weight[0]).detach().float(),
                 "out_bias": float(self.output.bias[1] - self.output.bias[0]),
+                "tables": self._conv_tables(dtype),
             }
-        self._fast_cache = (key, fast)
+            if fast["tables"] is None:
+                fast["embedding"] = self.embedding.weight.detach().to(dtype)
+        self._fast_cache[dtype] = (key, fast)
         return fast
 
-    def _conv_windows(self, embedded: torch.Tensor, index: int, fast: dict[str, Any]) -> torch.Tensor:
-        """Pre-bias outputs ``(R, windows, n)`` of convolution ``index`` over ``(R, P, dim)``."""
+    def _conv_tables(self, dtype: torch.dtype) -> list[torch.Tensor] | None:
+        """Per filter size k, ``(k * (V + 1), n_k)``: row ``j * (V + 1) + v`` is token v's
+        embedding times the filters' slice at window position j. ``None`` if over budget.
+
+        Stored in float32 for the float32 compute type, otherwise in float16: as fast to
+        gather as bfloat16 and eight times as precise (the reduced-precision path's error
+        stays that of bfloat16 products, not k bfloat16 roundings), unless a window's sum
+        could leave float16's range, when float32 is kept.
+        """
+        rows = self.vocab_size + 1
+        values = rows * sum(k * n for k, n in zip(self.config.filter_sizes, self.config.num_filters))
+        stored = torch.float32 if dtype == torch.float32 else torch.float16
+        if values * torch.finfo(stored).bits // 8 > TABLE_MAX_BYTES:
+            return None
+        embedding = self.embedding.weight.detach().float()
+        tables, largest = [], 0.0
+        for conv in self.convs:  # one float32 table at a time, so the build adds little to peak memory
+            # (V + 1, dim) x (n, dim, k) -> (k, V + 1, n)
+            table = torch.einsum("vd,ndk->kvn", embedding, conv.weight.detach().float()).reshape(-1, conv.out_channels)
+            largest = max(largest, float(table.abs().max()) * conv.kernel_size[0])
+            tables.append(table.to(stored).contiguous())
+        if stored == torch.float16 and largest > FLOAT16_SAFE_SUM:
+            return self._conv_tables(torch.float32)
+        return tables
+
+    def _windows(self, tokens: torch.Tensor, index: int, fast: dict[str, Any]) -> torch.Tensor:
+        """Pre-bias outputs ``(R, windows, n)`` of convolution ``index`` over every window of
+        ``(R, P)`` tokens, in the compute type."""
         size = self.config.filter_sizes[index]
-        rows, positions, dim = embedded.shape
+        rows, positions = tokens.shape
         count = positions - size + 1
+        tables = fast["tables"]
+        if tables is not None:
+            # Window position j of token v is row j * (V + 1) + v of the table.
+            shift = torch.arange(0, size * (self.vocab_size + 1), self.vocab_size + 1, device=tokens.device)
+            bags = (tokens.unfold(1, size, 1) + shift).reshape(rows * count, size)
+            return F.embedding_bag(bags, tables[index], mode="sum").view(rows, count, -1)
+        embedded = F.embedding(tokens, fast["embedding"])
+        dim = embedded.shape[2]
         # Window i is the contiguous run of size*dim values starting at position i: a strided
         # view whose copy into a matrix moves whole runs (4x faster than unfold's (dim, k) order).
         windows = embedded.as_strided((rows, count, size * dim), (embedded.stride(0), dim, 1),
@@ -158,13 +220,10 @@ class Discriminator(nn.Module):
         ``(R, L)`` tokens -> ``(R, features)`` float32. ``first_end=0`` pools every window.
         """
         fast = self._fast_params(dtype)
-        sizes = self.config.filter_sizes
-        begin = max(0, first_end - max(sizes) + 1)
-        embedded = F.embedding(tokens[:, begin:], fast["embedding"])
         pooled = []
-        for index, size in enumerate(sizes):
-            start = max(0, first_end - size + 1) - begin
-            pooled.append(self._conv_windows(embedded[:, start:], index, fast).amax(dim=1))
+        for index, size in enumerate(self.config.filter_sizes):
+            start = max(0, first_end - size + 1)
+            pooled.append(self._windows(tokens[:, start:], index, fast).amax(dim=1))
         return torch.cat(pooled, dim=1).float()
 
     @torch.inference_mode()
@@ -176,7 +235,6 @@ class Discriminator(nn.Module):
         """
         fast = self._fast_params(dtype)
         longest = int(lengths.max()) if lengths.numel() else 0
-        embedded = F.embedding(tokens[:, :longest], fast["embedding"])
         lengths = lengths.to(tokens.device).unsqueeze(1)
         pooled = []
         for index, size in enumerate(self.config.filter_sizes):
@@ -184,7 +242,7 @@ class Discriminator(nn.Module):
                 pooled.append(torch.full((tokens.shape[0], self.convs[index].out_channels), float("-inf"),
                                          device=tokens.device))
                 continue
-            out = self._conv_windows(embedded, index, fast).float()
+            out = self._windows(tokens[:, :longest], index, fast).float()
             last = torch.arange(out.shape[1], device=tokens.device) + (size - 1)
             inside = (last.unsqueeze(0) < lengths).unsqueeze(2)
             pooled.append(out.masked_fill(~inside, float("-inf")).amax(dim=1))
@@ -201,24 +259,20 @@ class Discriminator(nn.Module):
         ``(B, features)``.
         """
         fast = self._fast_params(dtype)
-        widest = min(length, max(self.config.filter_sizes))
-        embedded = F.embedding(tokens[:, length - widest : length], fast["embedding"])
-        rows, dim = tokens.shape[0], self.config.embedding_dim
+        rows = tokens.shape[0]
         pooled = []
         for index, size in enumerate(self.config.filter_sizes):
             if size > length:
                 pooled.append(torch.full((rows, self.convs[index].out_channels), float("-inf"),
                                          device=tokens.device))
             else:
-                window = embedded[:, widest - size :].reshape(rows, size * dim)
-                pooled.append((window @ fast["conv"][index]).float())
+                pooled.append(self._windows(tokens[:, length - size : length], index, fast)[:, 0].float())
         return torch.cat(pooled, dim=1)
 
     def weights_key(self, dtype: torch.dtype) -> Any:
         """Changes whenever the weights do (cache key for pooled prefix features)."""
         self._fast_params(dtype)
-        assert self._fast_cache is not None
-        return self._fast_cache[0]
+        return self._fast_cache[dtype][0]
 
     @torch.inference_mode()
     def head(self, raw_maxima: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -249,6 +303,8 @@ def fit_discriminator(discriminator: Discriminator, real: torch.Tensor, fake: to
 
     Returns the mean loss and the accuracy over the last epoch's batches. The one D-training
     step of the project: pretraining, the adversarial loop and SB3's callback all call it.
+    Where the hardware has native bfloat16 the forward pass runs under bfloat16 autocast
+    (:func:`~seqgan_env.precision.training_autocast`); the loss and the update stay float32.
     """
     device = discriminator.device
     tokens = torch.cat([real.to(device), fake.to(device)])  # real data may live on the CPU, samples on a GPU
@@ -260,7 +316,8 @@ def fit_discriminator(discriminator: Discriminator, real: torch.Tensor, fake: to
         order = torch.randperm(tokens.shape[0], generator=rng).to(device)
         for start in range(0, tokens.shape[0], batch_size):
             index = order[start : start + batch_size]
-            logits = discriminator(tokens[index])
+            with training_autocast(device):
+                logits = discriminator(tokens[index]).float()
             loss = F.cross_entropy(logits, labels[index].long())
             optimizer.zero_grad(set_to_none=True)
             (loss + discriminator.config.l2_reg * discriminator.l2_penalty()).backward()

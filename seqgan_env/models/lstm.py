@@ -24,7 +24,7 @@ from torch import nn
 
 from seqgan_env.allocator import tune_allocator
 from seqgan_env.devices import generator_on
-from seqgan_env.sampling import sample_categorical
+from seqgan_env.sampling import sample_linear
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]
 """``(h, c)``, each ``(batch, hidden)``: batch first, so rows can be indexed and repeated."""
@@ -104,21 +104,34 @@ class TokenLSTM(nn.Module):
         ``logits_dtype=torch.bfloat16`` (inference only) computes the output layer on
         bfloat16 matrix units; the Monte Carlo reward uses it for its rollout policy.
         """
-        x = self.embedding(tokens)
-        h, c = torch.lstm_cell(
-            x, state, self.lstm.weight_ih_l0, self.lstm.weight_hh_l0,
-            self.lstm.bias_ih_l0, self.lstm.bias_hh_l0,
-        )
         if torch.is_grad_enabled():
+            h, c = self._cell(tokens, state)
             return self.output(h), (h, c)
-        # Inference: one product with the bias folded in as an extra row skips the separate
-        # pass that broadcasting the bias over a (rows, vocab) result costs.
-        dtype = logits_dtype or h.dtype
-        ones = torch.ones(h.shape[0], 1, dtype=h.dtype, device=h.device)
-        features = torch.cat([h, ones], dim=1).to(dtype)
-        return torch.mm(features, self._output_with_bias(dtype)), (h, c)
+        features, (h, c) = self.step_features(tokens, state, logits_dtype)
+        return torch.mm(features, self.output_weight(features.dtype)), (h, c)
 
-    def _output_with_bias(self, dtype: torch.dtype) -> torch.Tensor:
+    def _cell(self, tokens: torch.Tensor, state: LSTMState) -> LSTMState:
+        return torch.lstm_cell(self.embedding(tokens), state, self.lstm.weight_ih_l0, self.lstm.weight_hh_l0,
+                               self.lstm.bias_ih_l0, self.lstm.bias_hh_l0)
+
+    def step_features(self, tokens: torch.Tensor, state: LSTMState,
+                      dtype: torch.dtype | None = None) -> tuple[torch.Tensor, LSTMState]:
+        """Inference step that stops before the output layer: ``(features, (h, c))``, where
+        ``features @ output_weight(dtype)`` are the next-token logits. The Monte Carlo reward
+        samples from them without materialising every row's logits at once. ``dtype``:
+        that of the output layer's product (default: the model's)."""
+        h, c = self._cell(tokens, state)
+        return self.output_features(h, dtype or h.dtype), (h, c)
+
+    @staticmethod
+    def output_features(hidden: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """``[hidden, 1]`` in ``dtype``: the output layer is one product with the bias folded in
+        as an extra row, which skips the separate pass that broadcasting the bias costs."""
+        ones = torch.ones(hidden.shape[0], 1, dtype=hidden.dtype, device=hidden.device)
+        return torch.cat([hidden, ones], dim=1).to(dtype)
+
+    def output_weight(self, dtype: torch.dtype) -> torch.Tensor:
+        """The output layer's weight with its bias as the last row, ``(hidden + 1, vocab)``, cached."""
         weight, bias = self.output.weight, self.output.bias
         key = (id(weight), weight._version, id(bias), bias._version, weight.device, dtype)
         if self._augmented is None or self._augmented[0] != key:
@@ -157,8 +170,9 @@ class TokenLSTM(nn.Module):
         logits = self(sequences)
         if temperature != 1.0:
             logits = logits / temperature
-        chosen = logits.gather(-1, sequences.clamp(max=self.vocab_size - 1).unsqueeze(-1)).squeeze(-1)
-        return chosen - torch.logsumexp(logits, dim=-1)
+        # torch's fused log-softmax: one kernel where logsumexp takes five passes.
+        return torch.log_softmax(logits, dim=-1).gather(
+            -1, sequences.clamp(max=self.vocab_size - 1).unsqueeze(-1)).squeeze(-1)
 
     @torch.inference_mode()
     def nll(self, sequences: torch.Tensor, batch_size: int = 64, lengths: torch.Tensor | None = None,
@@ -205,13 +219,15 @@ class TokenLSTM(nn.Module):
         tune_allocator()
         generator = generator_on(generator, self.device)
         with torch.inference_mode():
+            weight = self.output_weight(self.output.weight.dtype)
             out = torch.empty(num, self.seq_len, dtype=torch.long, device=self.device)
             for begin in range(0, num, batch_size):
                 rows = min(batch_size, num - begin)
-                logits, state = self.start(rows)
+                start = torch.full((rows,), self.start_token, dtype=torch.long, device=self.device)
+                features, state = self.step_features(start, self.initial_state(rows))
                 ended = torch.zeros(rows, dtype=torch.bool, device=self.device)
                 for t in range(self.seq_len):
-                    token = sample_categorical(logits, generator, temperature)
+                    token = sample_linear(features, weight, generator, temperature)
                     if self.eos_token is not None:
                         token = token.masked_fill(ended, self.vocab_size)
                         ended |= token == self.eos_token
@@ -223,7 +239,7 @@ class TokenLSTM(nn.Module):
                             out[begin : begin + rows, t + 1 :] = self.vocab_size
                             break
                         token = token.clamp(max=self.vocab_size - 1)  # ended rows feed a dummy id
-                    logits, state = self.step(token, state)
+                    features, state = self.step_features(token, state)
         return out.clone()  # a normal tensor, usable as training data under autograd
 
 
