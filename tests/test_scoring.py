@@ -58,3 +58,12 @@ def test_bad_agents_are_named(tmp_path, capsys):
     assert "exactly one of --checkpoint" in capsys.readouterr().err
     with pytest.raises(TypeError, match="not an agents.Agent"):
         score_agent("tests.test_scoring:not_an_agent", ScoringConfig(**{**FAST, "seeds": (0,)}), tmp_path)
+
+
+@pytest.mark.parametrize("algo", ["ppo", "a2c"])
+def test_sb3_reference_agents_train_through_their_own_rollouts(scored, algo):
+    out, _ = scored
+    config = ScoringConfig(seeds=(0,), updates=2, batch_size=8, eval_samples=50)
+    result = score_agent(f"train.reference_agents:{algo}", config, out)
+    (run,) = result["runs"]
+    assert run["updates"] == 2 and set(result["summary"]) == {"nll_oracle", "nll_test", "mean_reward"}
