@@ -10,7 +10,8 @@ import pytest
 
 from agents.reinforce import ReinforceAgent, ReinforceConfig
 from train.cli import main
-from train.compare import CompareConfig, mean_ci, nll_oracle_at_same_diversity
+from train.compare import CompareConfig
+from train.reporting import mean_ci, nll_oracle_at_same_diversity
 
 
 def reinforce_mean_baseline(generator, envs, seed):

@@ -13,7 +13,8 @@ from ray import tune
 
 from agents.reinforce import ReinforceAgent
 from train.cli import main
-from train.compare import METRICS, get_compare_config
+from train.compare import get_compare_config
+from train.reporting import METRICS
 
 pytestmark = pytest.mark.usefixtures("ray_local")
 

@@ -38,9 +38,10 @@ from seqgan_env.factory import REWARD_ARGUMENTS, resolve_oracle
 from seqgan_env.models import TokenLSTM
 from seqgan_env.presets import get_preset
 from seqgan_env.rewards import MonteCarloReward
-from train.compare import load_agent_factory, mean_ci
+from train.compare import load_agent_factory
 from train.config import get_train_config
 from train.pretrain import DiscriminatorSchedule
+from train.reporting import mean_ci
 
 VARIANT_TRAIN_PRESETS = {"SeqGAN-Tiny-v0": "tiny", "SeqGAN-v0": "default", "SeqGAN-Paper-v0": "cpu"}
 """The training preset that makes each synthetic variant's base."""
