@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import signal
 import socket
 import time
@@ -30,6 +31,17 @@ class BrokenAgent(ReinforceAgent):
 
 def broken_agent(generator, envs, seed):
     return BrokenAgent(generator, seed=seed)
+
+
+class KilledAgent(ReinforceAgent):
+    """REINFORCE whose worker process is killed at its first update (out of memory, a node lost)."""
+
+    def learn(self, batch):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def killed_agent(generator, envs, seed):
+    return KilledAgent(generator, seed=seed)
 
 
 class InterruptAfterFirstResult(tune.Stopper):
@@ -162,3 +174,16 @@ def test_only_a_state_this_user_recorded_is_trusted(tmp_path):
     assert is_trusted_state(experiment)
     (experiment / "tuner.pkl").write_bytes(b"other state")  # changed since it was recorded
     assert not is_trusted_state(experiment)
+
+
+def test_a_killed_worker_is_reported_as_failed_and_the_others_finish(tmp_path):
+    out = tmp_path / "cmp"
+    argv = _argv(out, "--algos", "reinforce", "--agent", "tests.test_tune:killed_agent", "--seeds", "1",
+                 "--settings", "fixed")
+    assert main(argv) == 0
+    rows = {r["method"]: r for r in csv.DictReader(open(out / "results.csv"))}
+    assert rows["reinforce"]["status"] == "ok" and rows["reinforce"]["nll_oracle"] != ""
+    killed = rows["tests.test_tune:killed_agent"]
+    assert killed["status"] == "1 of 1 failed" and killed["seeds"] == "0" and killed["nll_oracle"] == ""
+    assert killed["error"], "the row names the error that ended the run"
+    assert list(json.loads((out / "failures.json").read_text())) == ["fixed/tests.test_tune:killed_agent/seed0"]
