@@ -241,11 +241,15 @@ def evaluate_text(args: argparse.Namespace, generator: Generator, vocab: Vocabul
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from train.compare import compare, get_compare_config
+    from train.compare import compare, get_compare_config, load_hparams
 
     config = get_compare_config(args.preset)
     if args.algos is not None:
         config.algos = tuple(a for a in args.algos.split(",") if a)
+    if args.rewards is not None:
+        config.rewards = tuple(r for r in args.rewards.split(",") if r)
+    if args.hparams is not None:
+        config.hparams = load_hparams(args.hparams)
     if args.agent:
         config.algos = config.algos + tuple(args.agent)
     if args.seeds is not None:
@@ -298,17 +302,27 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--decode", action="store_true", help="write text (generators trained on --data)")
     sample.set_defaults(func=cmd_sample)
     comp = sub.add_parser("compare", help="compare RL algorithms on the same reward: seeds, table, plots, baselines")
-    comp.add_argument("--preset", default="cpu", choices=["cpu", "tiny"],
-                      help="cpu: the paper's models, 20 updates a run; tiny: seconds, for trying it out")
+    comp.add_argument("--preset", default="cpu", choices=["cpu", "plateau", "tiny"],
+                      help="cpu: the paper's models, 20 updates a run; plateau: the paper's oracle until the curves "
+                           "flatten, every variance reduction and reward, 5 seeds; tiny: seconds, for trying it out")
     comp.add_argument("--oracle", default=None, help="'builtin' (default), a seed, or an .npz / original pickle")
     comp.add_argument("--out", default="runs/compare", help="folder; run again to finish an interrupted comparison")
     comp.add_argument("--algos", default=None,
-                      help="comma-separated: reinforce,ppo,a2c (the default), rllib-ppo (RLlib's PPO)")
+                      help="comma-separated: reinforce (the paper's, no baseline), reinforce-mean (batch-mean "
+                           "baseline), reinforce-value (learned baseline), ppo, a2c, rllib-ppo (RLlib's PPO); "
+                           "preset's if unset (cpu: reinforce,ppo,a2c)")
+    comp.add_argument("--rewards", default=None,
+                      help="comma-separated: monte_carlo (the paper's, default), monte_carlo-reg (its D regularised), "
+                           "dense (a prefix discriminator, no rollouts); every algorithm runs on each")
+    comp.add_argument("--hparams", default=None, metavar="NAME_OR_FILE",
+                      help="per-algorithm hyperparameters: a JSON file or a shipped preset (train/hparams/NAME.json)")
     comp.add_argument("--agent", action="append", default=[],
                       help="an extra agent 'module:function', function(generator, envs, seed) -> agents.Agent")
     comp.add_argument("--seeds", type=int, default=None, help="number of seeds (preset's if unset)")
     comp.add_argument("--settings", default=None, help="comma-separated: fixed,adversarial (both by default)")
-    comp.add_argument("--baselines", default=None, help="comma-separated: constant,random,oracle ('' for none)")
+    comp.add_argument("--baselines", default=None,
+                      help="comma-separated: constant,random (each under every REINFORCE variant in --algos),oracle "
+                           "('' for none)")
     comp.add_argument("--tokens", type=int, default=None, help="generated tokens per run (preset's if unset)")
     comp.add_argument("--cpus", "--workers", dest="cpus", type=int, default=None,
                       help="CPUs of the local Ray instance = runs at once, one CPU each (default: all cores)")

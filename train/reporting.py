@@ -88,10 +88,13 @@ def write_report(root: Path, jobs: list[tuple[str, str, int]], results: dict[tup
 
 
 def method_label(setting: str, name: str) -> str:
-    """The row label of a method: the agent's name, or what a baseline's reward is."""
+    """The row label of a method: the agent's name (`` @ reward`` where not the paper's), or what a
+    baseline's reward is and which REINFORCE variant it runs under (``constant/reinforce-mean``)."""
     if setting == "baseline":
-        return {"constant": "REINFORCE, constant reward", "random": "REINFORCE, random reward",
-                "oracle": "REINFORCE, oracle log-likelihood reward"}[name]
+        kind, _, update = name.partition("/")
+        reward = {"constant": "constant reward", "random": "random reward",
+                  "oracle": "oracle log-likelihood reward"}[kind]
+        return f"{'REINFORCE' if update in ('', 'reinforce') else update}, {reward}"
     return name
 
 
