@@ -227,12 +227,17 @@ def test_hparams_reach_the_update(comparison, tmp_path):
     config = CompareConfig.from_dict(json.loads((out / "compare.json").read_text()))
     job = ("fixed", "reinforce-mean", 0)
     moved = run_one(str(tmp_path), job, config.to_dict(), None)
-    frozen = run_one(str(tmp_path), job, dataclasses.replace(config, hparams={"reinforce-mean": {"lr": 0.0}}).to_dict(),
-                     None)
+    # A caller such as a tuning trial may run a job its config does not list (here: algos a2c only).
+    frozen_config = dataclasses.replace(config, algos=("a2c",), hparams={"reinforce-mean": {"lr": 0.0}})
+    frozen = run_one(str(tmp_path), job, frozen_config.to_dict(), None)
     start = frozen["curve"][0]["nll_test"]
     assert moved["curve"][0]["nll_test"] == start
     assert frozen["final"]["nll_test"] == start
     assert abs(moved["final"]["nll_test"] - start) > 1e-3
+    for bad_job, message in ((("fixed", "reinforce @ mc", 0), "unknown reward 'mc'"),
+                             (("baseline", "constant/ppo", 0), "unknown REINFORCE variant of a control 'ppo'")):
+        with pytest.raises(ValueError, match=message):
+            run_one(str(tmp_path), bad_job, config.to_dict(), None)
 
 
 def test_an_older_comparison_folder_still_reports(comparison, tmp_path):

@@ -62,7 +62,7 @@ class InterruptAfterFirstResult(tune.Stopper):
 
 
 def _argv(out, *extra):
-    return ["compare", "--preset", "tiny", "--out", str(out), "--baselines", "", *extra]
+    return ["compare", "--preset", "tiny", "--out", str(out), "--baselines", "", "--rewards", "monte_carlo", *extra]
 
 
 def test_comparison_runs_as_tune_trials_and_resumes(tmp_path):
@@ -74,6 +74,7 @@ def test_comparison_runs_as_tune_trials_and_resumes(tmp_path):
     out = tmp_path / "cmp"
     config = get_compare_config("tiny")
     config.algos, config.settings, config.baselines = ("reinforce", "rllib-ppo"), ("adversarial",), ()
+    config.rewards = ("monte_carlo",)
     oracle = resolve_oracle(None, get_preset(get_train_config(config.base_preset).model_preset))
     # First session: interrupted once the first run has finished.
     compare(out, config, oracle, None, progress=False, stop=InterruptAfterFirstResult())

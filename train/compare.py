@@ -244,6 +244,24 @@ def _check(config: CompareConfig) -> None:
     check_hparams(config.hparams)
 
 
+def _check_job(job: tuple[str, str, int], config: CompareConfig) -> None:
+    """The names of one run and the hyperparameters it reads, checked (a caller of :func:`run_one`,
+    such as a tuning trial, may run jobs that its config's ``jobs()`` does not list)."""
+    setting, name, _ = job
+    if setting == "baseline":
+        kind = name.partition("/")[0]
+        _unknown("baseline", [kind], BASELINES)
+        if kind in CONTROLS:
+            _unknown("REINFORCE variant of a control", [control_update(name)], tuple(REINFORCE_VARIANTS))
+    else:
+        _unknown("setting", [setting], SETTINGS)
+        algo, reward = split_job_name(name)
+        _unknown("reward", [reward], REWARDS)
+        if algo not in BUILTIN_AGENTS and ":" not in algo:
+            raise ValueError(f"unknown agent {algo!r}: one of {list(BUILTIN_AGENTS)} or 'module:function'")
+    check_hparams(config.hparams)
+
+
 def check_hparams(hparams: dict[str, dict[str, Any]]) -> None:
     """ValueError naming any unknown algorithm or hyperparameter name (or bad value) in ``hparams``."""
     if not isinstance(hparams, dict):
@@ -444,8 +462,8 @@ def run_one(folder: str, job: tuple[str, str, int], config_data: dict[str, Any],
 
     torch.set_num_threads(threads)
     config = CompareConfig.from_dict(config_data)
-    _check(config)
     setting, name, seed = job
+    _check_job(job, config)
     root = Path(folder)
     base = root / "base"
     generator, real, test, preset = _base_models(base, device)
