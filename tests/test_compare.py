@@ -305,6 +305,7 @@ def test_reward_spread_is_the_per_step_spread_averaged_over_steps():
     (["--rewards", "monte_carlo,mc"], "unknown reward 'mc'"),
     (["--algos", "ppo,a2c"], "the controls 'constant', 'random' run under the REINFORCE variants"),
     (["--algos", "reinforce-median"], "unknown agent 'reinforce-median'"),
+    (["--rewards", "dense,monte_carlo,dense"], "rewards names 'dense' more than once"),
     (["--hparams", "no-such-preset"], "'no-such-preset' is neither a JSON file nor a shipped preset"),
 ])
 def test_bad_options_are_named_before_any_training(tmp_path, capsys, extra, message):

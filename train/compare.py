@@ -234,6 +234,11 @@ def _check(config: CompareConfig) -> None:
             raise ValueError(f"unknown agent {algo!r}: one of {list(BUILTIN_AGENTS)} or 'module:function'")
     if not config.seeds:
         raise ValueError("a comparison needs at least one seed")
+    for option in ("algos", "rewards", "settings", "baselines", "seeds"):
+        values = list(getattr(config, option))
+        repeated = sorted({str(v) for v in values if values.count(v) > 1})
+        if repeated:
+            raise ValueError(f"{option} names {', '.join(map(repr, repeated))} more than once")
     if config.settings and config.algos and not config.rewards:
         raise ValueError(f"a comparison needs at least one reward; choose from {list(REWARDS)}")
     controls = [b for b in config.baselines if b in CONTROLS]
