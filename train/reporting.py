@@ -34,8 +34,10 @@ def mean_ci(values: list[float]) -> tuple[float, float]:
 
 BOOTSTRAP_REPS = 2_000
 """Bootstrap resamples behind each IQM and probability-of-improvement interval (rliable's own
-examples use 2,000 for the probability of improvement): the interval's ends move by about 0.01
-between seeds of the bootstrap at this count."""
+examples use 2,000 for the probability of improvement). Measured on 5 + 5 seeds of spread 0.06:
+the IQM interval's ends moved by under 0.001 between six bootstrap seeds; the probability of
+improvement takes few values (multiples of 1/50), and its lower end was 0.52 for five bootstrap
+seeds and 0.40 for one: an end within a step of 0.5 is fragile at any number of resamples."""
 BOOTSTRAP_SEED = 0
 """Seed of every bootstrap, so that a table written twice from the same runs is the same."""
 CONTROL_REWARDS = ("constant", "random")
