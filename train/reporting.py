@@ -419,6 +419,7 @@ def plot_iqm(path: Path, rows: list[dict[str, Any]]) -> None:
     """Interval plot: each row's IQM of the final NLL-oracle (tick) and its 95% bootstrap interval (bar)."""
     rows = [r for r in rows if "nll_oracle_iqm" in r]
     if not rows:
+        path.unlink(missing_ok=True)  # not an earlier report's plot beside this report's table
         return
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 1.2 + 0.35 * len(rows)))
@@ -448,6 +449,7 @@ def plot_probability_of_improvement(path: Path, rows: list[dict[str, Any]]) -> N
     """Each method's P(improve) over each of its controls (tick) with its 95% interval (bar)."""
     pairs = [(f"{row_label(row)}  vs  {entry['control']}", entry) for row in rows for entry in row.get("p_improve", [])]
     if not pairs:
+        path.unlink(missing_ok=True)
         return
     plt = _pyplot()
     controls = list(dict.fromkeys(entry["control"] for _, entry in pairs))
@@ -482,6 +484,7 @@ def plot_reward_spread(path: Path, results: dict[tuple[str, str], list[dict[str,
     keys = [(key, label) for key, label in SPREAD_KEYS
             if any(key in point for runs in results.values() for r in runs for point in r["curve"])]
     if not keys:
+        path.unlink(missing_ok=True)
         return
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(keys), figsize=(6 * len(keys), 4), squeeze=False)
