@@ -15,7 +15,7 @@ from ray import tune
 from agents.reinforce import ReinforceAgent
 from train.cli import main
 from train.compare import get_compare_config
-from train.reporting import METRICS
+from train.reporting import METRICS, STATISTICS_COLUMNS
 
 pytestmark = pytest.mark.usefixtures("ray_local")
 
@@ -100,9 +100,11 @@ def test_comparison_runs_as_tune_trials_and_resumes(tmp_path):
         assert len(evaluations) == config.evaluations + 1 and evaluations[0] == 0
         assert evaluations[-1] >= config.token_budget
 
-    # The table: the columns it always had, plus the run status.
+    # The table: the columns it always had, the robust statistics, then the run status.
     rows = list(csv.DictReader(open(out / "results.csv")))
-    assert list(rows[0].keys()) == TABLE_COLUMNS + ["status", "error"]
+    columns = list(rows[0].keys())
+    assert columns[:len(TABLE_COLUMNS)] == TABLE_COLUMNS and columns[-2:] == ["status", "error"]
+    assert columns[len(TABLE_COLUMNS):len(TABLE_COLUMNS) + len(STATISTICS_COLUMNS)] == list(STATISTICS_COLUMNS)
     by_method = {r["method"]: r for r in rows}
     assert by_method["rllib-ppo"]["status"] == "ok" and by_method["rllib-ppo"]["seeds"] == "2"
     rllib = [json.loads(p.read_text()) for p in (out / "runs" / "adversarial" / "rllib-ppo").glob("*.json")]
