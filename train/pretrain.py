@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from seqgan_env.models import Discriminator, Generator
+from seqgan_env.models import Discriminator, Generator, PrefixDiscriminator
 from seqgan_env.models.discriminator import fit_discriminator
 from seqgan_env.precision import adam, training_autocast
 
@@ -49,6 +49,11 @@ class DiscriminatorSchedule:
     random_negatives: float = 0.0
     """Share of each draw's negatives that are uniformly random sequences instead of samples
     (0 in the paper; the embedded default uses 0.25 so that D also rejects random text)."""
+    label_smoothing: float = 0.0
+    """One-sided label smoothing α: real sequences are trained towards 1 - α (Salimans et al.,
+    2016); 0 in the paper. See :func:`~seqgan_env.models.discriminator.fit_discriminator`."""
+    weight_decay: float = 0.0
+    """L2 penalty λ/2 · Σθ² on all of D's weights, added to its loss; 0 in the paper."""
 
 
 def mle_epoch(generator: Generator, data: torch.Tensor, optimizer: torch.optim.Optimizer,
@@ -97,11 +102,14 @@ def pretrain_generator(
 
 
 def train_discriminator(
-    discriminator: Discriminator, generator: Generator, real: torch.Tensor, config: DiscriminatorSchedule,
+    discriminator: Discriminator | PrefixDiscriminator, generator: Generator, real: torch.Tensor, config: DiscriminatorSchedule,
     rng: torch.Generator, optimizer: torch.optim.Optimizer | None = None, progress: bool = False,
     desc: str = "D",
 ) -> dict[str, float]:
-    """``rounds`` x (fresh generator negatives, ``epochs`` epochs); returns the last round's stats."""
+    """``rounds`` x (fresh generator negatives, ``epochs`` epochs); returns the last round's stats.
+
+    Either discriminator kind (the paper's CNN or the dense reward's PrefixDiscriminator), with
+    the schedule's ``label_smoothing`` and ``weight_decay``."""
     optimizer = optimizer or adam(discriminator.parameters(), config.lr)
     stats: dict[str, float] = {}
     for _ in tqdm(range(config.rounds), desc=desc, disable=not progress, unit="round"):
@@ -113,5 +121,6 @@ def train_discriminator(
         positives = real[torch.randint(real.shape[0], (config.num_negatives,), generator=rng)] \
             if real.shape[0] > config.num_negatives else real
         stats = fit_discriminator(discriminator, positives, fake, config.epochs, optimizer,
-                                  config.batch_size, rng)
+                                  config.batch_size, rng, label_smoothing=config.label_smoothing,
+                                  weight_decay=config.weight_decay)
     return stats
