@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 
-from seqgan_env.checkpoint import load_model
+from seqgan_env.checkpoint import CheckpointError, load_model, model_kind
 from seqgan_env.corpora import corpus_lines, is_builtin_corpus
 from seqgan_env.devices import resolve_device
 from seqgan_env.envs import SeqGANEnv, SeqGANVectorEnv
@@ -147,7 +147,11 @@ def resolve_discriminator(discriminator: Any, preset: Preset,
     A model or file of the other discriminator kind is a ``ValueError`` naming both."""
     cls, kind = DISCRIMINATOR_KINDS[reward]
     if isinstance(discriminator, (str, Path)):
-        discriminator = load_model(_existing_file(discriminator, "discriminator"))
+        path = _existing_file(discriminator, "discriminator")
+        discriminator = load_model(path)
+        if not isinstance(discriminator, (Discriminator, PrefixDiscriminator)):
+            raise CheckpointError(f"discriminator={str(path)!r} holds a {model_kind(discriminator)!r}, "
+                                  f"expected a {kind!r}")
     if isinstance(discriminator, cls):
         return discriminator
     if isinstance(discriminator, (Discriminator, PrefixDiscriminator)):

@@ -12,7 +12,7 @@ from gymnasium.utils.env_checker import check_env
 
 import seqgan_env
 from seqgan_env.checkpoint import CheckpointError, load_model, save_model
-from seqgan_env.models import Discriminator, PrefixDiscriminator
+from seqgan_env.models import Discriminator, Generator, PrefixDiscriminator
 from seqgan_env.models.discriminator import fit_discriminator
 from seqgan_env.precision import training_autocast
 from seqgan_env.presets import get_preset
@@ -118,6 +118,9 @@ def test_each_reward_refuses_the_other_discriminator_kind_naming_both(tmp_path):
     save_model(cnn, tmp_path / "cnn.pt")  # a file of the wrong kind, too
     with pytest.raises(ValueError, match=r"reward='dense' needs a PrefixDiscriminator"):
         gym.make("SeqGAN-v0", preset="tiny", reward="dense", discriminator=tmp_path / "cnn.pt")
+    save_model(Generator.from_preset(tiny), tmp_path / "g.pt")  # not a discriminator at all
+    with pytest.raises(CheckpointError, match=r"g\.pt' holds a 'generator', expected a 'prefix-discriminator'"):
+        gym.make("SeqGAN-v0", preset="tiny", reward="dense", discriminator=tmp_path / "g.pt")
     dense = gym.make_vec("SeqGAN-v0", num_envs=2, preset="tiny", reward="dense", discriminator=prefix)
     with pytest.raises(ValueError, match=r"needs a PrefixDiscriminator, got a Discriminator"):
         seqgan_env.set_discriminator(dense, cnn)
