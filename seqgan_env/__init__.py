@@ -16,9 +16,15 @@ from typing import Any
 import gymnasium as gym
 
 from seqgan_env.envs import SeqGANEnv, SeqGANVectorEnv
-from seqgan_env.models import Discriminator, Generator, Oracle
+from seqgan_env.models import Discriminator, Generator, Oracle, PrefixDiscriminator
 from seqgan_env.presets import PRESETS, Preset, get_preset
-from seqgan_env.rewards import MonteCarloReward, OracleLikelihoodReward, RewardModel, TerminalReward
+from seqgan_env.rewards import (
+    DensePrefixReward,
+    MonteCarloReward,
+    OracleLikelihoodReward,
+    RewardModel,
+    TerminalReward,
+)
 from seqgan_env.wrappers import SeqGANRewardWrapper, SeqGANVectorRewardWrapper
 
 __version__ = "0.1.0"
@@ -65,8 +71,10 @@ def reward_wrapper(env: Any) -> SeqGANRewardWrapper | SeqGANVectorRewardWrapper:
     raise ValueError("this env has no SeqGAN reward wrapper")
 
 
-def set_discriminator(env: Any, discriminator: Discriminator) -> None:
-    """Swap the discriminator that scores ``env``'s sequences (single or vector env)."""
+def set_discriminator(env: Any, discriminator: Discriminator | PrefixDiscriminator) -> None:
+    """Swap the discriminator that scores ``env``'s sequences (single or vector env): a
+    :class:`Discriminator` for the Monte Carlo and terminal rewards, a :class:`PrefixDiscriminator`
+    for the dense reward (the other kind is a ``ValueError``)."""
     reward_wrapper(env).set_discriminator(discriminator)
 
 
@@ -76,8 +84,8 @@ def set_rollout_policy(env: Any, policy: Any) -> None:
 
 
 __all__ = [
-    "ENV_ID", "PRESETS", "VARIANTS", "Discriminator", "Generator", "MonteCarloReward", "Oracle",
-    "OracleLikelihoodReward", "Preset", "RewardModel", "SeqGANEnv", "SeqGANRewardWrapper",
+    "ENV_ID", "PRESETS", "VARIANTS", "DensePrefixReward", "Discriminator", "Generator", "MonteCarloReward",
+    "Oracle", "OracleLikelihoodReward", "PrefixDiscriminator", "Preset", "RewardModel", "SeqGANEnv", "SeqGANRewardWrapper",
     "SeqGANVectorEnv", "SeqGANVectorRewardWrapper", "TerminalReward", "get_preset",
     "reward_wrapper", "set_discriminator", "set_rollout_policy",
 ]

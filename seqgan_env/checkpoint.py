@@ -93,22 +93,24 @@ def model_payload(model: nn.Module, kind: str, **extra: Any) -> dict[str, Any]:
 
 
 def save_model(model: nn.Module, path: str | Path, **extra: Any) -> Path:
-    """Save a Generator, Oracle or Discriminator atomically."""
+    """Save a Generator, Oracle, Discriminator or PrefixDiscriminator atomically."""
     return atomic_save(model_payload(model, model_kind(model), **extra), path)
 
 
 def model_kind(model: nn.Module) -> str:
-    from seqgan_env.models import Discriminator, Generator, Oracle
+    from seqgan_env.models import Discriminator, Generator, Oracle, PrefixDiscriminator
 
-    for cls, name in ((Oracle, "oracle"), (Generator, "generator"), (Discriminator, "discriminator")):
+    for cls, name in ((Oracle, "oracle"), (Generator, "generator"), (Discriminator, "discriminator"),
+                      (PrefixDiscriminator, "prefix-discriminator")):
         if isinstance(model, cls):
             return name
-    raise TypeError(f"cannot save a {type(model).__name__}: not a Generator, Oracle or Discriminator")
+    raise TypeError(f"cannot save a {type(model).__name__}: not a Generator, Oracle, Discriminator or "
+                    "PrefixDiscriminator")
 
 
 def model_from_payload(payload: dict[str, Any], source: str = "checkpoint") -> nn.Module:
     """Rebuild a model from :func:`model_payload`'s dict, checking every tensor's shape."""
-    from seqgan_env.models import Discriminator, Generator, Oracle
+    from seqgan_env.models import Discriminator, Generator, Oracle, PrefixDiscriminator
     from seqgan_env.presets import DiscriminatorConfig
 
     kind = payload.get("kind")
@@ -125,6 +127,8 @@ def model_from_payload(payload: dict[str, Any], source: str = "checkpoint") -> n
                 l2_reg=config.pop("l2_reg"),
             )
             model = Discriminator(config=disc, **config)
+        elif kind == "prefix-discriminator":
+            model = PrefixDiscriminator(**config)
         else:
             raise CheckpointError(f"{source}: unknown model kind {kind!r}")
     except (TypeError, KeyError, ValueError) as exc:

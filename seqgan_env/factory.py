@@ -4,10 +4,14 @@ Keyword arguments (all optional) accepted by both:
 
 * ``preset``: ``"default"`` (the embedded default), ``"paper"``, ``"tiny"`` or a
   :class:`~seqgan_env.presets.Preset`.
-* ``reward``: ``"monte_carlo"`` (the paper's), ``"terminal"`` or ``"oracle"``.
+* ``reward``: ``"monte_carlo"`` (the paper's, the default), ``"terminal"``, ``"dense"``,
+  ``"oracle"``, or the controls ``"constant"`` and ``"random"``.
 * ``discriminator``: a :class:`~seqgan_env.models.Discriminator` or a path to one saved with
   :func:`~seqgan_env.checkpoint.save_model`. Default: the shipped one for the ``default``
-  preset, else a freshly initialised one (with a warning: its reward means little).
+  preset, else a freshly initialised one (with a warning: its reward means little). The
+  ``dense`` reward reads a :class:`~seqgan_env.models.PrefixDiscriminator` instead (no
+  shipped one: default a freshly initialised one, with the same warning); either kind given
+  to the other's reward is a ``ValueError``.
 * ``rollout_policy``: a :class:`~seqgan_env.rollout.RolloutPolicy` (a Generator) or a path to a
   saved generator. Default: as for the discriminator.
 * ``oracle``: ``"builtin"`` (the preset's seeded N(0, 1) LSTM), an integer seed, a path to an
@@ -33,15 +37,16 @@ from typing import Any
 
 import torch
 
-from seqgan_env.checkpoint import load_model
+from seqgan_env.checkpoint import CheckpointError, load_model, model_kind
 from seqgan_env.corpora import corpus_lines, is_builtin_corpus
 from seqgan_env.devices import resolve_device
 from seqgan_env.envs import SeqGANEnv, SeqGANVectorEnv
-from seqgan_env.models import Discriminator, Generator, Oracle
+from seqgan_env.models import Discriminator, Generator, Oracle, PrefixDiscriminator
 from seqgan_env.presets import Preset, get_preset
 from seqgan_env.rewards import (
     REWARD_KINDS,
     ConstantReward,
+    DensePrefixReward,
     MonteCarloReward,
     OracleLikelihoodReward,
     RandomReward,
@@ -61,6 +66,7 @@ REWARD_ARGUMENTS: dict[str, tuple[str, ...]] = {
     "oracle": ("oracle",),
     "constant": (),
     "random": (),
+    "dense": ("discriminator",),
 }
 """The keyword arguments of ``make`` that each reward kind reads (besides those of the MDP)."""
 
@@ -111,29 +117,53 @@ def resolve_oracle(oracle: Any, preset: Preset) -> Oracle:
     raise TypeError(f"oracle must be 'builtin', a seed, a path or an Oracle, got {type(oracle).__name__}")
 
 
-def _shipped_or_untrained(preset: Preset, file: str, kind: str, build: Any, consequence: str) -> Any:
-    """The shipped model of the ``default`` preset, else a seeded untrained one (with a warning)."""
-    path = asset_path(file)
-    if preset.name == "default" and path.is_file():
-        return load_model(path, kind)
-    name = "rollout policy" if kind == "generator" else kind
+def _shipped_or_untrained(preset: Preset, file: str | None, kind: str, build: Any, consequence: str) -> Any:
+    """The shipped model of the ``default`` preset (``file``), else a seeded untrained one (with a warning)."""
+    if file is not None and preset.name == "default" and asset_path(file).is_file():
+        return load_model(asset_path(file), kind)
+    name = {"generator": "rollout policy", "prefix-discriminator": "discriminator"}.get(kind, kind)
+    argument = "rollout_policy" if kind == "generator" else "discriminator"
     warnings.warn(
         f"no {name} given for preset {preset.name!r}: {consequence}; pass "
-        f"{name.replace(' ', '_')}=... (a model or a saved file)", stacklevel=4,
+        f"{argument}=... (a model or a saved file)", stacklevel=4,
     )
     with torch.random.fork_rng():  # a fixed untrained model, without touching the caller's RNG
         torch.manual_seed(0)
         return build(preset)
 
 
-def resolve_discriminator(discriminator: Any, preset: Preset) -> Discriminator:
-    """A :class:`Discriminator` from ``None`` (shipped default), a path, or a model."""
-    if isinstance(discriminator, Discriminator):
-        return discriminator
+DISCRIMINATOR_KINDS: dict[str, tuple[type, str]] = {
+    "monte_carlo": (Discriminator, "discriminator"),
+    "terminal": (Discriminator, "discriminator"),
+    "dense": (PrefixDiscriminator, "prefix-discriminator"),
+}
+"""The discriminator class (and checkpoint kind) that each discriminator reward reads."""
+
+
+def resolve_discriminator(discriminator: Any, preset: Preset,
+                          reward: str = "monte_carlo") -> Discriminator | PrefixDiscriminator:
+    """The discriminator ``reward`` reads from ``None`` (shipped default), a path, or a model.
+
+    A model or file of the other discriminator kind is a ``ValueError`` naming both."""
+    cls, kind = DISCRIMINATOR_KINDS[reward]
     if isinstance(discriminator, (str, Path)):
-        return load_model(_existing_file(discriminator, "discriminator"), "discriminator")
+        path = _existing_file(discriminator, "discriminator")
+        discriminator = load_model(path)
+        if not isinstance(discriminator, (Discriminator, PrefixDiscriminator)):
+            raise CheckpointError(f"discriminator={str(path)!r} holds a {model_kind(discriminator)!r}, "
+                                  f"expected a {kind!r}")
+    if isinstance(discriminator, cls):
+        return discriminator
+    if isinstance(discriminator, (Discriminator, PrefixDiscriminator)):
+        users = [name for name, (other, _) in DISCRIMINATOR_KINDS.items() if isinstance(discriminator, other)]
+        raise ValueError(
+            f"reward={reward!r} needs a {cls.__name__} as discriminator, got a {type(discriminator).__name__} "
+            f"(read by reward={' or '.join(map(repr, users))})")
     if discriminator is not None:
-        raise TypeError(f"discriminator must be a Discriminator or a path, got {type(discriminator).__name__}")
+        raise TypeError(f"discriminator must be a {cls.__name__} or a path, got {type(discriminator).__name__}")
+    if cls is PrefixDiscriminator:
+        return _shipped_or_untrained(preset, None, kind, PrefixDiscriminator.from_preset,
+                                     "using an untrained PrefixDiscriminator, whose reward means little")
     return _shipped_or_untrained(preset, DEFAULT_DISCRIMINATOR_FILE, "discriminator", Discriminator.from_preset,
                                  "using an untrained one, whose reward means little")
 
@@ -168,12 +198,14 @@ def build_reward_model(
         if model.vocab_size != preset.vocab_size:
             raise ValueError(f"the oracle has a vocabulary of {model.vocab_size}, the preset {preset.vocab_size}")
         return OracleLikelihoodReward(model, device=device)
-    disc = resolve_discriminator(discriminator, preset)
+    disc = resolve_discriminator(discriminator, preset, reward)
     if (disc.vocab_size, disc.seq_len) != (preset.vocab_size, preset.seq_len):
         raise ValueError(
             f"the discriminator reads vocab {disc.vocab_size} x length {disc.seq_len}, the env is "
             f"vocab {preset.vocab_size} x length {preset.seq_len}"
         )
+    if reward == "dense":
+        return DensePrefixReward(disc, device=device)
     if reward == "terminal":
         return TerminalReward(disc, compute_dtype=compute_dtype, device=device)
     policy = resolve_rollout_policy(rollout_policy, preset)

@@ -7,6 +7,9 @@ env step: the sequences so far and their lengths, plus which rows just finished.
 * :class:`MonteCarloReward`: the paper's reward. For an unfinished prefix, the mean P(real)
   of N completions drawn from a rollout policy; for a finished sequence, its own P(real).
 * :class:`TerminalReward`: sparse; P(real) of the finished sequence, 0 before.
+* :class:`DensePrefixReward`: P(real | y_<=t) after every step from a
+  :class:`~seqgan_env.models.PrefixDiscriminator`, which scores every prefix (ScratchGAN's
+  discriminator, de Masson d'Autume et al., 2019): no Monte Carlo rollouts.
 * :class:`OracleLikelihoodReward`: stationary; the oracle's log-probability of each token,
   so an episode's return is the sequence's log-likelihood under the oracle.
 * :class:`ConstantReward` and :class:`RandomReward`: rewards that carry no information about
@@ -21,11 +24,12 @@ import torch
 
 from seqgan_env.devices import module_on, resolve_device
 from seqgan_env.models.discriminator import Discriminator
-from seqgan_env.models.lstm import Oracle
+from seqgan_env.models.lstm import LSTMState, Oracle
+from seqgan_env.models.prefix_discriminator import PrefixDiscriminator
 from seqgan_env.precision import cpu_has_native_bf16
 from seqgan_env.rollout import PrefixStates, RolloutPolicy, monte_carlo_rewards
 
-REWARD_KINDS = ("monte_carlo", "terminal", "oracle", "constant", "random")
+REWARD_KINDS = ("monte_carlo", "terminal", "oracle", "constant", "random", "dense")
 """Names accepted by ``make(reward=...)``."""
 
 
@@ -85,9 +89,15 @@ class RewardModel(abc.ABC):
         """
 
 
-def _check_discriminator(discriminator: Discriminator, vocab_size: int | None, seq_len: int | None) -> None:
-    if not isinstance(discriminator, Discriminator):
-        raise TypeError(f"expected a seqgan_env Discriminator, got {type(discriminator).__name__}")
+def _check_discriminator(discriminator: Discriminator, vocab_size: int | None, seq_len: int | None,
+                         kind: type = Discriminator) -> None:
+    """``discriminator`` must be a ``kind`` that reads ``vocab_size`` x ``seq_len`` (``None``: any)."""
+    if not isinstance(discriminator, kind):
+        other = PrefixDiscriminator if kind is Discriminator else Discriminator
+        if isinstance(discriminator, other):
+            readers = "reward='dense'" if other is PrefixDiscriminator else "reward='monte_carlo' or 'terminal'"
+            raise ValueError(f"this reward needs a {kind.__name__}, got a {other.__name__} (read by {readers})")
+        raise TypeError(f"expected a seqgan_env {kind.__name__}, got {type(discriminator).__name__}")
     if vocab_size is not None and discriminator.vocab_size != vocab_size:
         raise ValueError(f"discriminator reads a vocabulary of {discriminator.vocab_size} tokens, the env has {vocab_size}")
     if seq_len is not None and discriminator.seq_len != seq_len:
@@ -217,6 +227,75 @@ class MonteCarloReward(_DiscriminatorReward):
             self._prefix_max = disc.prefix_maxima(sequences, lengths, dtype)
         self._prefix_key = (key, length if uniform else None)
         return self._prefix_max
+
+
+class DensePrefixReward(RewardModel):
+    """P(real | y_<=t) after every step, from a discriminator that scores every prefix.
+
+    The reward of step t is the :class:`~seqgan_env.models.PrefixDiscriminator`'s probability
+    that the prefix written so far is real (as in ScratchGAN, de Masson d'Autume et al., 2019):
+    a dense reward with no Monte Carlo rollouts. It is computed incrementally: each row keeps
+    D's LSTM state, so a step costs one LSTM step per row; rows that start a new episode start
+    from D's initial state. When D changes (:meth:`set_discriminator`, or its weights retrained
+    in place) the states are rebuilt from the sequences at the next step. Computed in float32
+    (the LSTM is small; reduced precision would buy nothing). Rewards are in (0, 1).
+
+    Args:
+        discriminator: a :class:`~seqgan_env.models.PrefixDiscriminator` (a CNN
+            :class:`~seqgan_env.models.Discriminator` is refused: it cannot score prefixes).
+        device: where D runs.
+    """
+
+    def __init__(self, discriminator: PrefixDiscriminator, device: str | torch.device = "cpu") -> None:
+        super().__init__(device)
+        _check_discriminator(discriminator, None, None, PrefixDiscriminator)
+        self.discriminator = module_on(discriminator, self.device)  # the caller's model stays where it is
+        self.state: LSTMState | None = None
+        self._weights: tuple | None = None  # D's weights that computed ``state``
+
+    def set_discriminator(self, discriminator: PrefixDiscriminator) -> None:
+        """Score with another prefix discriminator from the next step on (e.g. after retraining D)."""
+        _check_discriminator(discriminator, self.discriminator.vocab_size, self.discriminator.seq_len,
+                             PrefixDiscriminator)
+        self.discriminator = module_on(discriminator, self.device)
+        self._weights = None  # the states were computed by the old D: rebuilt at the next step
+
+    def bind(self, batch_size: int) -> None:
+        super().bind(batch_size)
+        self.state = self.discriminator.initial_state(batch_size)
+        self._weights = self.discriminator.weights_key()
+
+    def reset(self, rows):
+        if self.state is None or self.state[0].shape[0] != rows.shape[0]:
+            self.bind(rows.shape[0])
+            return
+        keep = ~rows.to(self.device).unsqueeze(1)
+        self.state = tuple(part * keep for part in self.state)  # zero = the initial state
+
+    def step(self, sequences, lengths, actions, finished):
+        if self.state is None:
+            raise RuntimeError("reset() must be called before step()")
+        disc = self.discriminator
+        with torch.no_grad():
+            if self._weights != disc.weights_key():
+                logits, self.state = self._rebuild(sequences, lengths)
+                self._weights = disc.weights_key()
+            else:
+                logits, self.state = disc.step(actions, self.state)
+        return torch.sigmoid(logits)
+
+    def _rebuild(self, sequences: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, LSTMState]:
+        """Each row's state after its ``lengths[i]`` tokens, and the logit at its last one."""
+        disc = self.discriminator
+        rows = sequences.shape[0]
+        h, c = disc.initial_state(rows)
+        logits = torch.zeros(rows, device=self.device)
+        for t in range(int(lengths.max())):
+            step_logits, (h_t, c_t) = disc.step(sequences[:, t], (h, c))
+            inside = (t < lengths).unsqueeze(1)
+            h, c = torch.where(inside, h_t, h), torch.where(inside, c_t, c)
+            logits = torch.where(lengths == t + 1, step_logits, logits)
+        return logits, (h, c)
 
 
 class OracleLikelihoodReward(RewardModel):

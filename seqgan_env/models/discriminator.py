@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from seqgan_env.models.prefix_discriminator import PrefixDiscriminator
 from seqgan_env.precision import training_autocast
 from seqgan_env.presets import DiscriminatorConfig
 
@@ -296,19 +297,41 @@ class Discriminator(nn.Module):
         ]) if tokens.shape[0] else torch.empty(0, device=tokens.device)
 
 
-def fit_discriminator(discriminator: Discriminator, real: torch.Tensor, fake: torch.Tensor, epochs: int,
-                      optimizer: torch.optim.Optimizer, batch_size: int = 64,
-                      rng: torch.Generator | None = None) -> dict[str, float]:
+def fit_discriminator(discriminator: Discriminator | PrefixDiscriminator, real: torch.Tensor, fake: torch.Tensor,
+                      epochs: int, optimizer: torch.optim.Optimizer, batch_size: int = 64,
+                      rng: torch.Generator | None = None, label_smoothing: float = 0.0,
+                      weight_decay: float = 0.0) -> dict[str, float]:
     """Train D in place on ``real`` (label 1) against ``fake`` (label 0), shuffled, for ``epochs``.
 
     Returns the mean loss and the accuracy over the last epoch's batches. The one D-training
     step of the project: pretraining, the adversarial loop and SB3's callback all call it.
     Where the hardware has native bfloat16 the forward pass runs under bfloat16 autocast
     (:func:`~seqgan_env.precision.training_autocast`); the loss and the update stay float32.
+
+    Either discriminator: the paper's CNN (:class:`Discriminator`, its two-class cross-entropy
+    plus its L2 term on the output layer) or the :class:`PrefixDiscriminator`, whose binary
+    cross-entropy is averaged over every prefix position (every prefix of a real sequence is
+    real, every prefix of a generated one is not; PAD positions after an end token are not
+    prefixes and are left out). Its accuracy is that of the whole sequences (last position).
+
+    Regularisation against saturation (both off by default, as in the paper):
+
+    * ``label_smoothing`` = α: one-sided label smoothing (Salimans et al., 2016, "Improved
+      Techniques for Training GANs", after Szegedy et al., 2016): real sequences get the target
+      ``1 - α`` instead of 1, generated ones keep 0. D is no longer paid for pushing P(real)
+      of real data to 1, which bounds the logits it grows; smoothing the fake targets too
+      would move D's optimum towards the generator's own distribution, so they stay 0.
+    * ``weight_decay`` = λ: an L2 penalty ``λ/2 · Σ θ²`` over all of D's weights, added to
+      the loss (so it acts whatever optimiser the caller passes), which keeps D smooth.
     """
+    if not 0.0 <= label_smoothing < 0.5:
+        raise ValueError(f"label_smoothing must be in [0, 0.5), got {label_smoothing}")
+    if weight_decay < 0.0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
     device = discriminator.device
     tokens = torch.cat([real.to(device), fake.to(device)])  # real data may live on the CPU, samples on a GPU
     labels = torch.cat([torch.ones(real.shape[0]), torch.zeros(fake.shape[0])]).to(device)
+    prefix = isinstance(discriminator, PrefixDiscriminator)
     discriminator.train()
     total, correct, batches = 0.0, 0, 0
     for _ in range(epochs):
@@ -316,14 +339,29 @@ def fit_discriminator(discriminator: Discriminator, real: torch.Tensor, fake: to
         order = torch.randperm(tokens.shape[0], generator=rng).to(device)
         for start in range(0, tokens.shape[0], batch_size):
             index = order[start : start + batch_size]
+            batch, label = tokens[index], labels[index]
             with training_autocast(device):
-                logits = discriminator(tokens[index]).float()
-            loss = F.cross_entropy(logits, labels[index].long())
+                logits = discriminator(batch).float()
+            target = label * (1.0 - label_smoothing)
+            if prefix:  # (B, T) logits, one per prefix; PAD positions are no prefix
+                valid = (batch != discriminator.pad_token).float()
+                per_position = F.binary_cross_entropy_with_logits(
+                    logits, target.unsqueeze(1).expand_as(logits), reduction="none")
+                loss = (per_position * valid).sum() / valid.sum().clamp(min=1.0)
+                last = (valid.sum(dim=1).long() - 1).clamp(min=0)
+                score = logits.gather(1, last.unsqueeze(1)).squeeze(1)
+                penalty = torch.zeros((), device=device)
+            else:  # the paper's two-class cross-entropy, P(real) = sigmoid(l1 - l0)
+                score = logits[:, 1] - logits[:, 0]
+                loss = F.cross_entropy(logits, torch.stack([1.0 - target, target], dim=1))
+                penalty = discriminator.config.l2_reg * discriminator.l2_penalty()
+            if weight_decay:
+                penalty = penalty + 0.5 * weight_decay * sum(p.pow(2).sum() for p in discriminator.parameters())
             optimizer.zero_grad(set_to_none=True)
-            (loss + discriminator.config.l2_reg * discriminator.l2_penalty()).backward()
+            (loss + penalty).backward()
             optimizer.step()
             total += loss.item()
-            correct += int((logits.argmax(1) == labels[index]).sum())
+            correct += int(((score > 0) == (label > 0.5)).sum())
             batches += 1
     discriminator.eval()
     return {"d_loss": total / max(batches, 1), "d_accuracy": correct / max(tokens.shape[0], 1)}
