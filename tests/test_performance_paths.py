@@ -183,7 +183,10 @@ def test_token_cross_entropy_matches_torch_cross_entropy(dtype):
     targets = torch.randint(0, 700, (300,), generator=gen)
     targets[::7] = 700  # PAD: no prediction
     results = []
-    for loss_fn in (token_cross_entropy, lambda x, t, i: torch.nn.functional.cross_entropy(x.float(), t, ignore_index=i)):
+    def torch_loss_fn(x: torch.Tensor, t: torch.Tensor, ignore: int) -> torch.Tensor:
+        return torch.nn.functional.cross_entropy(x.float(), t, ignore_index=ignore)
+
+    for loss_fn in (token_cross_entropy, torch_loss_fn):
         leaf = logits.clone().requires_grad_()
         loss = loss_fn(leaf, targets, 700)
         loss.backward()
