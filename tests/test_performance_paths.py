@@ -171,3 +171,54 @@ def test_fused_adam_steps_reach_the_inference_caches(tiny):
     torch.testing.assert_close(gen.output_weight(torch.float32),
                                torch.cat([gen.output.weight.T, gen.output.bias.unsqueeze(0)]).detach())
     assert not torch.equal(gen.output_weight(torch.float32), merged)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_token_cross_entropy_matches_torch_cross_entropy(dtype):
+    """MLE's loss (its gradient written into the saved softmax) against torch's, PAD rows ignored."""
+    from train.losses import token_cross_entropy
+
+    gen = torch.Generator().manual_seed(0)
+    logits = (3 * torch.randn(300, 700, generator=gen)).to(dtype)
+    targets = torch.randint(0, 700, (300,), generator=gen)
+    targets[::7] = 700  # PAD: no prediction
+    results = []
+    def torch_loss_fn(x: torch.Tensor, t: torch.Tensor, ignore: int) -> torch.Tensor:
+        return torch.nn.functional.cross_entropy(x.float(), t, ignore_index=ignore)
+
+    for loss_fn in (token_cross_entropy, torch_loss_fn):
+        leaf = logits.clone().requires_grad_()
+        loss = loss_fn(leaf, targets, 700)
+        loss.backward()
+        results.append((float(loss.detach()), leaf.grad.float()))
+    (ours, our_grad), (torch_loss, torch_grad) = results
+    assert ours == pytest.approx(torch_loss, rel=1e-6)
+    scale = float(torch_grad.abs().max())
+    tolerance = 1e-6 if dtype == torch.float32 else 8e-3  # bfloat16 gradients: one rounding of 2^-8
+    assert float((our_grad - torch_grad).abs().max()) <= tolerance * scale
+    assert float(our_grad[::7].abs().max()) == 0.0  # ignored rows get no gradient
+
+
+def test_discriminator_max_pooling_matches_relu_then_amax(tiny):
+    """forward pools with max() and applies ReLU after it: the original order (ReLU over every
+    window, then amax) gives the same logits and parameter gradients in float32."""
+    torch.manual_seed(0)
+    disc = Discriminator.from_preset(tiny).eval()
+    tokens = torch.randint(0, tiny.vocab_size, (32, tiny.seq_len), generator=torch.Generator().manual_seed(1))
+
+    def reference(model: Discriminator, batch: torch.Tensor) -> torch.Tensor:
+        x = model.embedding(batch).transpose(1, 2)
+        pooled = [torch.relu(conv(x)).amax(dim=2) for conv in model.convs]
+        return model.output(model._highway(torch.cat(pooled, dim=1)))
+
+    grads = []
+    for forward in (disc.forward, lambda batch: reference(disc, batch)):
+        disc.zero_grad()
+        logits = forward(tokens)
+        logits.square().sum().backward()
+        grads.append((logits.detach(), [p.grad.clone() for p in disc.parameters()]))
+    (ours, our_grads), (theirs, their_grads) = grads
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    assert any(float(g.abs().max()) > 0 for g in their_grads)
+    for mine, reference_grad in zip(our_grads, their_grads):
+        torch.testing.assert_close(mine, reference_grad, rtol=1e-4, atol=1e-5)

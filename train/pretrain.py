@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from seqgan_env.models import Discriminator, Generator, PrefixDiscriminator
 from seqgan_env.models.discriminator import fit_discriminator
 from seqgan_env.precision import adam, training_autocast
+from train.losses import token_cross_entropy
 
 
 @dataclass
@@ -99,10 +100,11 @@ def mle_epoch(generator: Generator, data: torch.Tensor, optimizer: torch.optim.O
         batch = data[order[start : start + batch_size]].to(generator.device)
         hidden = generator.hidden_states(batch)
         with training_autocast(generator.device):  # the (B x T, vocab) output layer: bfloat16 where native
-            logits = generator.output(hidden).float()
-        # PAD after an end token (text data) is no prediction: ignored.
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.reshape(-1),
-                                                 ignore_index=generator.vocab_size)
+            logits = generator.output(hidden)
+        # PAD after an end token (text data) is no prediction: ignored. Float32 softmax; the
+        # backward pass is one pass over the saved softmax (see train/losses.py).
+        loss = token_cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.reshape(-1),
+                                   ignore_index=generator.vocab_size)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(generator.parameters(), grad_clip)

