@@ -35,7 +35,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,9 @@ from train.config import get_train_config
 from train.pretrain import DiscriminatorSchedule, train_discriminator
 from train.reporting import mean_ci, write_report
 
-BUILTIN_AGENTS = ("reinforce", "ppo", "a2c", "rllib-ppo")
+BUILTIN_AGENTS = ("reinforce", "reinforce-mean", "reinforce-value", "ppo", "a2c", "rllib-ppo")
+REINFORCE_BASELINES = {"reinforce": "none", "reinforce-mean": "mean", "reinforce-value": "value"}
+"""The REINFORCE variants and the baseline (``ReinforceConfig.baseline``) of each."""
 DEFAULT_AGENTS = ("reinforce", "ppo", "a2c")
 BASELINES = ("constant", "random", "oracle")
 SETTINGS = ("fixed", "adversarial")
@@ -101,6 +103,10 @@ class CompareConfig:
     """Samples for NLL-oracle at each evaluation."""
     seed: int = 0
     """Seed of the base pretraining."""
+    hparams: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per agent name, hyperparameter overrides: ``ReinforceConfig`` fields for the REINFORCE
+    variants, ``PPO``/``A2C`` keyword arguments for ``ppo``/``a2c`` (e.g. a tuned preset of
+    :mod:`train.tuning`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
@@ -147,6 +153,31 @@ def _check(config: CompareConfig) -> None:
             raise ValueError(f"unknown agent {algo!r}: one of {list(BUILTIN_AGENTS)} or 'module:function'")
     if not config.seeds:
         raise ValueError("a comparison needs at least one seed")
+    check_hparams(config.hparams)
+
+
+def hparam_names(algo: str) -> set[str]:
+    """The hyperparameters ``CompareConfig.hparams[algo]`` may set."""
+    if algo in REINFORCE_BASELINES:
+        # the baseline is what tells the variants apart, not a hyperparameter of one
+        return {f.name for f in dataclasses.fields(ReinforceConfig)} - {"baseline"}
+    if algo in ("ppo", "a2c"):
+        import inspect
+
+        from stable_baselines3 import A2C, PPO
+
+        return set(inspect.signature((PPO if algo == "ppo" else A2C).__init__).parameters) - {
+            "self", "policy", "env", "seed", "device", "_init_setup_model"}  # the comparison sets these
+    raise ValueError(f"hyperparameters given for {algo!r}, which takes none; "
+                     f"choose from {sorted(REINFORCE_BASELINES) + ['a2c', 'ppo']}")
+
+
+def check_hparams(hparams: dict[str, dict[str, Any]]) -> None:
+    """ValueError naming any agent or hyperparameter of ``hparams`` that does not exist."""
+    for algo, values in hparams.items():
+        unknown = sorted(set(values) - hparam_names(algo))
+        if unknown:
+            raise ValueError(f"unknown hyperparameters {unknown} for {algo!r}; it takes {sorted(hparam_names(algo))}")
 
 
 # -- the shared base ---------------------------------------------------------------------
@@ -230,7 +261,8 @@ def run_one(folder: str, job: tuple[str, str, int], config_data: dict[str, Any],
         return stats
 
     step, generator, close, retrains_d = _generator_step(
-        name, setting, generator, env_kwargs, config.batch_size, seed, retrain_d if setting == "adversarial" else None)
+        name, setting, generator, env_kwargs, config.batch_size, seed, retrain_d if setting == "adversarial" else None,
+        config.hparams.get(name, {}))
 
     started = time.time()
 
@@ -283,10 +315,13 @@ class _Closer:
 
 def _generator_step(name: str, setting: str, generator: Generator, env_kwargs: dict[str, Any], batch_size: int,
                     seed: int, retrain_d: Callable[[Generator], dict[str, float]] | None,
+                    hparams: dict[str, Any] | None = None,
                     ) -> tuple[Callable[[int], dict], Generator, _Closer, bool]:
     """One generator update of agent ``name`` (its stats, with the tokens it generated), the
     generator that evaluations measure, what to close afterwards, and whether the agent
-    retrains D itself (RLlib's PPO does, in its callback, with ``retrain_d``)."""
+    retrains D itself (RLlib's PPO does, in its callback, with ``retrain_d``). ``hparams``
+    overrides the agent's hyperparameters (``CompareConfig.hparams[name]``)."""
+    hparams = hparams or {}
     if name == "rllib-ppo":
         from agents.rllib import env_steps, make_ppo, mean_step_reward
 
@@ -303,11 +338,14 @@ def _generator_step(name: str, setting: str, generator: Generator, env_kwargs: d
         from agents.sb3 import make_a2c, make_ppo
 
         model = (make_ppo if name == "ppo" else make_a2c)(envs, generator=generator, seed=seed,
-                                                          device=generator.device)
+                                                          device=generator.device, **hparams)
         update, rollout = sb3_step(model, generator), model.n_envs * model.n_steps
         return (lambda episode_seed: {**update(episode_seed), "tokens": rollout}), generator, _Closer(envs), False
-    if name == "reinforce" or setting == "baseline":
-        config = ReinforceConfig(reward_to_go=True, baseline="mean") if name == "oracle" else ReinforceConfig()
+    if name in REINFORCE_BASELINES or setting == "baseline":
+        if name == "oracle":
+            config = ReinforceConfig(reward_to_go=True, baseline="mean")
+        else:
+            config = ReinforceConfig(**{**hparams, "baseline": REINFORCE_BASELINES.get(name, "none")})
         agent: Agent = ReinforceAgent(generator, config, seed=seed)
     else:
         agent = load_agent_factory(name)(generator, envs, seed)
