@@ -188,7 +188,8 @@ def tune_algorithms(folder: str | Path, compare_config: CompareConfig, algos: Se
 
     root = Path(folder).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    config = dataclasses.replace(compare_config, hparams={})
+    # Only the final evaluation is scored: the intermediate ones would be spent for nothing.
+    config = dataclasses.replace(compare_config, hparams={}, evaluations=1)
     saved = root / "tuning.json"
     request = {"config": config.to_dict(), "setting": setting, "tuning_seeds": list(tuning_seeds), "trials": trials,
                "sampler_seed": sampler_seed}
