@@ -10,6 +10,7 @@
     seqgan evaluate --agent train.reference_agents:reinforce [--variant SeqGAN-Tiny-v0] [--seeds 0,1,2]
     seqgan compare --preset tiny --out runs/compare-tiny      # a Ray Tune experiment on a local Ray
     seqgan compare --address HEAD:6379 --out runs/compare      # the same on a Ray cluster
+    seqgan tune --preset tiny --algos reinforce,ppo --trials 3 --out runs/tune-tiny.json   # Optuna, same budget each
 """
 
 from __future__ import annotations
@@ -270,6 +271,35 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from train.compare import get_compare_config
+    from train.tuning import preset_path, save_preset, tune_algorithms
+
+    if (args.name is None) == (args.out is None):
+        raise ValueError("give --name NAME (writes train/hparams/NAME.json) or --out FILE.json, not both")
+    target = preset_path(args.name) if args.name is not None else Path(args.out)
+    config = get_compare_config(args.preset)
+    if args.tokens is not None:
+        config.token_budget = args.tokens
+    if args.eval_samples is not None:
+        config.eval_samples = args.eval_samples
+    tuning_seeds = [int(s) for s in args.tuning_seeds.split(",") if s]
+    algos = [a for a in args.algos.split(",") if a]
+    oracle = resolve_oracle(args.oracle, get_preset(get_train_config(config.base_preset).model_preset))
+    folder = args.folder or f"runs/tune-{args.preset}"
+    preset = tune_algorithms(folder, config, algos, args.trials, tuning_seeds, oracle, args.oracle,
+                             setting=args.setting, cpus=args.cpus, address=args.address, threads=args.threads,
+                             device=args.device)
+    budget = preset["budget"]
+    print(f"budget per algorithm: {budget['trials_per_algo']} trials x {budget['tokens_per_trial']} tokens "
+          f"({len(tuning_seeds)} tuning seeds) = {budget['tokens_per_algo']} generated tokens")
+    for algo, values in preset["hparams"].items():
+        shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
+        print(f"{algo}: NLL-oracle {preset['objective'][algo]:.3f} at {shown}")
+    print(f"preset: {save_preset(preset, target)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqgan", description="SeqGAN as a Gymnasium environment")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -335,6 +365,28 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--device", default="cpu",
                       help="where models, rewards and agents run: cpu (default) or cuda (each run then asks Ray for a GPU, or --gpus-per-trial of one)")
     comp.set_defaults(func=cmd_compare)
+    tune = sub.add_parser("tune", help="tune each algorithm's hyperparameters with Optuna, the same budget each")
+    tune.add_argument("--preset", default="cpu", choices=["cpu", "tiny"],
+                      help="the comparison preset whose base (pretrained G and D) and settings the trials use")
+    tune.add_argument("--oracle", default=None, help="'builtin' (default), a seed, or an .npz / original pickle")
+    tune.add_argument("--algos", default="reinforce,reinforce-mean,reinforce-value,ppo,a2c",
+                      help="comma-separated algorithms to tune (default: all of them)")
+    tune.add_argument("--trials", type=int, default=5, help="Optuna trials per algorithm (default 5)")
+    tune.add_argument("--tuning-seeds", default="100,101",
+                      help="comma-separated seeds of each trial; must not be evaluation seeds of the comparison")
+    tune.add_argument("--tokens", type=int, default=None, help="generated tokens per trial and seed (preset's if unset)")
+    tune.add_argument("--eval-samples", type=int, default=None, help="samples for NLL-oracle (preset's if unset)")
+    tune.add_argument("--setting", default="fixed", choices=["fixed", "adversarial"], help="default: fixed (D frozen)")
+    tune.add_argument("--name", default=None, help="write the preset to train/hparams/NAME.json (for --hparams NAME)")
+    tune.add_argument("--out", default=None, help="write the preset to this .json file instead")
+    tune.add_argument("--folder", default=None,
+                      help="working folder: the base, trials, Tune's state (default runs/tune-PRESET); "
+                           "run again to finish an interrupted tuning")
+    tune.add_argument("--cpus", type=int, default=1, help="CPUs of the local Ray instance = trials at once (default 1)")
+    tune.add_argument("--address", default=None, help="run on the Ray cluster at HOST:PORT (default: $RAY_ADDRESS)")
+    tune.add_argument("--threads", type=int, default=1, help="torch threads per trial (default 1)")
+    tune.add_argument("--device", default="cpu", help="where models, rewards and agents run: cpu (default) or cuda")
+    tune.set_defaults(func=cmd_tune)
     ev = sub.add_parser("evaluate", help="print NLL-oracle, NLL-test and entropy of a generator, or score an agent")
     ev.add_argument("--checkpoint", default=None,
                     help="a generator.pt, a run's checkpoint.pt or a run folder (its latest generator)")

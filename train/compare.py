@@ -46,6 +46,7 @@ import dataclasses
 import importlib
 import inspect
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -351,6 +352,10 @@ def load_hparams(name_or_path: str | Path) -> dict[str, dict[str, Any]]:
         data = data["hparams"]
     if not isinstance(data, dict):
         raise ValueError(f"hparams file {path} must hold a JSON object mapping algorithm names to hyperparameters")
+    for algo, values in data.items():
+        for name, value in (values.items() if isinstance(values, dict) else ()):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"hparams file {path}: {algo} {name} = {value} is not a finite number")
     check_hparams(data)
     return data
 
