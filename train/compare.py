@@ -191,9 +191,9 @@ class CompareConfig:
         return out
 
 
-PLATEAU_TOKEN_BUDGET = 64 * 20 * 60
-"""Generated tokens per run of the ``plateau`` comparison: 60 updates of 64 sequences, three times
-the ``cpu`` preset's 20, what fits its 70 runs into about an hour on 2 cores (README)."""
+PLATEAU_TOKEN_BUDGET = 64 * 20 * 40
+"""Generated tokens per run of the ``plateau`` comparison: 40 updates of 64 sequences, twice the
+``cpu`` preset's 20, what fits its 70 runs into about 45 minutes on 2 cores (README)."""
 
 COMPARE_PRESETS: dict[str, CompareConfig] = {
     # The paper's models and oracle on 2 CPU cores: 20 updates of 64 sequences per run.
@@ -204,7 +204,7 @@ COMPARE_PRESETS: dict[str, CompareConfig] = {
     # with the same budget, did no better than these at the tuning budget (docs/tuning.md).
     "plateau": CompareConfig(algos=("reinforce", "reinforce-mean", "ppo"), seeds=(0, 1, 2, 3, 4),
                              settings=("fixed",), rewards=REWARDS, token_budget=PLATEAU_TOKEN_BUDGET,
-                             evaluations=6),
+                             evaluations=5),
     # Seconds per run, for tests and trying the command out: every axis, at the smallest size.
     "tiny": CompareConfig(algos=("reinforce", "reinforce-mean", "a2c"), seeds=(0, 1), rewards=REWARDS,
                           temperatures=(1.0, 0.7), base_preset="tiny", base_mle_epochs=None,
