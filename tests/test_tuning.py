@@ -102,7 +102,7 @@ def test_unknown_algorithm_and_hyperparameters_are_named(tmp_path):
     preset.write_text(json.dumps({"hparams": {"sac": {"lr": 1e-4}}}))
     with pytest.raises(ValueError, match="'sac'"):
         load_hparams(str(preset))
-    with pytest.raises(ValueError, match="no hyperparameter preset 'nonexistent'"):
+    with pytest.raises(ValueError, match="'nonexistent' is neither a JSON file nor a shipped preset"):
         load_hparams("nonexistent")
 
 
