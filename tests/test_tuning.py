@@ -95,6 +95,8 @@ def test_tuning_seeds_must_not_be_evaluation_seeds():
 def test_unknown_algorithm_and_hyperparameters_are_named(tmp_path):
     with pytest.raises(ValueError, match="'reinforce-typo'"):
         tune_algorithms(tmp_path, get_compare_config("tiny"), ["ppo", "reinforce-typo"], 2, [5], None, None)
+    with pytest.raises(ValueError, match="'montecarlo'"):
+        tune_algorithms(tmp_path, get_compare_config("tiny"), ["ppo"], 2, [5], None, None, reward="montecarlo")
     preset = tmp_path / "bad.json"
     preset.write_text(json.dumps({"hparams": {"ppo": {"learning_rate": 1e-4, "learnin_rate": 1}}}))
     with pytest.raises(ValueError, match="learnin_rate"):

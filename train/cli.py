@@ -289,7 +289,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     folder = args.folder or f"runs/tune-{args.preset}"
     preset = tune_algorithms(folder, config, algos, args.trials, tuning_seeds, oracle, args.oracle,
                              setting=args.setting, cpus=args.cpus, address=args.address, threads=args.threads,
-                             device=args.device)
+                             device=args.device, reward=args.reward)
     budget = preset["budget"]
     print(f"budget per algorithm: {budget['trials_per_algo']} trials x {budget['tokens_per_trial']} tokens "
           f"({len(tuning_seeds)} tuning seeds) = {budget['tokens_per_algo']} generated tokens")
@@ -376,6 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="comma-separated seeds of each trial; must not be evaluation seeds of the comparison")
     tune.add_argument("--tokens", type=int, default=None, help="generated tokens per trial and seed (preset's if unset)")
     tune.add_argument("--eval-samples", type=int, default=None, help="samples for NLL-oracle (preset's if unset)")
+    tune.add_argument("--reward", default="monte_carlo", choices=["monte_carlo", "monte_carlo-reg", "dense"],
+                      help="the reward trials train on (default: the paper's Monte Carlo reward; dense is far cheaper)")
     tune.add_argument("--setting", default="fixed", choices=["fixed", "adversarial"], help="default: fixed (D frozen)")
     tune.add_argument("--name", default=None, help="write the preset to train/hparams/NAME.json (for --hparams NAME)")
     tune.add_argument("--out", default=None, help="write the preset to this .json file instead")

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from seqgan_env.models import Oracle
-from train.compare import HPARAMS_DIR, CompareConfig, prepare_base, run_one
+from train.compare import DEFAULT_REWARD, HPARAMS_DIR, REWARDS, CompareConfig, job_name, prepare_base, run_one
 from train.compare import load_hparams as load_hparams  # a preset written here is read back by the same loader
 
 METRIC = "nll_oracle"
@@ -149,7 +149,8 @@ def tuning_trial(trial_config: dict[str, Any]) -> None:
         (folder / "base").symlink_to(Path(trial["folder"]) / "base", target_is_directory=True)
     finals, tokens = [], 0
     for seed in trial["seeds"]:
-        result = run_one(str(folder), (trial["setting"], algo, int(seed)), config, trial["oracle"], trial["threads"],
+        job = (trial["setting"], job_name(algo, trial.get("reward", DEFAULT_REWARD)), int(seed))
+        result = run_one(str(folder), job, config, trial["oracle"], trial["threads"],
                          device=trial["device"])
         finals.append(result["final"][METRIC])
         tokens += int(result["tokens"])
@@ -159,13 +160,15 @@ def tuning_trial(trial_config: dict[str, Any]) -> None:
 def tune_algorithms(folder: str | Path, compare_config: CompareConfig, algos: Sequence[str], trials: int,
                     tuning_seeds: Sequence[int], oracle: Oracle, oracle_spec: str | None, setting: str = "fixed",
                     sampler_seed: int = 0, cpus: int | None = 1, address: str | None = None, threads: int = 1,
-                    device: str = "cpu", progress: bool = True) -> dict[str, Any]:
+                    device: str = "cpu", progress: bool = True, reward: str = DEFAULT_REWARD) -> dict[str, Any]:
     """Tune each of ``algos`` with the same budget; the preset of the best values, with its metadata.
 
     Every algorithm gets ``trials`` Optuna (TPE) trials; a trial trains it from the shared
     base in ``folder`` (:func:`train.compare.prepare_base` of ``compare_config``) for
     ``compare_config.token_budget`` tokens on each of ``tuning_seeds`` in ``setting``
-    (``fixed``: D frozen), and scores the mean final NLL-oracle. ``tuning_seeds`` must be
+    (``fixed``: D frozen) on ``reward`` (a comparison reward: ``monte_carlo``, ``monte_carlo-reg``
+    or ``dense``, which has no Monte Carlo rollouts and so tunes a long budget cheaply), and scores
+    the mean final NLL-oracle. ``tuning_seeds`` must be
     disjoint from ``compare_config.seeds`` (the seeds the comparison evaluates on).
 
     Returns ``{"hparams": {algo: {name: value}}, "objective": ..., "budget": ..., ...}``
@@ -182,13 +185,15 @@ def tune_algorithms(folder: str | Path, compare_config: CompareConfig, algos: Se
         raise ValueError(f"trials must be at least 1, got {trials}")
     if setting not in SETTINGS:
         raise ValueError(f"unknown setting {setting!r}; choose from {list(SETTINGS)}")
+    if reward not in REWARDS:
+        raise ValueError(f"unknown reward {reward!r}; choose from {list(REWARDS)}")
 
     root = Path(folder).resolve()
     root.mkdir(parents=True, exist_ok=True)
     # Only the final evaluation is scored: the intermediate ones would be spent for nothing.
-    config = dataclasses.replace(compare_config, hparams={}, evaluations=1)
+    config = dataclasses.replace(compare_config, hparams={}, evaluations=1, rewards=(reward,))
     saved = root / "tuning.json"
-    request = {"config": config.to_dict(), "setting": setting, "tuning_seeds": list(tuning_seeds), "trials": trials,
+    request = {"config": config.to_dict(), "setting": setting, "reward": reward, "tuning_seeds": list(tuning_seeds), "trials": trials,
                "sampler_seed": sampler_seed}
     if saved.exists() and json.loads(saved.read_text()) != request:
         raise ValueError(f"{root} holds a tuning run with other settings ({saved}); use another folder "
@@ -207,7 +212,7 @@ def tune_algorithms(folder: str | Path, compare_config: CompareConfig, algos: Se
             stack.enter_context(ray_session(address, cpus))
         for algo in pending:
             searched[algo] = _search(algo, root, config, trials, tuning_seeds, setting, sampler_seed, oracle_spec,
-                                     threads, device, gpus, progress)
+                                     threads, device, gpus, progress, reward)
 
     tokens_per_trial = config.token_budget * len(tuning_seeds)
     return {
@@ -216,7 +221,7 @@ def tune_algorithms(folder: str | Path, compare_config: CompareConfig, algos: Se
         "trials": {algo: searched[algo]["trials"] for algo in algos},
         "budget": {"trials_per_algo": trials, "tokens_per_trial": tokens_per_trial,
                    "tokens_per_algo": trials * tokens_per_trial, "tuning_seeds": list(tuning_seeds),
-                   "setting": setting, "metric": f"final {METRIC}, mean over the tuning seeds (minimised)",
+                   "setting": setting, "reward": reward, "metric": f"final {METRIC}, mean over the tuning seeds (minimised)",
                    "sampler": f"optuna TPESampler(seed={sampler_seed})"},
         "search_spaces": {algo: {k: list(v) for k, v in SEARCH_SPACES[algo].items()} for algo in algos},
         "compare_config": config.to_dict(),
@@ -226,7 +231,7 @@ def tune_algorithms(folder: str | Path, compare_config: CompareConfig, algos: Se
 
 def _search(algo: str, root: Path, config: CompareConfig, trials: int, tuning_seeds: Sequence[int], setting: str,
             sampler_seed: int, oracle_spec: str | None, threads: int, device: str, gpus: float,
-            progress: bool) -> dict[str, Any]:
+            progress: bool, reward: str = DEFAULT_REWARD) -> dict[str, Any]:
     """One algorithm's Optuna search, recorded in ``root/searched/<algo>.json``; its trials, best first."""
     import optuna
     from ray.tune.search.optuna import OptunaSearch
@@ -236,7 +241,7 @@ def _search(algo: str, root: Path, config: CompareConfig, trials: int, tuning_se
 
     space = {name: _tune_domain(spec) for name, spec in SEARCH_SPACES[algo].items()}
     trial = {"algo": algo, "hparams": space, "folder": str(root), "config": config.to_dict(), "setting": setting,
-             "seeds": list(tuning_seeds), "oracle": oracle_spec, "threads": threads, "device": device}
+             "reward": reward, "seeds": list(tuning_seeds), "oracle": oracle_spec, "threads": threads, "device": device}
     # TPE after a few random trials (Optuna's default waits for 10, more than a small budget has).
     sampler = optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=max(1, min(10, trials // 2)))
     search = OptunaSearch(metric=METRIC, mode="min", sampler=sampler)
