@@ -44,8 +44,9 @@ def test_optuna_searched_and_the_best_trial_is_the_preset(tuned):
         configs = [json.dumps(t["hparams"], sort_keys=True) for t in trials]
         assert len(set(configs)) == 3, "the search proposed the same point twice"
         assert len({t["nll_oracle"] for t in trials}) > 1, "the hyperparameters did not change the result"
-        best = min(trials, key=lambda t: t["nll_oracle"])
-        assert preset["hparams"][algo] == best["hparams"] and preset["objective"][algo] == best["nll_oracle"]
+        best = min(trials, key=lambda t: t["objective"])
+        assert best["objective"] == pytest.approx(best["nll_oracle"] + best["nll_test"])
+        assert preset["hparams"][algo] == best["hparams"] and preset["objective"][algo] == best["objective"]
 
 
 def test_the_saved_preset_loads_and_lies_in_the_search_space(tuned, tmp_path):

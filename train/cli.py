@@ -289,13 +289,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
     folder = args.folder or f"runs/tune-{args.preset}"
     preset = tune_algorithms(folder, config, algos, args.trials, tuning_seeds, oracle, args.oracle,
                              setting=args.setting, cpus=args.cpus, address=args.address, threads=args.threads,
-                             device=args.device, reward=args.reward)
+                             device=args.device, reward=args.reward, objective=args.objective)
     budget = preset["budget"]
     print(f"budget per algorithm: {budget['trials_per_algo']} trials x {budget['tokens_per_trial']} tokens "
           f"({len(tuning_seeds)} tuning seeds) = {budget['tokens_per_algo']} generated tokens")
     for algo, values in preset["hparams"].items():
         shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
-        print(f"{algo}: NLL-oracle {preset['objective'][algo]:.3f} at {shown}")
+        print(f"{algo}: {budget['metric'].split(',')[0]} {preset['objective'][algo]:.3f} at {shown}")
     print(f"preset: {save_preset(preset, target)}")
     return 0
 
@@ -378,6 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--eval-samples", type=int, default=None, help="samples for NLL-oracle (preset's if unset)")
     tune.add_argument("--reward", default="monte_carlo", choices=["monte_carlo", "monte_carlo-reg", "dense"],
                       help="the reward trials train on (default: the paper's Monte Carlo reward; dense is far cheaper)")
+    tune.add_argument("--objective", default="nll_oracle+nll_test", choices=["nll_oracle+nll_test", "nll_oracle"],
+                      help="minimised: quality plus diversity (default), or NLL-oracle alone (rewards collapse)")
     tune.add_argument("--setting", default="fixed", choices=["fixed", "adversarial"], help="default: fixed (D frozen)")
     tune.add_argument("--name", default=None, help="write the preset to train/hparams/NAME.json (for --hparams NAME)")
     tune.add_argument("--out", default=None, help="write the preset to this .json file instead")

@@ -36,8 +36,19 @@ from seqgan_env.models import Oracle
 from train.compare import DEFAULT_REWARD, HPARAMS_DIR, REWARDS, CompareConfig, job_name, prepare_base, run_one
 from train.compare import load_hparams as load_hparams  # a preset written here is read back by the same loader
 
-METRIC = "nll_oracle"
-"""The objective: final NLL-oracle, averaged over the tuning seeds (minimised)."""
+METRIC = "objective"
+"""What the search minimises: the trial's final ``OBJECTIVES[objective]``, averaged over the tuning seeds."""
+
+OBJECTIVES = ("nll_oracle+nll_test", "nll_oracle")
+"""``nll_oracle+nll_test`` (default): quality plus diversity, so that a generator that collapses onto a
+few sequences the oracle likes (NLL-oracle falls, NLL-test soars) does not win the search, as it does
+on NLL-oracle alone (measured: REINFORCE with a mean baseline on the dense reward, lr 0.017, reached
+NLL-oracle 3.4 from 9.0 over 40 updates). ``nll_oracle``: quality alone, as the comparison's headline."""
+
+
+def objective_value(final: dict[str, float], objective: str) -> float:
+    """The objective of one run's final evaluation."""
+    return sum(final[name] for name in objective.split("+"))
 
 DEFAULT_TUNING_SEEDS = (100, 101)
 """Tuning seeds, far from the comparisons' evaluation seeds (0, 1, 2, ...)."""
@@ -147,20 +158,24 @@ def tuning_trial(trial_config: dict[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / "base").exists():
         (folder / "base").symlink_to(Path(trial["folder"]) / "base", target_is_directory=True)
-    finals, tokens = [], 0
+    finals, oracle_nll, test_nll, tokens = [], [], [], 0
     for seed in trial["seeds"]:
         job = (trial["setting"], job_name(algo, trial.get("reward", DEFAULT_REWARD)), int(seed))
         result = run_one(str(folder), job, config, trial["oracle"], trial["threads"],
                          device=trial["device"])
-        finals.append(result["final"][METRIC])
+        finals.append(objective_value(result["final"], trial.get("objective", OBJECTIVES[0])))
+        oracle_nll.append(result["final"]["nll_oracle"])
+        test_nll.append(result["final"]["nll_test"])
         tokens += int(result["tokens"])
-    tune.report({METRIC: sum(finals) / len(finals), f"{METRIC}_per_seed": finals, "tokens": tokens})
+    tune.report({METRIC: sum(finals) / len(finals), f"{METRIC}_per_seed": finals, "tokens": tokens,
+                 "nll_oracle": sum(oracle_nll) / len(oracle_nll), "nll_test": sum(test_nll) / len(test_nll)})
 
 
 def tune_algorithms(folder: str | Path, compare_config: CompareConfig, algos: Sequence[str], trials: int,
                     tuning_seeds: Sequence[int], oracle: Oracle, oracle_spec: str | None, setting: str = "fixed",
                     sampler_seed: int = 0, cpus: int | None = 1, address: str | None = None, threads: int = 1,
-                    device: str = "cpu", progress: bool = True, reward: str = DEFAULT_REWARD) -> dict[str, Any]:
+                    device: str = "cpu", progress: bool = True, reward: str = DEFAULT_REWARD,
+                    objective: str = OBJECTIVES[0]) -> dict[str, Any]:
     """Tune each of ``algos`` with the same budget; the preset of the best values, with its metadata.
 
     Every algorithm gets ``trials`` Optuna (TPE) trials; a trial trains it from the shared
@@ -187,13 +202,15 @@ def tune_algorithms(folder: str | Path, compare_config: CompareConfig, algos: Se
         raise ValueError(f"unknown setting {setting!r}; choose from {list(SETTINGS)}")
     if reward not in REWARDS:
         raise ValueError(f"unknown reward {reward!r}; choose from {list(REWARDS)}")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}; choose from {list(OBJECTIVES)}")
 
     root = Path(folder).resolve()
     root.mkdir(parents=True, exist_ok=True)
     # Only the final evaluation is scored: the intermediate ones would be spent for nothing.
     config = dataclasses.replace(compare_config, hparams={}, evaluations=1, rewards=(reward,))
     saved = root / "tuning.json"
-    request = {"config": config.to_dict(), "setting": setting, "reward": reward, "tuning_seeds": list(tuning_seeds), "trials": trials,
+    request = {"config": config.to_dict(), "setting": setting, "reward": reward, "objective": objective, "tuning_seeds": list(tuning_seeds), "trials": trials,
                "sampler_seed": sampler_seed}
     if saved.exists() and json.loads(saved.read_text()) != request:
         raise ValueError(f"{root} holds a tuning run with other settings ({saved}); use another folder "
@@ -212,7 +229,7 @@ def tune_algorithms(folder: str | Path, compare_config: CompareConfig, algos: Se
             stack.enter_context(ray_session(address, cpus))
         for algo in pending:
             searched[algo] = _search(algo, root, config, trials, tuning_seeds, setting, sampler_seed, oracle_spec,
-                                     threads, device, gpus, progress, reward)
+                                     threads, device, gpus, progress, reward, objective)
 
     tokens_per_trial = config.token_budget * len(tuning_seeds)
     return {
@@ -221,7 +238,7 @@ def tune_algorithms(folder: str | Path, compare_config: CompareConfig, algos: Se
         "trials": {algo: searched[algo]["trials"] for algo in algos},
         "budget": {"trials_per_algo": trials, "tokens_per_trial": tokens_per_trial,
                    "tokens_per_algo": trials * tokens_per_trial, "tuning_seeds": list(tuning_seeds),
-                   "setting": setting, "reward": reward, "metric": f"final {METRIC}, mean over the tuning seeds (minimised)",
+                   "setting": setting, "reward": reward, "metric": f"final {objective}, mean over the tuning seeds (minimised)",
                    "sampler": f"optuna TPESampler(seed={sampler_seed})"},
         "search_spaces": {algo: {k: list(v) for k, v in SEARCH_SPACES[algo].items()} for algo in algos},
         "compare_config": config.to_dict(),
@@ -231,7 +248,7 @@ def tune_algorithms(folder: str | Path, compare_config: CompareConfig, algos: Se
 
 def _search(algo: str, root: Path, config: CompareConfig, trials: int, tuning_seeds: Sequence[int], setting: str,
             sampler_seed: int, oracle_spec: str | None, threads: int, device: str, gpus: float,
-            progress: bool, reward: str = DEFAULT_REWARD) -> dict[str, Any]:
+            progress: bool, reward: str = DEFAULT_REWARD, objective: str = OBJECTIVES[0]) -> dict[str, Any]:
     """One algorithm's Optuna search, recorded in ``root/searched/<algo>.json``; its trials, best first."""
     import optuna
     from ray.tune.search.optuna import OptunaSearch
@@ -241,7 +258,7 @@ def _search(algo: str, root: Path, config: CompareConfig, trials: int, tuning_se
 
     space = {name: _tune_domain(spec) for name, spec in SEARCH_SPACES[algo].items()}
     trial = {"algo": algo, "hparams": space, "folder": str(root), "config": config.to_dict(), "setting": setting,
-             "reward": reward, "seeds": list(tuning_seeds), "oracle": oracle_spec, "threads": threads, "device": device}
+             "reward": reward, "objective": objective, "seeds": list(tuning_seeds), "oracle": oracle_spec, "threads": threads, "device": device}
     # TPE after a few random trials (Optuna's default waits for 10, more than a small budget has).
     sampler = optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=max(1, min(10, trials // 2)))
     search = OptunaSearch(metric=METRIC, mode="min", sampler=sampler)
@@ -254,6 +271,7 @@ def _search(algo: str, root: Path, config: CompareConfig, trials: int, tuning_se
         errors = sorted({o.error for o in session.outcomes if o.error})
         raise RuntimeError(f"every trial of {algo} failed: {errors}")
     rows = [{"hparams": {k: _plain(v) for k, v in o.config["hparams"].items()}, METRIC: o.metrics[METRIC],
+             "nll_oracle": o.metrics["nll_oracle"], "nll_test": o.metrics["nll_test"],
              "tokens": int(o.metrics["tokens"])} for o in done]
     rows.sort(key=lambda r: r[METRIC])
     record = {"trials": rows, "failed": len(session.outcomes) - len(done)}
