@@ -137,7 +137,7 @@ def is_control(setting: str, name: str) -> bool:
     return setting == "baseline" and name.split("/", 1)[0] in CONTROL_REWARDS
 
 
-METRICS = (("nll_oracle", "NLL-oracle"), ("nll_test", "NLL-test"),
+METRICS = (("nll_oracle", "NLL-oracle"), ("nll_test", "NLL-test"), ("entropy", "entropy (nats/token)"),
            ("vs_temperature", "NLL-oracle vs cooled MLE"),
            ("mean_reward", "final mean reward"), ("wall_time", "wall time (s)"))
 
@@ -240,7 +240,8 @@ def write_report(root: Path, jobs: list[tuple[str, str, int]], results: dict[tup
                 values = [r["final"]["nll_oracle"] - nll_oracle_at_same_diversity(curve, r["final"]["nll_test"])
                           for r in runs] if curve else []
             else:
-                values = [r["wall_time"] if key == "wall_time" else r["final"][key] for r in runs]
+                values = [r["wall_time"] if key == "wall_time" else r["final"][key] for r in runs
+                          if key == "wall_time" or key in r["final"]]
             if values:
                 row[key], row[f"{key}_ci"] = mean_ci([float(v) for v in values])
         if runs:
@@ -328,7 +329,7 @@ def write_table(root: Path, rows: list[dict[str, Any]], token_budget: int,
                     flat[f"{improvement_column(entry['control'])}{end}"] = entry[key]
             writer.writerow(flat)
     labels = dict(METRICS)
-    columns = ["nll_oracle", "iqm", "nll_test", "vs_temperature", "mean_reward", "wall_time", "curve"]
+    columns = ["nll_oracle", "iqm", "nll_test", "entropy", "vs_temperature", "mean_reward", "wall_time", "curve"]
     titles = {**labels, "iqm": "IQM NLL-oracle [95% CI]", "curve": "final − best (best at tokens; last change)"}
     header = "| setting | method | seeds | " + " | ".join(titles[c] for c in columns) + " | status |"
     lines = [f"Budget: {token_budget:,} generated tokens per run; mean ± 95% CI over seeds (Student's t). "
