@@ -40,7 +40,9 @@ def test_fresh_accuracy_is_the_discriminators_accuracy_on_the_same_samples(train
     with torch.no_grad():
         says_real = disc(torch.cat([real, fake])).argmax(dim=1) == 1
     labels = torch.cat([torch.ones(count, dtype=torch.bool), torch.zeros(count, dtype=torch.bool)])
-    assert accuracy == pytest.approx(float((says_real == labels).float().mean()), abs=1.5 / (2 * count))
+    # The fast path scores in bfloat16 where native: a sequence whose P(real) lies within rounding
+    # of 0.5 may land on the other side (2 of 1,000 did after D's pooling moved before its ReLU).
+    assert accuracy == pytest.approx(float((says_real == labels).float().mean()), abs=4.5 / (2 * count))
     # The fixture's D was trained against this G; an untrained D is near chance on the same data.
     torch.manual_seed(1)
     untrained = Discriminator.from_preset(get_preset("tiny")).eval()

@@ -13,8 +13,9 @@ from seqgan_env.precision import training_autocast
 from seqgan_env.presets import get_preset
 from train.pretrain import REGULARISED_D, DiscriminatorSchedule
 
-SATURATED_STD = 0.16
-"""Below this within-batch reward spread, the plain D counts as saturated in this schedule (it measures 0.13)."""
+SATURATED_STD = 0.18
+"""Below this within-batch reward spread, the plain D counts as saturated in this schedule (it measured 0.13,
+and 0.164 since D pools before its ReLU, which changes the over-trained D's path)."""
 KEPT_STD = 0.19
 """The regularised D must keep the spread above this (REGULARISED_D measures 0.22)."""
 
@@ -38,6 +39,7 @@ def test_regularised_d_keeps_the_reward_spread_where_the_plain_d_saturates():
     plain, regularised = results["plain"], results["regularised"]
     assert plain["reward_std"] < SATURATED_STD, results
     assert regularised["reward_std"] > KEPT_STD, results
+    assert regularised["reward_std"] > 1.25 * plain["reward_std"], results
     assert regularised["mean_reward"] > 2 * plain["mean_reward"], results  # rewards no longer pushed to 0
     assert regularised["d_accuracy"] > 0.95, results  # D still tells real from generated
 
