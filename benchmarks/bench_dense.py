@@ -15,15 +15,13 @@ and this machine's dense matmul rates (float32 and bfloat16, as the other benchm
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 import warnings
 
 import gymnasium as gym
 import torch
 
 import seqgan_env  # noqa: F401
-from benchmarks.bench_rewards import matmul_gflops, models
+from benchmarks.bench_rewards import alternating_episode_times, matmul_gflops, models
 from seqgan_env.models import PrefixDiscriminator
 from seqgan_env.presets import get_preset
 
@@ -42,22 +40,7 @@ def episode_times(preset_name: str, batch: int, repeats: int) -> dict[str, dict[
         "dense": gym.make_vec("SeqGAN-v0", num_envs=batch, preset=preset, reward="dense", discriminator=prefix),
     }
 
-    def episode(name: str) -> None:
-        envs[name].reset(seed=0)
-        for t in range(preset.seq_len):
-            envs[name].step(actions[:, t])
-
-    for name in envs:
-        episode(name)  # warm-up: allocator, weight caches and tables
-    wall: dict[str, list[float]] = {name: [] for name in envs}
-    cpu: dict[str, list[float]] = {name: [] for name in envs}
-    for _ in range(repeats):
-        for name in envs:
-            start, start_cpu = time.perf_counter(), time.process_time()
-            episode(name)
-            wall[name].append(time.perf_counter() - start)
-            cpu[name].append(time.process_time() - start_cpu)
-    return {name: {"wall": statistics.median(wall[name]), "cpu": statistics.median(cpu[name])} for name in envs}
+    return alternating_episode_times(envs, actions, preset.seq_len, repeats)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -64,29 +64,35 @@ def engine_episode_times(preset, gen, disc, num_envs: int, repeats: int,
     matrix FLOPs. The engines' episodes alternate."""
     actions = gen.sample(num_envs, torch.Generator().manual_seed(0)).numpy()
     envs = {name: make_envs(preset, gen, disc, num_envs, name) for name in engines}
-
-    def episode(name: str) -> None:
-        envs[name].reset(seed=0)
-        for t in range(preset.seq_len):
-            envs[name].step(actions[:, t])
-
-    for name in engines:
-        episode(name)  # warm-up: allocator, weight caches and tables
-    wall: dict[str, list[float]] = {name: [] for name in engines}
-    cpu: dict[str, list[float]] = {name: [] for name in engines}
-    for _ in range(repeats):
-        for name in engines:
-            start, start_cpu = time.perf_counter(), time.process_time()
-            episode(name)
-            wall[name].append(time.perf_counter() - start)
-            cpu[name].append(time.process_time() - start_cpu)
-    out = {}
+    out = alternating_episode_times(envs, actions, preset.seq_len, repeats)
     for name in engines:
         with FlopCounterMode(display=False) as counter:
-            episode(name)
-        out[name] = {"wall": statistics.median(wall[name]), "cpu": statistics.median(cpu[name]),
-                     "flops": counter.get_total_flops()}
+            run_episode(envs[name], actions, preset.seq_len)
+        out[name]["flops"] = counter.get_total_flops()
     return out
+
+
+def run_episode(envs, actions, seq_len: int) -> None:
+    """One episode of every row of ``envs`` with the fixed ``actions`` (rows x seq_len)."""
+    envs.reset(seed=0)
+    for t in range(seq_len):
+        envs.step(actions[:, t])
+
+
+def alternating_episode_times(envs: dict, actions, seq_len: int, repeats: int) -> dict[str, dict[str, float]]:
+    """Median wall and CPU seconds of one episode per named vector env, the envs' episodes
+    alternating (so that a change in the machine's load falls on all of them alike)."""
+    for name in envs:
+        run_episode(envs[name], actions, seq_len)  # warm-up: allocator, weight caches and tables
+    wall: dict[str, list[float]] = {name: [] for name in envs}
+    cpu: dict[str, list[float]] = {name: [] for name in envs}
+    for _ in range(repeats):
+        for name in envs:
+            start, start_cpu = time.perf_counter(), time.process_time()
+            run_episode(envs[name], actions, seq_len)
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
+    return {name: {"wall": statistics.median(wall[name]), "cpu": statistics.median(cpu[name])} for name in envs}
 
 
 def loop_episode_time(gen, disc, num_envs: int, num_rollouts: int) -> float:
