@@ -8,7 +8,7 @@ and SeqGAN generators beside the paper's numbers, with the wall time of each pha
 The run is an ordinary ``seqgan train`` folder: if it exists, the script finishes it (resume)
 or, when finished, only prints its table.
 
-    python -m benchmarks.paper_table                       # about 30 min on 1 CPU core
+    python -m benchmarks.paper_table                       # about 8.5 min on 2 CPU cores
     python -m benchmarks.paper_table --seed 1 --out runs/paper-table-seed1   # a replicate
     python -m benchmarks.paper_table --out runs/paper-table --oracle ../shared/oracle/seqgan_paper_oracle.npz
 """

@@ -6,10 +6,10 @@ row's probabilities are summed in blocks, one uniform draw per sample picks a bl
 binary search over the blocks' running sums, and a second search inside that block picks
 the token. The long sequential scan of a full cumulative sum becomes a short one.
 
-On a CPU the rows are processed a few dozen at a time, so that a chunk's probabilities stay
-in the core's cache between the passes that read them (softmax, block sums, the chosen
-block), and the probabilities come from torch's fused softmax kernel (max, exponentials and
-sum in one pass per row, with the max subtracted, so no row overflows). The exponentials
+On a CPU the rows are processed a few hundred at a time, so that a chunk's probabilities
+stay in cache between the passes that read them (softmax, block sums, the chosen block),
+and the probabilities come from torch's fused softmax kernel (max, exponentials and sum in
+one pass per row, with the max subtracted, so no row overflows). The exponentials
 are what costs: the fused kernel computes them about twice as fast as ``exp_`` on a
 float32 copy. bfloat16 logits are read directly and widened inside the kernel.
 """
@@ -23,8 +23,10 @@ import torch
 BLOCK = 100
 """Tokens per block of the two-level search."""
 
-CPU_CHUNK_ROWS = 64
-"""Rows per chunk on a CPU: 64 x 5000 float32 probabilities (1.3 MB) stay in a core's L2."""
+CPU_CHUNK_ROWS = 256
+"""Rows per chunk on a CPU: 256 x 5000 float32 probabilities (5 MB) stay in the L3, and each
+operation has enough rows to share among threads. Measured on the paper's configuration at
+B = 64, alone: 256 rows took 0.88x the episode time of 64 on 2 threads, 0.98x on one."""
 
 
 def _block_layout(categories: int) -> tuple[int, int]:

@@ -118,7 +118,9 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     # 10,000 samples, cost about as much as 2 MLE epochs). Hence 30 epochs, 16 rounds and 50
     # steps: run with `python -m benchmarks.paper_table --threads 1`, MLE 9.035 and SeqGAN
     # 8.702 (8.743 at step 30, 8.705 at 40; D retrained on 46 of 50 steps) in 836 CPU s on
-    # one thread, about half the longer schedule's estimated 1,700; see docs/performance.md.
+    # one thread, about half the longer schedule's estimated 1,700. Alone on 2 cores
+    # (`--threads 2`), seeds 0, 1, 2: 8.6, 8.3, 8.4 min, SeqGAN 8.656, 8.697, 8.718;
+    # see docs/performance.md.
     "cpu": TrainConfig(
         mle=MLEConfig(epochs=30), mle_eval_every=15,
         d_pretrain=DiscriminatorSchedule(rounds=16, epochs=2, num_negatives=5_000),

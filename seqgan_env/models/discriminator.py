@@ -283,7 +283,8 @@ class Discriminator(nn.Module):
         """P(real) ``(R,)`` from pooled pre-bias maxima ``(R, features)`` (inference, no dropout)."""
         fast = self._fast_params(dtype)
         features = torch.add(raw_maxima, fast["conv_bias"]).clamp_(min=0.0)
-        mixed = torch.mm(features.to(dtype), fast["highway"]).float().add_(fast["highway_bias"])
+        # bfloat16 product + float32 bias promotes to float32: the widening and the bias in one pass.
+        mixed = torch.add(torch.mm(features.to(dtype), fast["highway"]), fast["highway_bias"])
         width = features.shape[1]
         highway = mixed[:, :width].clamp_(min=0.0)  # transform branch, in place
         gate = mixed[:, width:].sigmoid_()
