@@ -10,8 +10,6 @@ step. Untrained models of the paper's shapes: the time does not depend on the we
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 import warnings
 
 import gymnasium as gym
@@ -20,20 +18,11 @@ import torch
 import seqgan_env  # noqa: F401
 from agents import ReinforceAgent, collect_episodes
 from agents.sb3 import make_a2c, make_ppo
+from benchmarks.bench_rewards import median_seconds
 from seqgan_env.models import Discriminator, Generator
 from seqgan_env.presets import get_preset
 
 warnings.filterwarnings("ignore", message="no (discriminator|rollout policy) given")
-
-
-def median_seconds(update, repeats: int = 3) -> float:
-    update()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        update()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -102,6 +102,17 @@ def loop_episode_time(gen, disc, num_envs: int, num_rollouts: int) -> float:
     return time.perf_counter() - start
 
 
+def median_seconds(function, repeats: int = 3) -> float:
+    """Median wall seconds of ``repeats`` calls of ``function``, after one warm-up call."""
+    function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def matmul_gflops(dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:
     a = torch.randn(size, size, dtype=dtype)
     b = torch.randn(size, size, dtype=dtype)

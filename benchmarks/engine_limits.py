@@ -25,27 +25,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
 
-from benchmarks.bench_rewards import matmul_gflops, models
+from benchmarks.bench_rewards import matmul_gflops, median_seconds, models
 from seqgan_env.checkpoint import load_model
 from seqgan_env.models import Discriminator, Generator
 from seqgan_env.rewards import resolve_dtype
 from seqgan_env.rollout import PrefixStates, monte_carlo_rewards
-
-
-def median_time(function, repeats: int = 7) -> float:
-    function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def load_models(run: str | None) -> tuple[Generator, Discriminator]:
@@ -88,8 +77,8 @@ def int8_highway(gen: Generator, disc: Discriminator, rows: int = 4096) -> None:
     int8 = p_real(int8_mixed(features), features)
     block = features[:1024]
     block_bf16, weight_bf16 = block.bfloat16(), weight.bfloat16()
-    time_bf16 = median_time(lambda: block_bf16 @ weight_bf16)
-    time_int8 = median_time(lambda: torch._int_mm(quantise(block)[0], weight_int8))
+    time_bf16 = median_seconds(lambda: block_bf16 @ weight_bf16, 7)
+    time_int8 = median_seconds(lambda: torch._int_mm(quantise(block)[0], weight_int8), 7)
     print("1. highway product (1024, 1720) x (1720, 3440), one call:")
     print(f"   bfloat16 {1e3 * time_bf16:.1f} ms, int8 {1e3 * time_int8:.1f} ms with the features' "
           f"quantisation ({time_bf16 / time_int8:.2f}x)")
@@ -154,8 +143,8 @@ def split_threads(gen: Generator, disc: Discriminator, batch: int = 64, repeats:
 
     timings: dict[str, list[float]] = {"whole": [], "halves": []}
     for _ in range(repeats):  # alternating
-        timings["whole"].append(median_time(whole, 1))
-        timings["halves"].append(median_time(halves, 1))
+        timings["whole"].append(median_seconds(whole, 1))
+        timings["halves"].append(median_seconds(halves, 1))
     pool.shutdown()
     whole_s, halves_s = statistics.median(timings["whole"]), statistics.median(timings["halves"])
     print(f"3. rewards of {batch} prefixes at lengths {prefix_lengths}, {dtype}:")
