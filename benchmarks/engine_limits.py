@@ -111,7 +111,7 @@ def rejection_acceptance(gen: Generator, rows: int = 1024) -> None:
               f"median {float(acceptance.median()):.4f}")
 
 
-def split_threads(gen: Generator, disc: Discriminator, batch: int = 64, repeats: int = 5) -> None:
+def split_threads(gen: Generator, disc: Discriminator, batch: int = 64, repeats: int = 9) -> None:
     dtype = resolve_dtype("auto", torch.device("cpu"))
     sequences = gen.sample(batch, torch.Generator().manual_seed(2))
     prefix_lengths = (2, 6, 10, 14, 18)
