@@ -44,6 +44,7 @@ from seqgan_env.envs import SeqGANEnv, SeqGANVectorEnv
 from seqgan_env.models import Discriminator, Generator, Oracle, PrefixDiscriminator
 from seqgan_env.presets import Preset, get_preset
 from seqgan_env.rewards import (
+    DISCRIMINATOR_KINDS,
     REWARD_KINDS,
     ConstantReward,
     DensePrefixReward,
@@ -52,6 +53,7 @@ from seqgan_env.rewards import (
     RandomReward,
     RewardModel,
     TerminalReward,
+    wrong_discriminator_kind,
 )
 from seqgan_env.rollout import RolloutPolicy
 from seqgan_env.text import Corpus, build_corpus, load_corpus, text_preset
@@ -132,20 +134,13 @@ def _shipped_or_untrained(preset: Preset, file: str | None, kind: str, build: An
         return build(preset)
 
 
-DISCRIMINATOR_KINDS: dict[str, tuple[type, str]] = {
-    "monte_carlo": (Discriminator, "discriminator"),
-    "terminal": (Discriminator, "discriminator"),
-    "dense": (PrefixDiscriminator, "prefix-discriminator"),
-}
-"""The discriminator class (and checkpoint kind) that each discriminator reward reads."""
-
-
 def resolve_discriminator(discriminator: Any, preset: Preset,
                           reward: str = "monte_carlo") -> Discriminator | PrefixDiscriminator:
     """The discriminator ``reward`` reads from ``None`` (shipped default), a path, or a model.
 
     A model or file of the other discriminator kind is a ``ValueError`` naming both."""
-    cls, kind = DISCRIMINATOR_KINDS[reward]
+    cls = DISCRIMINATOR_KINDS[reward]
+    kind = "prefix-discriminator" if cls is PrefixDiscriminator else "discriminator"  # checkpoint kind
     if isinstance(discriminator, (str, Path)):
         path = _existing_file(discriminator, "discriminator")
         discriminator = load_model(path)
@@ -155,10 +150,7 @@ def resolve_discriminator(discriminator: Any, preset: Preset,
     if isinstance(discriminator, cls):
         return discriminator
     if isinstance(discriminator, (Discriminator, PrefixDiscriminator)):
-        users = [name for name, (other, _) in DISCRIMINATOR_KINDS.items() if isinstance(discriminator, other)]
-        raise ValueError(
-            f"reward={reward!r} needs a {cls.__name__} as discriminator, got a {type(discriminator).__name__} "
-            f"(read by reward={' or '.join(map(repr, users))})")
+        raise wrong_discriminator_kind(discriminator, cls, reward)
     if discriminator is not None:
         raise TypeError(f"discriminator must be a {cls.__name__} or a path, got {type(discriminator).__name__}")
     if cls is PrefixDiscriminator:

@@ -62,6 +62,13 @@ def adam(params: Iterable[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
     return optimizer
 
 
+def parameter_versions(module: torch.nn.Module) -> tuple:
+    """Identity and version counter of every parameter of ``module``: changes whenever a
+    parameter is replaced or updated in place (what the inference caches key on)."""
+    params = list(module.parameters())
+    return tuple(id(p) for p in params) + tuple(p._version for p in params)
+
+
 def _bump_versions(optimizer: torch.optim.Optimizer, args: object, kwargs: object) -> None:
     for group in optimizer.param_groups:
         for param in group["params"]:

@@ -19,6 +19,7 @@ env step: the sequences so far and their lengths, plus which rows just finished.
 from __future__ import annotations
 
 import abc
+from typing import Any
 
 import torch
 
@@ -89,14 +90,28 @@ class RewardModel(abc.ABC):
         """
 
 
+DISCRIMINATOR_KINDS: dict[str, type] = {
+    "monte_carlo": Discriminator,
+    "terminal": Discriminator,
+    "dense": PrefixDiscriminator,
+}
+"""The discriminator class that each discriminator reward reads."""
+
+
+def wrong_discriminator_kind(discriminator: Any, kind: type, reward: str | None = None) -> ValueError:
+    """The error for a discriminator of the other kind than ``kind``, naming the rewards that read it."""
+    readers = [name for name, cls in DISCRIMINATOR_KINDS.items() if isinstance(discriminator, cls)]
+    who = f"reward={reward!r}" if reward else "this reward"
+    return ValueError(f"{who} needs a {kind.__name__}, got a {type(discriminator).__name__} "
+                      f"(read by reward={' or '.join(map(repr, readers))})")
+
+
 def _check_discriminator(discriminator: Discriminator, vocab_size: int | None, seq_len: int | None,
                          kind: type = Discriminator) -> None:
     """``discriminator`` must be a ``kind`` that reads ``vocab_size`` x ``seq_len`` (``None``: any)."""
     if not isinstance(discriminator, kind):
-        other = PrefixDiscriminator if kind is Discriminator else Discriminator
-        if isinstance(discriminator, other):
-            readers = "reward='dense'" if other is PrefixDiscriminator else "reward='monte_carlo' or 'terminal'"
-            raise ValueError(f"this reward needs a {kind.__name__}, got a {other.__name__} (read by {readers})")
+        if isinstance(discriminator, (Discriminator, PrefixDiscriminator)):
+            raise wrong_discriminator_kind(discriminator, kind)
         raise TypeError(f"expected a seqgan_env {kind.__name__}, got {type(discriminator).__name__}")
     if vocab_size is not None and discriminator.vocab_size != vocab_size:
         raise ValueError(f"discriminator reads a vocabulary of {discriminator.vocab_size} tokens, the env has {vocab_size}")
@@ -277,9 +292,10 @@ class DensePrefixReward(RewardModel):
             raise RuntimeError("reset() must be called before step()")
         disc = self.discriminator
         with torch.no_grad():
-            if self._weights != disc.weights_key():
+            weights = disc.weights_key()
+            if self._weights != weights:
                 logits, self.state = self._rebuild(sequences, lengths)
-                self._weights = disc.weights_key()
+                self._weights = weights
             else:
                 logits, self.state = disc.step(actions, self.state)
         return torch.sigmoid(logits)

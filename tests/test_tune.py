@@ -190,3 +190,23 @@ def test_a_killed_worker_is_reported_as_failed_and_the_others_finish(tmp_path):
     assert killed["status"] == "1 of 1 failed" and killed["seeds"] == "0" and killed["nll_oracle"] == ""
     assert killed["error"], "the row names the error that ended the run"
     assert list(json.loads((out / "failures.json").read_text())) == ["fixed/tests.test_tune:killed_agent/seed0"]
+
+
+def test_a_received_tune_state_is_never_unpickled(tmp_path):
+    """A results folder from elsewhere whose latest session looks unfinished, with a crafted
+    ``tuner.pkl`` (Tune restores by unpickling it): a new session runs instead, and no code runs."""
+    import pickle
+
+    from tests.test_trust import _RunsCommand
+    from train.tune_engine import run_experiment
+
+    marker = tmp_path / "ran"
+    storage = tmp_path / "search"
+    (storage / "run-1").mkdir(parents=True)
+    (storage / "run-1" / "tuner.pkl").write_bytes(pickle.dumps(_RunsCommand(os.system, f"touch {marker}")))
+    (storage / "sessions.json").write_text(json.dumps({"latest": "run-1", "finished": False, "count": 1}))
+    assert tune.Tuner.can_restore(str(storage / "run-1")), "Tune itself would restore (unpickle) this folder"
+    session = run_experiment(square_trial, [{"x": 0.5}], storage, {"cpu": 1}, progress=False)
+    assert not marker.exists()
+    assert not session.restored and session.finished and len(session.outcomes) == 1
+    assert json.loads((storage / "sessions.json").read_text())["latest"] == "run-2"

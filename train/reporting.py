@@ -381,6 +381,31 @@ def _pyplot() -> Any:
     return plt
 
 
+def save_figure(fig: Any, path: Path) -> None:
+    """Lay out, write (120 dpi) and close a figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    _pyplot().close(fig)
+
+
+def _mean_band(ax: Any, runs: list[dict[str, Any]], key: str, label: str) -> None:
+    """``key`` against generated tokens: the mean over ``runs`` and its 95% band."""
+    xs, stats = mean_curve(runs, key)
+    if not xs:
+        return
+    line, = ax.plot(xs, [m for m, _ in stats], marker=".", label=label)
+    ax.fill_between(xs, [m - h for m, h in stats], [m + h for m, h in stats], color=line.get_color(), alpha=0.2)
+
+
+def _interval_axes(ax: Any, labels: list[str], fontsize: int, title: str, xlabel: str) -> None:
+    """The row labels (first at the top), title, x label and grid of a horizontal interval plot."""
+    ax.set_yticks(range(len(labels)), labels, fontsize=fontsize)
+    ax.invert_yaxis()
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(xlabel)
+    ax.grid(alpha=0.3, axis="x")
+
+
 SETTING_TITLES = {"fixed": "fixed discriminator", "adversarial": "adversarial (D retrained)", "baseline": "baselines"}
 
 
@@ -401,19 +426,13 @@ def plot_learning_curves(path: Path, results: dict[tuple[str, str], list[dict[st
         for (s, name), runs in sorted(results.items()):
             if s != setting or not runs:
                 continue
-            xs, stats = mean_curve(runs, "nll_oracle")
-            means = [m for m, _ in stats]
-            line, = ax.plot(xs, means, marker=".", label=method_label(s, name))
-            ax.fill_between(xs, [m - h for m, h in stats], [m + h for m, h in stats], color=line.get_color(),
-                            alpha=0.2)
+            _mean_band(ax, runs, "nll_oracle", method_label(s, name))
         ax.set_title(SETTING_TITLES.get(setting, setting))
         ax.set_xlabel("generated tokens")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     axes[0][0].set_ylabel("NLL-oracle (lower: closer to the oracle)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_iqm(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -434,16 +453,12 @@ def plot_iqm(path: Path, rows: list[dict[str, Any]]) -> None:
     if mle is not None:
         ax.axvline(mle["nll_oracle_iqm"], color="k", linestyle="--", linewidth=0.8, label="MLE only")
         ax.legend(fontsize=8, loc="lower right")
-    ax.set_yticks(range(len(rows)), [row_label(r) for r in rows], fontsize=8)
-    ax.invert_yaxis()
     ax.use_sticky_edges = False  # bars would otherwise touch the frame
     ax.margins(x=0.05)
-    ax.set_title("IQM of the final NLL-oracle over seeds, 95% stratified-bootstrap CI", fontsize=9)
-    ax.set_xlabel("NLL-oracle (lower is better; grey: controls)")
-    ax.grid(alpha=0.3, axis="x")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _interval_axes(ax, [row_label(r) for r in rows], 8,
+                   "IQM of the final NLL-oracle over seeds, 95% stratified-bootstrap CI",
+                   "NLL-oracle (lower is better; grey: controls)")
+    save_figure(fig, path)
 
 
 def plot_probability_of_improvement(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -462,14 +477,10 @@ def plot_probability_of_improvement(path: Path, rows: list[dict[str, Any]]) -> N
         ax.plot([entry["p"]], [i], marker="|", markersize=12, color="k")  # visible on a zero-width interval too
     ax.axvline(0.5, color="k", linestyle="--", linewidth=0.8)
     ax.set_xlim(-0.03, 1.03)
-    ax.set_yticks(range(len(pairs)), [label for label, _ in pairs], fontsize=7)
-    ax.invert_yaxis()
-    ax.set_title("Probability of improvement over each control, 95% stratified-bootstrap CI", fontsize=9)
-    ax.set_xlabel("P(NLL-oracle of method < NLL-oracle of control); above 0.5: method better")
-    ax.grid(alpha=0.3, axis="x")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _interval_axes(ax, [label for label, _ in pairs], 7,
+                   "Probability of improvement over each control, 95% stratified-bootstrap CI",
+                   "P(NLL-oracle of method < NLL-oracle of control); above 0.5: method better")
+    save_figure(fig, path)
 
 
 SPREAD_KEYS = (("reward_std", "spread of the reward within a batch (std)"),
@@ -493,21 +504,12 @@ def plot_reward_spread(path: Path, results: dict[tuple[str, str], list[dict[str,
         for (setting, name), runs in sorted(results.items()):
             if not runs:
                 continue
-            xs, stats = mean_curve(runs, key)
-            if not xs:
-                continue
-            means = [m for m, _ in stats]
-            line, = ax.plot(xs, means, marker=".", label=row_label({"setting": setting,
-                                                                     "method": method_label(setting, name)}))
-            ax.fill_between(xs, [m - h for m, h in stats], [m + h for m, h in stats], color=line.get_color(),
-                            alpha=0.2)
+            _mean_band(ax, runs, key, row_label({"setting": setting, "method": method_label(setting, name)}))
         ax.set_title(label)
         ax.set_xlabel("generated tokens")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_quality_diversity(path: Path, curve: list[dict[str, float]],
@@ -552,6 +554,4 @@ def plot_quality_diversity(path: Path, curve: list[dict[str, float]],
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("NLL-oracle (lower: samples the oracle finds likely)")
     axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -32,7 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from seqgan_env.models.prefix_discriminator import PrefixDiscriminator
-from seqgan_env.precision import training_autocast
+from seqgan_env.precision import parameter_versions, training_autocast
 from seqgan_env.presets import DiscriminatorConfig
 
 HIGHWAY_GATE_BIAS = -2.0
@@ -145,8 +145,7 @@ class Discriminator(nn.Module):
         Optimisers update parameters in place, which bumps their version counters; the key
         includes them, so a discriminator retrained in place is picked up on the next call.
         """
-        params = list(self.parameters())
-        key = (dtype, self.device, tuple(id(p) for p in params), tuple(p._version for p in params))
+        key = (dtype, self.device, parameter_versions(self))
         cached = self._fast_cache.get(dtype)
         if cached is not None and cached[0] == key:
             return cached[1]

@@ -30,7 +30,27 @@ LSTMState = tuple[torch.Tensor, torch.Tensor]
 """``(h, c)``, each ``(batch, hidden)``: batch first, so rows can be indexed and repeated."""
 
 
-class TokenLSTM(nn.Module):
+class LSTMCellMixin:
+    """One token at a time through a module's ``embedding`` and one-layer ``lstm`` (of
+    ``hidden_dim`` units): the step shared by the generator and the prefix discriminator."""
+
+    embedding: nn.Embedding
+    lstm: nn.LSTM
+    hidden_dim: int
+    device: torch.device
+
+    def initial_state(self, batch_size: int) -> LSTMState:
+        """Zero ``(h, c)``, each ``(batch, hidden)``: the state before the first token."""
+        zeros = torch.zeros(batch_size, self.hidden_dim, device=self.device)
+        return zeros, zeros.clone()
+
+    def _cell(self, tokens: torch.Tensor, state: LSTMState) -> LSTMState:
+        """The state after reading one more token per row."""
+        return torch.lstm_cell(self.embedding(tokens), state, self.lstm.weight_ih_l0, self.lstm.weight_hh_l0,
+                               self.lstm.bias_ih_l0, self.lstm.bias_hh_l0)
+
+
+class TokenLSTM(LSTMCellMixin, nn.Module):
     """An LSTM language model over token ids that can act as a step-by-step policy.
 
     Args:
@@ -92,11 +112,6 @@ class TokenLSTM(nn.Module):
         return self.output.weight.device
 
     # -- the step interface (a rollout policy) -------------------------------------------
-    def initial_state(self, batch_size: int) -> LSTMState:
-        """Zero ``(h, c)`` for a batch."""
-        zeros = torch.zeros(batch_size, self.hidden_dim, device=self.device)
-        return zeros, zeros.clone()
-
     def step(self, tokens: torch.Tensor, state: LSTMState,
              logits_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, LSTMState]:
         """Feed one token per row; return the next-token logits and the new state.
@@ -109,10 +124,6 @@ class TokenLSTM(nn.Module):
             return self.output(h), (h, c)
         features, (h, c) = self.step_features(tokens, state, logits_dtype)
         return torch.mm(features, self.output_weight(features.dtype)), (h, c)
-
-    def _cell(self, tokens: torch.Tensor, state: LSTMState) -> LSTMState:
-        return torch.lstm_cell(self.embedding(tokens), state, self.lstm.weight_ih_l0, self.lstm.weight_hh_l0,
-                               self.lstm.bias_ih_l0, self.lstm.bias_hh_l0)
 
     def step_features(self, tokens: torch.Tensor, state: LSTMState,
                       dtype: torch.dtype | None = None) -> tuple[torch.Tensor, LSTMState]:

@@ -23,10 +23,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from seqgan_env.models.lstm import LSTMState
+from seqgan_env.models.lstm import LSTMCellMixin, LSTMState
+from seqgan_env.precision import parameter_versions
 
 
-class PrefixDiscriminator(nn.Module):
+class PrefixDiscriminator(LSTMCellMixin, nn.Module):
     """LSTM classifier of every prefix: ``forward`` gives the logit that ``y_<=t`` is real, per ``t``.
 
     Args:
@@ -89,20 +90,13 @@ class PrefixDiscriminator(nn.Module):
         return torch.cat([self.prob_real(tokens[i : i + batch_size]) for i in range(0, tokens.shape[0], batch_size)])
 
     # -- the incremental path of the dense reward -----------------------------------------
-    def initial_state(self, batch_size: int) -> LSTMState:
-        """Zero ``(h, c)``, each ``(batch, hidden)``: the state before the first token."""
-        zeros = torch.zeros(batch_size, self.hidden_dim, device=self.device)
-        return zeros, zeros.clone()
-
     def step(self, tokens: torch.Tensor, state: LSTMState) -> tuple[torch.Tensor, LSTMState]:
         """Read one more token per row: the logits ``(B,)`` of the prefixes now ending at it, and
         the new state. From :meth:`initial_state` over ``t`` tokens this gives ``forward``'s
         column ``t - 1``."""
-        h, c = torch.lstm_cell(self.embedding(tokens), state, self.lstm.weight_ih_l0, self.lstm.weight_hh_l0,
-                               self.lstm.bias_ih_l0, self.lstm.bias_hh_l0)
+        h, c = self._cell(tokens, state)
         return self.head(h).squeeze(-1), (h, c)
 
     def weights_key(self) -> tuple:
         """Changes whenever a weight does (in-place optimiser steps bump the version counters)."""
-        params = list(self.parameters())
-        return tuple(id(p) for p in params) + tuple(p._version for p in params)
+        return parameter_versions(self)
