@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = {"index.md": "README.md", "changelog.md": "CHANGELOG.md"}
+SOURCES = {"index.md": "README.md", "changelog.md": "CHANGELOG.md", "contributing.md": "CONTRIBUTING.md"}
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
@@ -22,4 +22,6 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     # Links into docs/ from the root become links within the site; other repository files
     # (code, LICENSE) are not pages of the site, so they are shown as code names.
     text = re.sub(r"\]\(docs/", "](", text)
+    for root_file, site_page in (("README.md", "index.md"), *((s, p) for p, s in SOURCES.items())):
+        text = text.replace(f"]({root_file})", f"]({site_page})")
     return re.sub(r"\[([^\]]+)\]\((?!https?://|#)([^)]+\.(?:py|txt|cfg|toml))\)", r"`\2`", text)

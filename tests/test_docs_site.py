@@ -21,7 +21,8 @@ def test_mkdocs_build_strict(tmp_path):
                             cwd=REPO, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     assert result.returncode == 0, result.stderr[-4000:]
     home = (site / "index.html").read_text()
-    assert "What SeqGAN is" in home and 'href="comparing/' in home  # the README, its links into docs/ rewritten
+    assert "What the comparison found" in home and 'href="comparing/' in home  # the README, its links into docs/ rewritten
+    assert 'href="contributing/' in home and 'href="changelog/' in home  # and its links to the root's other pages
     api = (site / "api" / "agents" / "index.html").read_text()
     assert "ReinforceAgent" in api and "The paper's policy-gradient generator" in api  # from the docstrings
     assert (site / "tutorial.ipynb").is_file() and (site / "exercises" / "index.html").is_file()
