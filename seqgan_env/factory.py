@@ -32,28 +32,31 @@ no kind reads is a ``TypeError``. A path that does not exist raises
 
 from __future__ import annotations
 
-import warnings
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from seqgan_env.checkpoint import CheckpointError, load_model, model_kind
 from seqgan_env.corpora import corpus_lines, is_builtin_corpus
 from seqgan_env.devices import resolve_device
 from seqgan_env.envs import SeqGANEnv, SeqGANVectorEnv
-from seqgan_env.models import Discriminator, Generator, Oracle, PrefixDiscriminator
 from seqgan_env.presets import Preset, get_preset
-from seqgan_env.rewards import RewardModel, wrong_discriminator_kind
-from seqgan_env.rewards_registry import NOT_GIVEN_VALUES, REWARDS, RewardInputs, get_reward_kind
-from seqgan_env.rollout import RolloutPolicy
+from seqgan_env.rewards import RewardModel
+from seqgan_env.rewards_registry import (  # noqa: F401 (the resolvers' import path since the first version)
+    DEFAULT_DISCRIMINATOR_FILE,
+    DEFAULT_GENERATOR_FILE,
+    NOT_GIVEN_VALUES,
+    REWARDS,
+    RewardInputs,
+    _existing_file,
+    asset_path,
+    get_reward_kind,
+    resolve_discriminator,
+    resolve_oracle,
+    resolve_rollout_policy,
+)
 from seqgan_env.text import Corpus, build_corpus, load_corpus, text_preset
 from seqgan_env.wrappers import SeqGANRewardWrapper, SeqGANVectorRewardWrapper
-
-DEFAULT_GENERATOR_FILE = "default_generator.pt"
-DEFAULT_DISCRIMINATOR_FILE = "default_discriminator.pt"
-
 
 
 def __getattr__(name: str) -> Any:
@@ -62,14 +65,6 @@ def __getattr__(name: str) -> Any:
     if name == "REWARD_ARGUMENTS":
         return {kind.name: kind.arguments for kind in REWARDS.values()}
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def _existing_file(path: str | Path, argument: str) -> Path:
-    """``path``, checked to be a file, or ``FileNotFoundError`` naming the argument."""
-    if not Path(path).is_file():
-        what = "is a folder, not a file" if Path(path).is_dir() else "does not exist"
-        raise FileNotFoundError(f"{argument}={str(path)!r}: {what}")
-    return Path(path)
 
 
 def check_reward_arguments(reward: str, **given: Any) -> None:
@@ -92,79 +87,6 @@ def check_reward_arguments(reward: str, **given: Any) -> None:
             problems.append(f"{name}={given[name]!r} (read only by reward={' or '.join(map(repr, users))}{note})")
         raise ValueError(f"reward={reward!r} does not use {'; '.join(problems)}: leave "
                          f"{'it' if len(ignored) == 1 else 'them'} out or choose another reward")
-
-
-def asset_path(name: str) -> Path:
-    """Path of a file shipped in ``seqgan_env/assets``."""
-    return Path(str(resources.files("seqgan_env") / "assets" / name))
-
-
-def resolve_oracle(oracle: Any, preset: Preset) -> Oracle:
-    """An :class:`Oracle` from ``"builtin"``/``None``, a seed, a path, or an Oracle."""
-    if oracle is None or oracle == "builtin":
-        return Oracle.from_preset(preset)
-    if isinstance(oracle, Oracle):
-        return oracle
-    if isinstance(oracle, int) and not isinstance(oracle, bool):
-        return Oracle.from_preset(preset.replace(oracle_seed=oracle))
-    if isinstance(oracle, (str, Path)):
-        return Oracle.load(_existing_file(oracle, "oracle"), seq_len=preset.seq_len, start_token=preset.start_token)
-    raise TypeError(f"oracle must be 'builtin', a seed, a path or an Oracle, got {type(oracle).__name__}")
-
-
-def _shipped_or_untrained(preset: Preset, file: str | None, kind: str, build: Any, consequence: str) -> Any:
-    """The shipped model of the ``default`` preset (``file``), else a seeded untrained one (with a warning)."""
-    if file is not None and preset.name == "default" and asset_path(file).is_file():
-        return load_model(asset_path(file), kind)
-    name = {"generator": "rollout policy", "prefix-discriminator": "discriminator"}.get(kind, kind)
-    argument = "rollout_policy" if kind == "generator" else "discriminator"
-    warnings.warn(
-        f"no {name} given for preset {preset.name!r}: {consequence}; pass "
-        f"{argument}=... (a model or a saved file)", stacklevel=4,
-    )
-    with torch.random.fork_rng():  # a fixed untrained model, without touching the caller's RNG
-        torch.manual_seed(0)
-        return build(preset)
-
-
-def resolve_discriminator(discriminator: Any, preset: Preset,
-                          reward: str = "monte_carlo") -> Discriminator | PrefixDiscriminator:
-    """The discriminator ``reward`` reads from ``None`` (shipped default), a path, or a model.
-
-    A model or file of the other discriminator kind is a ``ValueError`` naming both."""
-    cls = get_reward_kind(reward).discriminator
-    if cls is None:
-        raise ValueError(f"reward={reward!r} reads no discriminator")
-    kind = "prefix-discriminator" if cls is PrefixDiscriminator else "discriminator"  # checkpoint kind
-    if isinstance(discriminator, (str, Path)):
-        path = _existing_file(discriminator, "discriminator")
-        discriminator = load_model(path)
-        if not isinstance(discriminator, (Discriminator, PrefixDiscriminator)):
-            raise CheckpointError(f"discriminator={str(path)!r} holds a {model_kind(discriminator)!r}, "
-                                  f"expected a {kind!r}")
-    if isinstance(discriminator, cls):
-        return discriminator
-    if isinstance(discriminator, (Discriminator, PrefixDiscriminator)):
-        raise wrong_discriminator_kind(discriminator, cls, reward)
-    if discriminator is not None:
-        raise TypeError(f"discriminator must be a {cls.__name__} or a path, got {type(discriminator).__name__}")
-    if cls is PrefixDiscriminator:
-        return _shipped_or_untrained(preset, None, kind, PrefixDiscriminator.from_preset,
-                                     "using an untrained PrefixDiscriminator, whose reward means little")
-    return _shipped_or_untrained(preset, DEFAULT_DISCRIMINATOR_FILE, "discriminator", Discriminator.from_preset,
-                                 "using an untrained one, whose reward means little")
-
-
-def resolve_rollout_policy(policy: Any, preset: Preset) -> RolloutPolicy:
-    """A rollout policy from ``None`` (shipped default generator), a path, or a policy."""
-    if isinstance(policy, (str, Path)):
-        return load_model(_existing_file(policy, "rollout_policy"), "generator")
-    if policy is not None:
-        if not isinstance(policy, RolloutPolicy):
-            raise TypeError(f"rollout_policy needs start() and step(); got {type(policy).__name__}")
-        return policy
-    return _shipped_or_untrained(preset, DEFAULT_GENERATOR_FILE, "generator", Generator.from_preset,
-                                 "completing prefixes with an untrained generator")
 
 
 def build_reward_model(preset: Preset, reward: str = "monte_carlo", *, device: str | torch.device = "cpu",

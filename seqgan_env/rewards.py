@@ -19,7 +19,7 @@ env step: the sequences so far and their lengths, plus which rows just finished.
 from __future__ import annotations
 
 import abc
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 
@@ -29,15 +29,6 @@ from seqgan_env.models.lstm import LSTMState, Oracle
 from seqgan_env.models.prefix_discriminator import PrefixDiscriminator
 from seqgan_env.precision import cpu_has_native_bf16
 from seqgan_env.rollout import PrefixStates, RolloutPolicy, monte_carlo_rewards
-
-
-def __getattr__(name: str) -> Any:
-    """``REWARD_KINDS`` and ``DISCRIMINATOR_KINDS``, read from the registry (:mod:`seqgan_env.rewards_registry`)."""
-    if name in ("REWARD_KINDS", "DISCRIMINATOR_KINDS"):
-        from seqgan_env import rewards_registry
-
-        return getattr(rewards_registry, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
@@ -107,22 +98,12 @@ class RewardModel(abc.ABC):
         """
 
 
-def wrong_discriminator_kind(discriminator: Any, kind: type, reward: str | None = None) -> ValueError:
-    """The error for a discriminator of the other kind than ``kind``, naming the rewards that read it."""
-    from seqgan_env.rewards_registry import DISCRIMINATOR_KINDS
-
-    readers = [name for name, cls in DISCRIMINATOR_KINDS.items() if isinstance(discriminator, cls)]
-    who = f"reward={reward!r}" if reward else "this reward"
-    return ValueError(f"{who} needs a {kind.__name__}, got a {type(discriminator).__name__} "
-                      f"(read by reward={' or '.join(map(repr, readers))})")
-
-
 def _check_discriminator(discriminator: Discriminator, vocab_size: int | None, seq_len: int | None,
                          kind: type = Discriminator) -> None:
     """``discriminator`` must be a ``kind`` that reads ``vocab_size`` x ``seq_len`` (``None``: any)."""
     if not isinstance(discriminator, kind):
         if isinstance(discriminator, (Discriminator, PrefixDiscriminator)):
-            raise wrong_discriminator_kind(discriminator, kind)
+            raise ValueError(f"this reward needs a {kind.__name__}, got a {type(discriminator).__name__}")
         raise TypeError(f"expected a seqgan_env {kind.__name__}, got {type(discriminator).__name__}")
     if vocab_size is not None and discriminator.vocab_size != vocab_size:
         raise ValueError(f"discriminator reads a vocabulary of {discriminator.vocab_size} tokens, the env has {vocab_size}")

@@ -13,18 +13,27 @@ entry reads (a path to a model, ``None`` for the shipped default, ...). A reward
 is computed from other arguments (an oracle and a reference generator, say) rather than
 loaded from a discriminator checkpoint builds it in its build function and leaves
 ``discriminator`` unset: nothing downstream assumes a learned D.
+
+The resolvers of the models an argument names (a path, ``None`` for the shipped default, a
+model) live here too (:func:`resolve_discriminator`, :func:`resolve_rollout_policy`,
+:func:`resolve_oracle`; :mod:`seqgan_env.factory` re-exports them), so that the registry, the
+factory and the reward classes import one another in one direction only.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from seqgan_env.models import Discriminator, PrefixDiscriminator
+from seqgan_env.checkpoint import CheckpointError, load_model, model_kind
+from seqgan_env.models import Discriminator, Generator, Oracle, PrefixDiscriminator
 from seqgan_env.presets import Preset
 from seqgan_env.rewards import (
     ConstantReward,
@@ -35,7 +44,10 @@ from seqgan_env.rewards import (
     RewardModel,
     TerminalReward,
 )
+from seqgan_env.rollout import RolloutPolicy
 
+DEFAULT_GENERATOR_FILE = "default_generator.pt"
+DEFAULT_DISCRIMINATOR_FILE = "default_discriminator.pt"
 NOT_GIVEN_VALUES: dict[str, Any] = {"compute_dtype": "auto"}
 """Argument values that mean "not given" besides ``None`` (the defaults of ``make``)."""
 
@@ -58,8 +70,6 @@ class RewardInputs:
 
     def discriminator(self) -> Any:
         """The ``discriminator`` argument as a model of the kind's class, checked against the preset's sizes."""
-        from seqgan_env.factory import resolve_discriminator
-
         disc = resolve_discriminator(self.arguments.get("discriminator"), self.preset, self.kind.name)
         if (disc.vocab_size, disc.seq_len) != (self.preset.vocab_size, self.preset.seq_len):
             raise ValueError(f"the discriminator reads vocab {disc.vocab_size} x length {disc.seq_len}, the env is "
@@ -68,14 +78,10 @@ class RewardInputs:
 
     def rollout_policy(self) -> Any:
         """The ``rollout_policy`` argument as a policy (a path is loaded, ``None`` is the shipped default)."""
-        from seqgan_env.factory import resolve_rollout_policy
-
         return resolve_rollout_policy(self.arguments.get("rollout_policy"), self.preset)
 
     def oracle(self) -> Any:
         """The ``oracle`` argument as an :class:`~seqgan_env.models.Oracle` of the preset's vocabulary."""
-        from seqgan_env.factory import resolve_oracle
-
         model = resolve_oracle(self.arguments.get("oracle"), self.preset)
         if model.vocab_size != self.preset.vocab_size:
             raise ValueError(f"the oracle has a vocabulary of {model.vocab_size}, the preset {self.preset.vocab_size}")
@@ -173,6 +179,96 @@ def __getattr__(name: str) -> Any:
     if name == "DISCRIMINATOR_KINDS":
         return {kind.name: kind.discriminator for kind in REWARDS.values() if kind.discriminator is not None}
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _existing_file(path: str | Path, argument: str) -> Path:
+    """``path``, checked to be a file, or ``FileNotFoundError`` naming the argument."""
+    if not Path(path).is_file():
+        what = "is a folder, not a file" if Path(path).is_dir() else "does not exist"
+        raise FileNotFoundError(f"{argument}={str(path)!r}: {what}")
+    return Path(path)
+
+
+def asset_path(name: str) -> Path:
+    """Path of a file shipped in ``seqgan_env/assets``."""
+    return Path(str(resources.files("seqgan_env") / "assets" / name))
+
+
+def resolve_oracle(oracle: Any, preset: Preset) -> Oracle:
+    """An :class:`Oracle` from ``"builtin"``/``None``, a seed, a path, or an Oracle."""
+    if oracle is None or oracle == "builtin":
+        return Oracle.from_preset(preset)
+    if isinstance(oracle, Oracle):
+        return oracle
+    if isinstance(oracle, int) and not isinstance(oracle, bool):
+        return Oracle.from_preset(preset.replace(oracle_seed=oracle))
+    if isinstance(oracle, (str, Path)):
+        return Oracle.load(_existing_file(oracle, "oracle"), seq_len=preset.seq_len, start_token=preset.start_token)
+    raise TypeError(f"oracle must be 'builtin', a seed, a path or an Oracle, got {type(oracle).__name__}")
+
+
+def _shipped_or_untrained(preset: Preset, file: str | None, kind: str, build: Any, consequence: str) -> Any:
+    """The shipped model of the ``default`` preset (``file``), else a seeded untrained one (with a warning)."""
+    if file is not None and preset.name == "default" and asset_path(file).is_file():
+        return load_model(asset_path(file), kind)
+    name = {"generator": "rollout policy", "prefix-discriminator": "discriminator"}.get(kind, kind)
+    argument = "rollout_policy" if kind == "generator" else "discriminator"
+    warnings.warn(
+        f"no {name} given for preset {preset.name!r}: {consequence}; pass "
+        f"{argument}=... (a model or a saved file)", stacklevel=4,
+    )
+    with torch.random.fork_rng():  # a fixed untrained model, without touching the caller's RNG
+        torch.manual_seed(0)
+        return build(preset)
+
+
+def resolve_discriminator(discriminator: Any, preset: Preset,
+                          reward: str = "monte_carlo") -> Discriminator | PrefixDiscriminator:
+    """The discriminator ``reward`` reads from ``None`` (shipped default), a path, or a model.
+
+    A model or file of the other discriminator kind is a ``ValueError`` naming both."""
+    cls = get_reward_kind(reward).discriminator
+    if cls is None:
+        raise ValueError(f"reward={reward!r} reads no discriminator")
+    kind = "prefix-discriminator" if cls is PrefixDiscriminator else "discriminator"  # checkpoint kind
+    if isinstance(discriminator, (str, Path)):
+        path = _existing_file(discriminator, "discriminator")
+        discriminator = load_model(path)
+        if not isinstance(discriminator, (Discriminator, PrefixDiscriminator)):
+            raise CheckpointError(f"discriminator={str(path)!r} holds a {model_kind(discriminator)!r}, "
+                                  f"expected a {kind!r}")
+    if isinstance(discriminator, cls):
+        return discriminator
+    if isinstance(discriminator, (Discriminator, PrefixDiscriminator)):
+        raise wrong_discriminator_kind(discriminator, cls, reward)
+    if discriminator is not None:
+        raise TypeError(f"discriminator must be a {cls.__name__} or a path, got {type(discriminator).__name__}")
+    if cls is PrefixDiscriminator:
+        return _shipped_or_untrained(preset, None, kind, PrefixDiscriminator.from_preset,
+                                     "using an untrained PrefixDiscriminator, whose reward means little")
+    return _shipped_or_untrained(preset, DEFAULT_DISCRIMINATOR_FILE, "discriminator", Discriminator.from_preset,
+                                 "using an untrained one, whose reward means little")
+
+
+def resolve_rollout_policy(policy: Any, preset: Preset) -> RolloutPolicy:
+    """A rollout policy from ``None`` (shipped default generator), a path, or a policy."""
+    if isinstance(policy, (str, Path)):
+        return load_model(_existing_file(policy, "rollout_policy"), "generator")
+    if policy is not None:
+        if not isinstance(policy, RolloutPolicy):
+            raise TypeError(f"rollout_policy needs start() and step(); got {type(policy).__name__}")
+        return policy
+    return _shipped_or_untrained(preset, DEFAULT_GENERATOR_FILE, "generator", Generator.from_preset,
+                                 "completing prefixes with an untrained generator")
+
+
+def wrong_discriminator_kind(discriminator: Any, kind: type, reward: str | None = None) -> ValueError:
+    """The error for a discriminator of the other kind than ``kind``, naming the rewards that read it."""
+    readers = [kind.name for kind in REWARDS.values()
+               if kind.discriminator is not None and isinstance(discriminator, kind.discriminator)]
+    who = f"reward={reward!r}" if reward else "this reward"
+    return ValueError(f"{who} needs a {kind.__name__}, got a {type(discriminator).__name__} "
+                      f"(read by reward={' or '.join(map(repr, readers))})")
 
 
 def _monte_carlo(inputs: RewardInputs) -> RewardModel:

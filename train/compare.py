@@ -6,6 +6,8 @@ the names here keep older scripts, notebooks and docs working.
 
 from __future__ import annotations
 
+from pathlib import Path  # noqa: F401 (older callers build result paths with it)
+
 from train import algorithms as _algorithms
 from train.experiments import rewards as _rewards
 from train.experiments.base import base_models as _base_models  # noqa: F401
