@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+import seqgan_env
 from seqgan_env.models import TokenLSTM
 from seqgan_env.rollout import PrefixStates, RolloutPolicy
 
@@ -52,6 +53,10 @@ class EpisodeBatch:
     """``(B,)`` int64: steps in each episode."""
     pad_token: int
     """The PAD id of the observations."""
+    per_token: bool | None = None
+    """What the env's reward declared (:attr:`seqgan_env.rewards.RewardModel.per_token`): each step
+    pays for its own token (weight tokens by the reward-to-go), or estimates the final outcome;
+    ``None`` where the env has no SeqGAN reward."""
 
     @property
     def actions(self) -> np.ndarray:
@@ -182,4 +187,12 @@ def collect_episodes(envs: Any, agent: Agent, seed: int | None = None) -> Episod
         lengths[live] += 1
         finished |= terminated | truncated
         step += 1
-    return EpisodeBatch(sequences, rewards, lengths, pad)
+    return EpisodeBatch(sequences, rewards, lengths, pad, per_token=reward_is_per_token(envs))
+
+
+def reward_is_per_token(env: Any) -> bool | None:
+    """The ``per_token`` declaration of ``env``'s SeqGAN reward, ``None`` for an env without one."""
+    try:
+        return bool(seqgan_env.reward_wrapper(env).reward_model.per_token)
+    except ValueError:
+        return None

@@ -47,10 +47,12 @@ class ReinforceConfig:
     """Weight of the mean per-step policy entropy bonus."""
     value_lr: float = 0.01
     """Adam learning rate of the learned baseline (``baseline="value"``)."""
-    reward_to_go: bool = False
-    """Weight each token by the sum of the rewards from its step to the episode's end, for
-    per-token rewards such as the oracle's log-likelihood. Off for the paper's Monte Carlo
-    reward, whose every step already estimates the episode's final outcome."""
+    reward_to_go: bool | None = None
+    """Weight each token by the sum of the rewards from its step to the episode's end. ``None``
+    (default): as the env's reward declares (:attr:`seqgan_env.rewards.RewardModel.per_token`,
+    carried by :attr:`agents.base.EpisodeBatch.per_token`): on for per-token rewards such as
+    the oracle's log-likelihood, off for the paper's Monte Carlo reward, whose every step
+    already estimates the episode's final outcome. ``True``/``False`` force it."""
 
     def __post_init__(self) -> None:
         if self.baseline not in BASELINES:
@@ -86,6 +88,12 @@ class ReinforceAgent(Agent):
     def rollout_policy(self) -> Generator:
         return self._rollout if self._rollout is not None else self.generator
 
+    def uses_reward_to_go(self, batch: EpisodeBatch) -> bool:
+        """Whether this update weights tokens by the reward-to-go: the config's choice, else the reward's declaration."""
+        if self.config.reward_to_go is not None:
+            return self.config.reward_to_go
+        return bool(batch.per_token)
+
     def act(self, observations: np.ndarray) -> np.ndarray:
         logits = self._tracker.logits(observations)
         return sample_categorical(logits, self.rng).cpu().numpy()
@@ -94,8 +102,8 @@ class ReinforceAgent(Agent):
         gen = self.generator
         device = gen.device
         sequences = torch.as_tensor(batch.sequences, device=device)
-        rewards = torch.as_tensor(batch.returns() if self.config.reward_to_go else batch.rewards, device=device,
-                                  dtype=torch.float32)
+        rewards = torch.as_tensor(batch.returns() if self.uses_reward_to_go(batch) else batch.rewards,
+                                  device=device, dtype=torch.float32)
         mask = torch.as_tensor(batch.mask, device=device, dtype=torch.float32)
         gen.train()
         hidden = gen.hidden_states(sequences)

@@ -48,7 +48,6 @@ import seqgan_env
 from agents.base import prefix_features
 from seqgan_env.models import Discriminator, Generator, TokenLSTM
 from seqgan_env.models.discriminator import fit_discriminator
-from seqgan_env.rewards import MonteCarloReward
 
 try:
     from ray.rllib.algorithms.ppo import PPO, PPOConfig
@@ -144,7 +143,7 @@ def install_models(env: Any, discriminator: Discriminator | None, rollout_policy
     for wrapper in wrappers:
         if discriminator is not None and hasattr(wrapper.reward_model, "set_discriminator"):
             wrapper.set_discriminator(discriminator)
-        if rollout_policy is not None and isinstance(wrapper.reward_model, MonteCarloReward):
+        if rollout_policy is not None and wrapper.reward_model.uses_rollout_policy:
             wrapper.set_rollout_policy(rollout_policy)
     return len(wrappers)
 

@@ -19,7 +19,7 @@ env step: the sequences so far and their lengths, plus which rows just finished.
 from __future__ import annotations
 
 import abc
-from typing import Any
+from typing import ClassVar
 
 import torch
 
@@ -29,9 +29,6 @@ from seqgan_env.models.lstm import LSTMState, Oracle
 from seqgan_env.models.prefix_discriminator import PrefixDiscriminator
 from seqgan_env.precision import cpu_has_native_bf16
 from seqgan_env.rollout import PrefixStates, RolloutPolicy, monte_carlo_rewards
-
-REWARD_KINDS = ("monte_carlo", "terminal", "oracle", "constant", "random", "dense")
-"""Names accepted by ``make(reward=...)``."""
 
 
 def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
@@ -59,7 +56,18 @@ class RewardModel(abc.ABC):
 
     The wrapper calls :meth:`bind` once with the batch size, :meth:`reset` when rows start a
     new episode, and :meth:`step` after every env step.
+
+    Each class declares what its rewards mean, so that agents and experiments read the
+    declaration instead of testing the class: :attr:`per_token` and :attr:`uses_rollout_policy`.
     """
+
+    per_token: ClassVar[bool] = True
+    """True: each step pays for its own token, and the episode's return is the objective (REINFORCE
+    weights a token by the reward-to-go, an actor-critic discounts by ``gamma = 1``). False: each
+    step's reward already estimates the episode's final outcome, the action value Q(s_t, a_t)
+    (REINFORCE weights a token by its own step's reward, an actor-critic takes ``gamma = 0``)."""
+    uses_rollout_policy: ClassVar[bool] = False
+    """Whether the reward completes prefixes with a rollout policy (:meth:`set_rollout_policy`)."""
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         self.device = resolve_device(device)
@@ -90,28 +98,12 @@ class RewardModel(abc.ABC):
         """
 
 
-DISCRIMINATOR_KINDS: dict[str, type] = {
-    "monte_carlo": Discriminator,
-    "terminal": Discriminator,
-    "dense": PrefixDiscriminator,
-}
-"""The discriminator class that each discriminator reward reads."""
-
-
-def wrong_discriminator_kind(discriminator: Any, kind: type, reward: str | None = None) -> ValueError:
-    """The error for a discriminator of the other kind than ``kind``, naming the rewards that read it."""
-    readers = [name for name, cls in DISCRIMINATOR_KINDS.items() if isinstance(discriminator, cls)]
-    who = f"reward={reward!r}" if reward else "this reward"
-    return ValueError(f"{who} needs a {kind.__name__}, got a {type(discriminator).__name__} "
-                      f"(read by reward={' or '.join(map(repr, readers))})")
-
-
 def _check_discriminator(discriminator: Discriminator, vocab_size: int | None, seq_len: int | None,
                          kind: type = Discriminator) -> None:
     """``discriminator`` must be a ``kind`` that reads ``vocab_size`` x ``seq_len`` (``None``: any)."""
     if not isinstance(discriminator, kind):
         if isinstance(discriminator, (Discriminator, PrefixDiscriminator)):
-            raise wrong_discriminator_kind(discriminator, kind)
+            raise ValueError(f"this reward needs a {kind.__name__}, got a {type(discriminator).__name__}")
         raise TypeError(f"expected a seqgan_env {kind.__name__}, got {type(discriminator).__name__}")
     if vocab_size is not None and discriminator.vocab_size != vocab_size:
         raise ValueError(f"discriminator reads a vocabulary of {discriminator.vocab_size} tokens, the env has {vocab_size}")
@@ -139,7 +131,7 @@ class _DiscriminatorReward(RewardModel):
 
 
 class TerminalReward(_DiscriminatorReward):
-    """D's P(real) of the finished sequence; 0 at every earlier step."""
+    """D's P(real) of the finished sequence; 0 at every earlier step (per token: the return is the final P(real))."""
 
     def step(self, sequences, lengths, actions, finished):
         rewards = torch.zeros(sequences.shape[0], device=self.device)
@@ -160,6 +152,9 @@ class MonteCarloReward(_DiscriminatorReward):
         pad_token: id written after an end-of-sequence token.
         device: where the models run.
     """
+
+    per_token = False  # each step's reward estimates the final P(real)
+    uses_rollout_policy = True
 
     def __init__(self, discriminator: Discriminator, rollout_policy: RolloutPolicy, num_rollouts: int = 16,
                  compute_dtype: str | torch.dtype = "auto", eos_token: int | None = None,
@@ -261,6 +256,8 @@ class DensePrefixReward(RewardModel):
         device: where D runs.
     """
 
+    per_token = False  # P(real | prefix): like the Monte Carlo reward, an estimate of the final P(real)
+
     def __init__(self, discriminator: PrefixDiscriminator, device: str | torch.device = "cpu") -> None:
         super().__init__(device)
         _check_discriminator(discriminator, None, None, PrefixDiscriminator)
@@ -352,6 +349,8 @@ class OracleLikelihoodReward(RewardModel):
 class ConstantReward(RewardModel):
     """The same reward ``value`` after every token, whatever the sequence (a control)."""
 
+    per_token = False  # a control stands in for the discriminator's reward, and is weighted as it is
+
     def __init__(self, value: float = 1.0, device: str | torch.device = "cpu") -> None:
         super().__init__(device)
         self.value = float(value)
@@ -362,6 +361,8 @@ class ConstantReward(RewardModel):
 
 class RandomReward(RewardModel):
     """An independent uniform [0, 1) reward after every token (a control), seeded by :meth:`seed`."""
+
+    per_token = False  # a control stands in for the discriminator's reward, and is weighted as it is
 
     def step(self, sequences, lengths, actions, finished):
         return torch.rand(sequences.shape[0], generator=self.generator, device=self.device)

@@ -15,6 +15,7 @@ import torch
 
 import seqgan_env
 import seqgan_env.models
+import train.experiments.config
 import train.pretrain
 from agents.base import collect_episodes
 from agents.reinforce import ReinforceAgent, ReinforceConfig
@@ -339,7 +340,7 @@ def test_load_hparams_reads_files_and_shipped_presets_as_json(tmp_path, monkeypa
     shipped = tmp_path / "hparams"
     shipped.mkdir()
     (shipped / "tuned.json").write_text(json.dumps({"tuned_on": "tiny", "hparams": {"ppo": {"learning_rate": 3e-4}}}))
-    monkeypatch.setattr(compare_module, "HPARAMS_DIR", shipped)
+    monkeypatch.setattr(train.experiments.config, "HPARAMS_DIR", shipped)
     assert load_hparams("tuned") == {"ppo": {"learning_rate": 3e-4}}
     assert load_hparams(shipped / "tuned.json") == {"ppo": {"learning_rate": 3e-4}}
     with pytest.raises(ValueError, match=r"shipped: \['tuned'\]"):

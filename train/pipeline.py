@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 import seqgan_env  # noqa: F401  (registers SeqGAN-v0)
-from agents.reinforce import ReinforceAgent, ReinforceConfig
+from agents.reinforce import ReinforceAgent
 from seqgan_env.checkpoint import (
     FORMAT,
     CheckpointError,
@@ -41,6 +41,7 @@ from seqgan_env.models import Discriminator, Generator, Oracle
 from seqgan_env.precision import adam
 from seqgan_env.presets import get_preset
 from seqgan_env.text import Corpus, Vocabulary, text_preset
+from train import algorithms
 from train.adversarial import adversarial_train, evaluate, reinforce_step, sb3_step
 from train.config import TrainConfig
 from train.pretrain import pretrain_generator, train_discriminator
@@ -48,7 +49,9 @@ from train.pretrain import pretrain_generator, train_discriminator
 PHASES = ("mle", "d_pretrain", "adversarial", "done")
 HEADLINE = ("nll_oracle", "nll_test", "bleu3")
 """Metrics shown on the progress bar."""
-ALGOS = ("reinforce", "ppo", "a2c")
+ALGOS = algorithms.names(train=True)
+"""The adversarial phase's updates (``--algo``): the entries of :data:`train.algorithms.ALGORITHMS` that
+``seqgan train`` offers (their agents save and load their whole state, so a run resumes exactly)."""
 
 
 @dataclass
@@ -123,8 +126,9 @@ class Run:
         self.discriminator.to(self.device)
         self.g_optimizer = adam(self.generator.parameters(), config.mle.lr)
         self.d_optimizer = adam(self.discriminator.parameters(), config.d_pretrain.lr)
-        if config.algo not in ALGOS:
-            raise ValueError(f"unknown algorithm {config.algo!r}; choose one of {list(ALGOS)}")
+        if config.algo not in algorithms.names(train=True):
+            raise ValueError(f"unknown algorithm {config.algo!r}; choose one of {list(algorithms.names(train=True))}")
+        self.algorithm = algorithms.get_algorithm(config.algo)
         self.agent: ReinforceAgent | None = None
         self.sb3_model: Any = None
         self.sb3_state: dict[str, Any] | None = None
@@ -252,7 +256,7 @@ class Run:
 
     # -- phases --------------------------------------------------------------------------
     def _make_agent(self) -> ReinforceAgent:
-        return ReinforceAgent(self.generator, ReinforceConfig(), seed=self.config.seed)
+        return self.algorithm.make_agent(self.generator, None, self.config.seed)
 
     def run(self) -> dict[str, Any]:
         from torch.utils.tensorboard import SummaryWriter
@@ -319,7 +323,7 @@ class Run:
         envs = gym.make_vec("SeqGAN-v0", num_envs=cfg.batch_size, preset=self.preset,
                             discriminator=self.discriminator, rollout_policy=self.generator,
                             num_rollouts=cfg.num_rollouts, device=self.device)
-        if self.config.algo == "reinforce":
+        if self.algorithm.family == "reinforce":
             if self.agent is None:
                 self.agent = self._make_agent()
             seqgan_env.set_rollout_policy(envs, self.agent.rollout_policy)
@@ -343,7 +347,7 @@ class Run:
     def _sb3_model(self, envs: Any) -> Any:
         from stable_baselines3.common.vec_env import VecMonitor
 
-        from agents.sb3 import SB3VecEnvAdapter, make_a2c, make_ppo, sb3_from_state_dict
+        from agents.sb3 import SB3VecEnvAdapter, sb3_from_state_dict
 
         venv = VecMonitor(SB3VecEnvAdapter(envs))
         if self.sb3_state is not None:  # resuming: rebuilt from tensors and plain data by our code
@@ -352,8 +356,8 @@ class Run:
             except (KeyError, TypeError, ValueError, RuntimeError) as exc:
                 raise CheckpointError(f"{self.checkpoint_path}: its SB3 state is not usable ({exc!r})") from exc
         else:
-            make = make_ppo if self.config.algo == "ppo" else make_a2c
-            self.sb3_model = make(venv, generator=self.generator, seed=self.config.seed, device=self.device)
+            self.sb3_model = self.algorithm.make_agent(venv, generator=self.generator, seed=self.config.seed,
+                                                       device=self.device)
         return self.sb3_model
 
     def finish(self) -> dict[str, Any]:

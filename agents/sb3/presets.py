@@ -15,27 +15,29 @@ import seqgan_env
 from agents.sb3.adapter import SB3VecEnvAdapter, seqgan_vector_env
 from agents.sb3.policies import GeneratorActorCriticPolicy, TokenLSTMExtractor, _TokenIdFeatures
 from seqgan_env.models import TokenLSTM
-from seqgan_env.rewards import MonteCarloReward
 
 
 def discount_for(venv: VecEnv | VectorEnv) -> tuple[float, float]:
     """``(gamma, gae_lambda)`` under which the algorithm's return is SeqGAN's objective.
 
-    * Monte Carlo reward: each step's reward is already an estimate of the expected final
-      P(real) given the prefix and the action, i.e. the action value Q(s_t, a_t) of the
-      paper's policy gradient. ``gamma = 0`` makes the return exactly that Q, so the
-      advantage is ``Q_t - V(s_t)``: the paper's gradient with a learned baseline.
+    Read from the reward's declaration (:attr:`seqgan_env.rewards.RewardModel.per_token`):
+
+    * A reward that estimates the final outcome (the Monte Carlo and dense rewards, and the
+      controls standing in for them): each step's reward is already an estimate of the
+      expected final P(real) given the prefix and the action, i.e. the action value
+      Q(s_t, a_t) of the paper's policy gradient. ``gamma = 0`` makes the return exactly that
+      Q, so the advantage is ``Q_t - V(s_t)``: the paper's gradient with a learned baseline.
       (``gamma = 1`` would add up ``L - t`` estimates of the same quantity and weight early
       tokens more.)
-    * Terminal and oracle rewards (and any other): the undiscounted return is the
-      objective (the final P(real), resp. the sequence's log-likelihood), so ``gamma = 1``.
+    * A per-token reward (terminal, oracle): the undiscounted return is the objective (the
+      final P(real), resp. the sequence's log-likelihood), so ``gamma = 1``.
 
     ``gae_lambda = 1`` (plain Monte Carlo returns) in both cases: episodes are short and
     end on their own, and with ``gamma = 0`` lambda has no effect anyway.
     """
     env = seqgan_vector_env(venv) if isinstance(venv, VecEnv) else venv
     reward_model = seqgan_env.reward_wrapper(env).reward_model
-    return (0.0, 1.0) if isinstance(reward_model, MonteCarloReward) else (1.0, 1.0)
+    return (1.0, 1.0) if reward_model.per_token else (0.0, 1.0)
 
 
 def _as_sb3_env(envs: VecEnv | VectorEnv) -> VecEnv:
@@ -83,8 +85,8 @@ def make_ppo(envs: VecEnv | VectorEnv, generator: TokenLSTM | None = None, **ove
 
     Presets (each can be overridden by keyword; ``policy_kwargs`` are merged):
 
-    * ``gamma``/``gae_lambda`` from :func:`discount_for`: 0/1 for the Monte Carlo reward,
-      1/1 for the terminal and oracle rewards;
+    * ``gamma``/``gae_lambda`` from :func:`discount_for`: 0/1 for a reward that estimates the
+      final outcome (Monte Carlo, dense), 1/1 for a per-token one (terminal, oracle);
     * ``n_steps = seq_len``: one whole episode per env per rollout, so a rollout is a batch
       of ``num_envs`` sequences, like one generator update of the paper;
     * ``batch_size`` = a quarter of the rollout (4 minibatches) and ``n_epochs = 4``: a few

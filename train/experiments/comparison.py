@@ -1,0 +1,157 @@
+"""A comparison as a Ray Tune experiment: every run a trial, resumable, then the report.
+
+Every run of a comparison starts from the same MLE-pretrained generator and the same
+pretrained discriminators (the *base*, :mod:`train.experiments.base`), and spends the same
+budget, counted in generated tokens (episode tokens the agent writes; the Monte Carlo
+completions inside the reward are the reward's cost, not the agent's). Settings:
+
+* ``fixed``: D is frozen, so the Monte Carlo reward is stationary: a plain RL problem;
+* ``adversarial``: D is retrained after every generator update, as in SeqGAN.
+
+Baselines keep the comparison honest (see ``docs/comparing.md``): ``mle`` (the base generator
+sampled at temperatures ``config.temperatures``), the controls ``constant`` and ``random`` (a
+reward without information, under every algorithm that runs controls) and ``oracle``
+(REINFORCE on the oracle's log-likelihood).
+
+Every run is a Ray Tune trial (:mod:`train.experiments.tune_engine`): one CPU each (or a GPU
+fraction), its evaluations reported to Tune as it goes, on a local Ray the comparison starts
+itself or on a cluster (``address``). Tune's state lives in the comparison's folder
+(``tune/``). Each finished run writes its result file atomically
+(:meth:`train.experiments.runs.RunSpec.result_path`); a comparison started again in the same
+folder continues Tune's experiment (finished trials are not run again) and submits only runs
+without a result file. A run that fails is reported in the table as failed, with its error;
+the others finish.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from seqgan_env.checkpoint import load_checkpoint, load_model
+from seqgan_env.devices import resolve_device
+from seqgan_env.models import Oracle
+from train.experiments.base import prepare_base
+from train.experiments.config import CompareConfig, check_config
+from train.experiments.reporting import write_report
+from train.experiments.runner import compare_trial
+from train.experiments.runs import RunSpec, write_json
+from train.experiments.statistics import mean_ci
+
+
+def absolute_oracle_spec(oracle_spec: str | None) -> str | None:
+    """An oracle file given by a relative path, made absolute: trials run in their own working folders."""
+    if oracle_spec is not None and Path(oracle_spec).is_file():
+        return str(Path(oracle_spec).resolve())
+    return oracle_spec
+
+
+def compare(folder: str | Path, config: CompareConfig, oracle: Oracle, oracle_spec: str | None,
+            cpus: int | None = None, address: str | None = None, gpus_per_trial: float = 0.0,
+            progress: bool = True, threads: int = 1, stop: Any = None, device: str = "cpu") -> dict[str, Any]:
+    """Run (or finish) a comparison in ``folder`` as a Ray Tune experiment; write the table and the plots.
+
+    Ray: the one already initialised in this process, else the cluster at ``address`` (or
+    ``RAY_ADDRESS``), else a local instance with ``cpus`` CPUs that lives as long as the
+    call. Each run is a trial asking for one CPU (and ``gpus_per_trial`` of a GPU) and
+    running ``threads`` torch threads. ``stop`` is a Tune stopping
+    condition for this session (e.g. to end it after some trials; run again to continue).
+    ``device`` is where models, rewards and agents run (not part of the comparison's
+    settings: a comparison started on one device can be finished on another); on a GPU each
+    run asks Ray for a whole one unless ``gpus_per_trial`` says what fraction.
+    """
+    from train.experiments.tune_engine import check_address, ray_session, run_experiment, trial_resources
+
+    check_config(config)
+    if resolve_device(device, "--device").type == "cuda" and not gpus_per_trial:
+        gpus_per_trial = 1.0
+    oracle_spec = absolute_oracle_spec(oracle_spec)
+    resources = trial_resources(gpus_per_trial)
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        check_address(address)  # before minutes of pretraining, not after
+    root = Path(folder).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    saved = root / "compare.json"
+    if saved.exists():
+        previous = json.loads(saved.read_text())
+        # An older compare.json lacks the fields added since: they take their defaults.
+        if CompareConfig.from_dict(previous).to_dict() != config.to_dict():
+            raise ValueError(f"{root} holds a comparison with other settings ({saved}); use another --out "
+                             "or the same settings to finish it")
+    else:
+        write_json(saved, config.to_dict())
+    prepare_base(root, config, oracle, progress, device)
+
+    failures_file = root / "failures.json"
+    failures: dict[str, str] = json.loads(failures_file.read_text()) if failures_file.exists() else {}
+    failed_now: set[str] = set()
+    runs = config.runs()
+    # A restored session runs what it held; runs it did not hold (or that it stopped
+    # without a result) then go to a new session. Two sessions at most per call.
+    for _ in range(2):
+        pending = [run for run in runs if not run.result_path(root).exists() and run.key not in failed_now]
+        if not pending:
+            break
+        trials = [{"job": list(run.job), "folder": str(root), "config": config.to_dict(), "oracle": oracle_spec,
+                   "threads": threads, "device": device} for run in pending]
+        with ray_session(address, cpus):
+            session = run_experiment(compare_trial, trials, root / "tune", resources, progress=progress, stop=stop,
+                                     trial_name=lambda trial: RunSpec.from_job(trial["job"]).trial_name)
+        for outcome in session.outcomes:
+            if "job" not in outcome.config:
+                continue  # a trial the session never started
+            key = RunSpec.from_job(outcome.config["job"]).key
+            if outcome.error is not None:
+                failures[key] = outcome.error
+                failed_now.add(key)
+            else:
+                failures.pop(key, None)
+        if not session.restored or not session.finished:
+            break
+    # A run that has its result now has not failed, whatever an earlier session said.
+    failures = {k: v for k, v in failures.items()
+                if not any(run.key == k and run.result_path(root).exists() for run in runs)}
+    write_json(failures_file, failures)
+    return report(root, config, oracle, failures)
+
+
+def temperature_curve(base: Path, oracle: Oracle, temperatures: tuple[float, ...], samples: int,
+                      seeds: tuple[int, ...]) -> list[dict[str, float]]:
+    """NLL-oracle and NLL-test of the MLE generator sampled at each temperature (mean over seeds)."""
+    generator = load_model(base / "generator.pt", "generator")
+    test = load_checkpoint(base / "checkpoint.pt", "training-run")["test"]
+    rows = []
+    for temperature in temperatures:
+        nll_oracle = [oracle.nll(generator.sample(samples, torch.Generator().manual_seed(s), temperature=temperature))
+                      for s in seeds]
+        mean, half = mean_ci(nll_oracle)
+        rows.append({"temperature": temperature, "nll_oracle": mean, "nll_oracle_ci": half,
+                     "nll_test": generator.nll(test, temperature=temperature)})
+    return rows
+
+
+def report(root: Path, config: CompareConfig, oracle: Oracle, failures: dict[str, str] | None = None) -> dict[str, Any]:
+    """Collect the finished runs and write ``results.md``, ``results.csv`` and the plots
+    (:mod:`train.experiments.reporting`).
+
+    ``failures`` maps ``setting/name/seed<k>`` to the error of a run that failed: its
+    method's row says so in the ``status`` column (and carries the error), the statistics
+    are over the seeds that finished.
+    """
+    failures = failures or {}
+    results: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    errors: dict[tuple[str, str], list[str]] = {}
+    for run in config.runs():
+        path = run.result_path(root)
+        if path.exists():
+            results.setdefault((run.setting, run.name), []).append(json.loads(path.read_text()))
+        elif run.key in failures:
+            errors.setdefault((run.setting, run.name), []).append(f"seed {run.seed}: {failures[run.key]}")
+    curve = temperature_curve(root / "base", oracle, config.temperatures, config.eval_samples, config.seeds)
+    rows = write_report(root, config.jobs(), results, errors, curve, config.seeds, config.token_budget)
+    return {"rows": rows, "temperature_curve": curve}

@@ -1,0 +1,195 @@
+"""The comparison's plots: learning curves, intervals, probabilities of improvement, reward spread,
+quality against diversity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from train.experiments.runs import method_label, row_label
+from train.experiments.statistics import MLE_CONTROL, mean_ci, mean_curve
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, path: Path) -> None:
+    """Lay out, write (120 dpi) and close a figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    _pyplot().close(fig)
+
+
+def _mean_band(ax: Any, runs: list[dict[str, Any]], key: str, label: str) -> None:
+    """``key`` against generated tokens: the mean over ``runs`` and its 95% band."""
+    xs, stats = mean_curve(runs, key)
+    if not xs:
+        return
+    line, = ax.plot(xs, [m for m, _ in stats], marker=".", label=label)
+    ax.fill_between(xs, [m - h for m, h in stats], [m + h for m, h in stats], color=line.get_color(), alpha=0.2)
+
+
+def _interval_axes(ax: Any, labels: list[str], fontsize: int, title: str, xlabel: str) -> None:
+    """The row labels (first at the top), title, x label and grid of a horizontal interval plot."""
+    ax.set_yticks(range(len(labels)), labels, fontsize=fontsize)
+    ax.invert_yaxis()
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(xlabel)
+    ax.grid(alpha=0.3, axis="x")
+
+
+SETTING_TITLES = {"fixed": "fixed discriminator", "adversarial": "adversarial (D retrained)", "baseline": "baselines"}
+
+
+def _settings(results: dict[tuple[str, str], list[dict[str, Any]]]) -> list[str]:
+    """The settings with results: the known ones in their usual order, then any other."""
+    present = list(dict.fromkeys(setting for (setting, _), runs in sorted(results.items()) if runs))
+    return [s for s in SETTING_TITLES if s in present] + [s for s in present if s not in SETTING_TITLES]
+
+
+def plot_learning_curves(path: Path, results: dict[tuple[str, str], list[dict[str, Any]]]) -> None:
+    """NLL-oracle against generated tokens, one panel per setting: mean and 95% band over seeds."""
+    plt = _pyplot()
+    settings = _settings(results)
+    if not settings:
+        return
+    fig, axes = plt.subplots(1, len(settings), figsize=(5 * len(settings), 4), sharey=True, squeeze=False)
+    for ax, setting in zip(axes[0], settings):
+        for (s, name), runs in sorted(results.items()):
+            if s != setting or not runs:
+                continue
+            _mean_band(ax, runs, "nll_oracle", method_label(s, name))
+        ax.set_title(SETTING_TITLES.get(setting, setting))
+        ax.set_xlabel("generated tokens")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("NLL-oracle (lower: closer to the oracle)")
+    save_figure(fig, path)
+
+
+def plot_iqm(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Interval plot: each row's IQM of the final NLL-oracle (tick) and its 95% bootstrap interval (bar)."""
+    rows = [r for r in rows if "nll_oracle_iqm" in r]
+    if not rows:
+        path.unlink(missing_ok=True)  # not an earlier report's plot beside this report's table
+        return
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.35 * len(rows)))
+    for i, row in enumerate(rows):
+        control = row["method"] == MLE_CONTROL or row["setting"] == "baseline"
+        colour = "0.55" if control else f"C{i % 10}"
+        low, high = row["nll_oracle_iqm_low"], row["nll_oracle_iqm_high"]
+        ax.barh(i, high - low, left=low, height=0.6, color=colour, alpha=0.7)
+        ax.plot([row["nll_oracle_iqm"]], [i], marker="|", markersize=14, color="k")
+    mle = next((r for r in rows if r["method"] == MLE_CONTROL), None)
+    if mle is not None:
+        ax.axvline(mle["nll_oracle_iqm"], color="k", linestyle="--", linewidth=0.8, label="MLE only")
+        ax.legend(fontsize=8, loc="lower right")
+    ax.use_sticky_edges = False  # bars would otherwise touch the frame
+    ax.margins(x=0.05)
+    _interval_axes(ax, [row_label(r) for r in rows], 8,
+                   "IQM of the final NLL-oracle over seeds, 95% stratified-bootstrap CI",
+                   "NLL-oracle (lower is better; grey: controls)")
+    save_figure(fig, path)
+
+
+def plot_probability_of_improvement(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Each method's P(improve) over each of its controls (tick) with its 95% interval (bar)."""
+    pairs = [(f"{row_label(row)}  vs  {entry['control']}", entry) for row in rows for entry in row.get("p_improve", [])]
+    if not pairs:
+        path.unlink(missing_ok=True)
+        return
+    plt = _pyplot()
+    controls = list(dict.fromkeys(entry["control"] for _, entry in pairs))
+    colours = {c: f"C{i % 10}" for i, c in enumerate(controls)}  # one colour per control
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.3 * len(pairs)))
+    for i, (_, entry) in enumerate(pairs):
+        ax.barh(i, entry["high"] - entry["low"], left=entry["low"], height=0.6, color=colours[entry["control"]],
+                alpha=0.7)
+        ax.plot([entry["p"]], [i], marker="|", markersize=12, color="k")  # visible on a zero-width interval too
+    ax.axvline(0.5, color="k", linestyle="--", linewidth=0.8)
+    ax.set_xlim(-0.03, 1.03)
+    _interval_axes(ax, [label for label, _ in pairs], 7,
+                   "Probability of improvement over each control, 95% stratified-bootstrap CI",
+                   "P(NLL-oracle of method < NLL-oracle of control); above 0.5: method better")
+    save_figure(fig, path)
+
+
+SPREAD_KEYS = (("reward_std", "spread of the reward within a batch (std)"),
+               ("d_accuracy", "discriminator accuracy"))
+
+
+def plot_reward_spread(path: Path, results: dict[tuple[str, str], list[dict[str, Any]]]) -> None:
+    """``reward_std`` and ``d_accuracy`` over tokens per method, when the runs' evaluations carry them.
+
+    A reward whose spread within a batch falls to 0 tells the update nothing about which
+    sequences are better; a discriminator at accuracy 1 gives every generated sequence ~0.
+    """
+    keys = [(key, label) for key, label in SPREAD_KEYS
+            if any(key in point for runs in results.values() for r in runs for point in r["curve"])]
+    if not keys:
+        path.unlink(missing_ok=True)
+        return
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(keys), figsize=(6 * len(keys), 4), squeeze=False)
+    for ax, (key, label) in zip(axes[0], keys):
+        for (setting, name), runs in sorted(results.items()):
+            if not runs:
+                continue
+            _mean_band(ax, runs, key, row_label({"setting": setting, "method": method_label(setting, name)}))
+        ax.set_title(label)
+        ax.set_xlabel("generated tokens")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    save_figure(fig, path)
+
+
+def plot_quality_diversity(path: Path, curve: list[dict[str, float]],
+                            results: dict[tuple[str, str], list[dict[str, Any]]]) -> None:
+    """NLL-oracle against NLL-test: the MLE temperature curve and every method's final point."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    markers = {"fixed": "o", "adversarial": "s", "baseline": "^"}
+    # One colour per method, one marker per setting: REINFORCE fixed and adversarial match.
+    names = sorted({name for _, name in results})
+    colours = {name: f"C{i % 10}" for i, name in enumerate(names)}
+    points = []  # (label, setting, name, x, dx, y, dy) of every method, drawn on both panels
+    for (setting, name), runs in sorted(results.items()):
+        if not runs:
+            continue
+        x, dx = mean_ci([r["final"]["nll_test"] for r in runs])
+        y, dy = mean_ci([r["final"]["nll_oracle"] for r in runs])
+        label = method_label(setting, name) if setting == "baseline" else f"{method_label(setting, name)} ({setting})"
+        points.append((label, setting, name, x, dx, y, dy))
+    for ax in axes:
+        ax.plot([c["nll_test"] for c in curve], [c["nll_oracle"] for c in curve], "k--", marker="o",
+                label="MLE at temperature T")
+        for c in curve:
+            ax.annotate(f"T={c['temperature']:g}", (c["nll_test"], c["nll_oracle"]), fontsize=7,
+                        textcoords="offset points", xytext=(4, 4))
+        for label, setting, name, x, dx, y, dy in points:
+            ax.errorbar(x, y, xerr=dx, yerr=dy, marker=markers.get(setting, "D"), linestyle="none", capsize=2,
+                        color=colours[name], label=label)
+    if points and curve:
+        # The right panel zooms on the RL results and the temperatures next to them.
+        x_lo = min(min(p[3] - p[4] for p in points), curve[0]["nll_test"])
+        x_hi = max(p[3] + p[4] for p in points)
+        y_lo = min(p[5] - p[6] for p in points)
+        y_hi = max(max(p[5] + p[6] for p in points), curve[0]["nll_oracle"])
+        pad_x, pad_y = 0.15 * (x_hi - x_lo) + 1e-3, 0.1 * (y_hi - y_lo) + 1e-3
+        axes[1].set_xlim(x_lo - pad_x, x_hi + pad_x)
+        axes[1].set_ylim(y_lo - pad_y, y_hi + pad_y)
+        axes[1].set_title("zoom on the RL results", fontsize=9)
+    axes[0].set_title("MLE cooled from T=1, and every RL result", fontsize=9)
+    for ax in axes:
+        ax.set_xlabel("NLL-test (lower: covers the real data better; higher: less diverse)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("NLL-oracle (lower: samples the oracle finds likely)")
+    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    save_figure(fig, path)

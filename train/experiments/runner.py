@@ -1,0 +1,145 @@
+"""Running one run of a comparison from the base, and the Ray Tune trial that does it."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from seqgan_env.checkpoint import load_model
+from seqgan_env.models import Generator, Oracle
+from seqgan_env.precision import adam
+from seqgan_env.rewards_registry import get_reward_kind
+from train.adversarial import evaluate
+from train.algorithms import get_algorithm
+from train.experiments.base import base_models, with_reward_schedule
+from train.experiments.config import CompareConfig, check_hparams
+from train.experiments.runs import Job, RunSpec, write_json
+from train.experiments.steps import StepInputs, generator_step
+from train.pretrain import DiscriminatorSchedule, train_discriminator
+
+
+def _evaluate(generator: Generator, oracle: Oracle, test: torch.Tensor, samples: int, seed: int) -> dict[str, float]:
+    """The pipeline's evaluation on a fixed sampling seed, so every evaluation of every run is alike."""
+    return evaluate(generator, oracle, test, samples, torch.Generator().manual_seed(seed))
+
+
+def reward_arguments(env_reward: str, available: dict[str, Any]) -> dict[str, Any]:
+    """The ``make`` arguments of ``env_reward`` (its registry entry's ``arguments``) from the run's
+    models: ``discriminator`` (the reward's learned D, if any), ``rollout_policy`` (the base
+    generator), ``oracle``, ``num_rollouts``. An argument the run has no model for stays unset
+    (the env then takes its default)."""
+    return {name: available[name] for name in get_reward_kind(env_reward).arguments
+            if available.get(name) is not None}
+
+
+def run_one(folder: str, job: Job | RunSpec, config_data: dict[str, Any], oracle_spec: str | None,
+            threads: int = 1, report: Callable[[dict[str, Any]], None] | None = None,
+            device: str = "cpu") -> dict[str, Any]:
+    """Train one run (a :class:`RunSpec`, or its ``(setting, name, seed)``) from the base and write its result file.
+
+    The algorithm takes its ``hparams`` from ``config_data``. ``report(point)`` receives each
+    evaluation (tokens, NLL-oracle, NLL-test, the rewards' mean and within-batch spread, D's
+    accuracy where D is retrained) as it is made; a Tune trial passes Tune's ``report`` (see
+    :func:`compare_trial`). A caller such as a tuning trial may run a run that its config's
+    :meth:`CompareConfig.runs` does not list.
+    """
+    from seqgan_env.factory import resolve_oracle
+
+    torch.set_num_threads(threads)
+    config = CompareConfig.from_dict(config_data)
+    run = job if isinstance(job, RunSpec) else RunSpec.from_job(job)
+    check_hparams(config.hparams)
+    algorithm, reward = get_algorithm(run.algorithm), run.reward_entry
+    root = Path(folder)
+    base = root / "base"
+    generator, real, test, preset = base_models(base, device)
+    oracle = resolve_oracle(oracle_spec, preset)
+    torch.manual_seed(run.seed)
+    rng = torch.Generator().manual_seed(1000 + run.seed)
+
+    discriminator = None
+    if reward.discriminator_file is not None:
+        discriminator = load_model(base / reward.discriminator_file, reward.checkpoint_kind, device=device).eval()
+    available = dict(discriminator=discriminator, rollout_policy=generator, oracle=oracle,
+                     num_rollouts=config.num_rollouts)
+    env_kwargs = dict(preset=preset, reward=reward.env_reward, device=device,
+                      **reward_arguments(reward.env_reward, available))
+    last_d: dict[str, float] = {}
+    # The adversarial setting's D-step, the same for every algorithm (a reward without a learned D has none).
+    retrain_d = None
+    if run.setting == "adversarial" and discriminator is not None:
+        d_optimizer = adam(discriminator.parameters(), 1e-4)
+        d_config = with_reward_schedule(
+            DiscriminatorSchedule(rounds=1, epochs=config.d_epochs, num_negatives=config.d_negatives), reward)
+
+        def retrain_d(policy: Generator) -> dict[str, float]:
+            discriminator.train()
+            stats = train_discriminator(discriminator, policy, real, d_config, rng, d_optimizer)
+            discriminator.eval()
+            last_d.update(stats)
+            return stats
+
+    step = generator_step(algorithm, StepInputs(generator, env_kwargs, config.batch_size,
+                                                dict(config.hparams.get(run.algorithm, {})), run.seed, retrain_d))
+    generator = step.generator
+    started = time.time()
+
+    def evaluation(tokens: int, **extra: float) -> dict[str, Any]:
+        point = {"tokens": tokens, **_evaluate(generator, oracle, test, config.eval_samples, run.seed), **extra,
+                 "wall_time": time.time() - started}
+        if report is not None:
+            report(point)
+        return point
+
+    curve = [evaluation(0)]
+    eval_every = config.token_budget / config.evaluations
+    tokens, next_eval, rewards, spreads = 0, eval_every, [], []
+    try:
+        while tokens < config.token_budget:
+            stats = step.update(int(torch.randint(2**31 - 1, (1,), generator=rng)))
+            tokens += int(stats["tokens"])
+            rewards.append(stats["mean_reward"])
+            if "reward_std" in stats:
+                spreads.append(stats["reward_std"])
+            if retrain_d is not None and not step.retrains_d:
+                retrain_d(generator)
+                # The agent's env holds D itself; a model swap makes it see the retrained weights.
+                step.close.set_discriminator(discriminator)
+            if tokens >= next_eval or tokens >= config.token_budget:
+                next_eval += eval_every
+                extra = {"mean_reward": stats["mean_reward"]}
+                if spreads:  # mean since the last evaluation of each update's within-batch spread
+                    extra["reward_std"] = sum(spreads) / len(spreads)
+                if retrain_d is not None and "d_accuracy" in last_d:
+                    extra["d_accuracy"] = last_d["d_accuracy"]
+                spreads = []
+                curve.append(evaluation(tokens, **extra))
+    finally:
+        step.close()
+    result = {"setting": run.setting, "name": run.name, "seed": run.seed, "algo": run.algorithm,
+              "reward": run.reward, "tokens": tokens, "updates": len(rewards), "curve": curve,
+              "final": {**curve[-1], "mean_reward": rewards[-1]}, "wall_time": time.time() - started}
+    write_json(run.result_path(root), result)
+    return result
+
+
+def compare_trial(trial_config: dict[str, Any]) -> None:
+    """A Tune trial: one run of a comparison, its evaluations reported to Tune as it goes."""
+    from ray import tune
+
+    trial = trial_config["trial"]
+    run = RunSpec.from_job(trial["job"])
+    path = run.result_path(Path(trial["folder"]))
+    if path.exists():  # a trial interrupted after writing its result (restored as unfinished): not redone
+        result = json.loads(path.read_text())
+    else:
+        result = run_one(trial["folder"], run, trial["config"], trial["oracle"], trial["threads"], report=tune.report,
+                         device=trial.get("device", "cpu"))
+    # The last report comes after the result file is written: whoever watches the trial
+    # (a stop condition, a search) may take it as finished from here on.
+    tune.report({**{k: v for k, v in result["final"].items() if isinstance(v, (int, float))}, "result_written": 1})

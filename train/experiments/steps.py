@@ -1,0 +1,136 @@
+"""One generator update of any registered algorithm, as a run of the comparison drives it.
+
+:func:`generator_step` builds, from an algorithm's entry (:data:`train.algorithms.ALGORITHMS`),
+the function that makes one update (and reports its stats, the tokens it generated and the
+rewards' within-batch spread), the generator the evaluations measure and what to close
+afterwards. One builder per family (``reinforce``: any :class:`agents.Agent`; ``sb3``; ``rllib``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import torch
+
+import seqgan_env
+from agents.base import Agent, collect_episodes
+from seqgan_env.models import Generator, TokenLSTM
+from train.adversarial import sb3_step
+from train.algorithms import Algorithm
+
+
+def reward_spread(rewards: Any, mask: Any = None) -> float:
+    """Spread of the rewards within a batch: at each step, the standard deviation over the batch's
+    episodes (those still running), averaged over the steps. ``rewards``: ``(batch, steps)``.
+
+    A reward that saturates (every sequence scored alike) has spread 0 whatever its mean: its
+    gradient then carries no information about which sequences are better.
+    """
+    values = torch.as_tensor(rewards, dtype=torch.float64)
+    weights = torch.ones_like(values) if mask is None else torch.as_tensor(mask, dtype=torch.float64)
+    count = weights.sum(0)
+    steps = count > 0
+    mean = (values * weights).sum(0) / count.clamp(min=1)
+    variance = (((values - mean) ** 2) * weights).sum(0) / count.clamp(min=1)
+    return float(variance[steps].sqrt().mean()) if bool(steps.any()) else 0.0
+
+
+class Closer:
+    """What a generator step leaves to clean up, and how to hand its env a retrained D."""
+
+    def __init__(self, envs: Any = None, algorithm: Any = None) -> None:
+        self.envs, self.algorithm = envs, algorithm
+
+    def set_discriminator(self, discriminator: Any) -> None:
+        seqgan_env.set_discriminator(self.envs, discriminator)
+
+    def __call__(self) -> None:
+        if self.envs is not None:
+            self.envs.close()
+        if self.algorithm is not None:
+            self.algorithm.stop()
+
+
+@dataclass
+class GeneratorStep:
+    """A built update: ``update(episode_seed) -> stats``, the generator the evaluations measure,
+    what to close, and whether the agent retrains D itself (RLlib's PPO does, in its callback)."""
+
+    update: Callable[[int], dict[str, float]]
+    generator: Generator
+    close: Closer
+    retrains_d: bool = False
+
+
+@dataclass
+class StepInputs:
+    """What a run gives the builder: the base generator, the env's arguments, the batch size, the
+    algorithm's hyperparameters, the seed and the adversarial setting's D-step (``None``: D fixed)."""
+
+    generator: Generator
+    env_kwargs: dict[str, Any]
+    batch_size: int
+    hparams: dict[str, Any]
+    seed: int
+    retrain_d: Callable[[Generator], dict[str, float]] | None
+
+
+def generator_step(algorithm: Algorithm, inputs: StepInputs) -> GeneratorStep:
+    """The update of ``algorithm`` with ``inputs``."""
+    return _BUILDERS[algorithm.family](algorithm, inputs)
+
+
+def _rllib_step(algorithm: Algorithm, inputs: StepInputs) -> GeneratorStep:
+    from agents.rllib import env_steps, make_ppo, mean_step_reward
+
+    model = make_ppo(inputs.env_kwargs, inputs.generator, num_envs=inputs.batch_size, seed=inputs.seed,
+                     discriminator=inputs.env_kwargs["discriminator"] if inputs.retrain_d else None,
+                     retrain=inputs.retrain_d, **inputs.hparams)
+
+    def iteration(episode_seed: int) -> dict[str, float]:
+        result = model.train()  # RLlib reports no per-step rewards: no reward_std
+        return {"tokens": env_steps(result), "mean_reward": mean_step_reward(result)}
+
+    return GeneratorStep(iteration, inputs.generator, Closer(algorithm=model), retrains_d=True)
+
+
+def _sb3_step(algorithm: Algorithm, inputs: StepInputs) -> GeneratorStep:
+    envs = gym.make_vec("SeqGAN-v0", num_envs=inputs.batch_size, **inputs.env_kwargs)
+    generator = inputs.generator
+    model = algorithm.make_agent(envs, generator=generator, seed=inputs.seed, device=generator.device,
+                                 **inputs.hparams)
+    update, rollout = sb3_step(model, generator), model.n_envs * model.n_steps
+
+    def sb3_update(episode_seed: int) -> dict[str, float]:
+        stats = update(episode_seed)
+        # SB3's buffer holds the rollout's rewards as (steps, envs).
+        return {**stats, "tokens": rollout, "reward_std": reward_spread(model.rollout_buffer.rewards.T)}
+
+    return GeneratorStep(sb3_update, generator, Closer(envs))
+
+
+def _agent_step(algorithm: Algorithm, inputs: StepInputs) -> GeneratorStep:
+    envs = gym.make_vec("SeqGAN-v0", num_envs=inputs.batch_size, **inputs.env_kwargs)
+    agent = algorithm.make_agent(inputs.generator, envs, inputs.seed, **inputs.hparams)
+    if not isinstance(agent, Agent):
+        raise TypeError(f"agent {algorithm.name!r} built a {type(agent).__name__}, not an agents.Agent")
+    if not isinstance(getattr(agent, "generator", None), TokenLSTM):
+        raise TypeError(f"agent {algorithm.name!r} has no `generator` (a TokenLSTM policy): a comparison measures "
+                        "NLL-oracle and NLL-test of the generator each agent trains")
+    if agent.rollout_policy is not None and seqgan_env.reward_wrapper(envs).reward_model.uses_rollout_policy:
+        seqgan_env.set_rollout_policy(envs, agent.rollout_policy)
+
+    def episodes(episode_seed: int) -> dict[str, float]:
+        batch = collect_episodes(envs, agent, seed=episode_seed)
+        stats = agent.learn(batch)
+        stats.setdefault("mean_reward", float((batch.rewards * batch.mask).sum() / batch.mask.sum()))
+        return {**stats, "tokens": int(batch.lengths.sum()), "reward_std": reward_spread(batch.rewards, batch.mask)}
+
+    return GeneratorStep(episodes, agent.generator, Closer(envs))
+
+
+_BUILDERS: dict[str, Callable[[Algorithm, StepInputs], GeneratorStep]] = {
+    "reinforce": _agent_step, "sb3": _sb3_step, "rllib": _rllib_step}
