@@ -17,6 +17,15 @@ from seqgan_env.reference_penalty import (
 )
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: these models are tiny, and on a shared machine two threads only contend."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def reference() -> Generator:
     torch.manual_seed(5)
