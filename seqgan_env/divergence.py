@@ -51,10 +51,12 @@ class KLEstimate:
 
 
 def sequence_log_probs(model: TokenLSTM, sequences: torch.Tensor, temperature: float = 1.0,
-                       batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+                       batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     """``(log p(y), tokens)``, each ``(B,)`` float64: the log-probability of each whole sequence
     under ``model`` at ``temperature`` and how many tokens it has (PAD after an end token
-    is not a token). One teacher-forced pass, ``batch_size`` rows at a time."""
+    is not a token). One teacher-forced pass, ``batch_size`` rows at a time (64, as
+    :meth:`~seqgan_env.models.TokenLSTM.nll` reads them: on 2,000 samples of the default
+    preset 1.8x faster than blocks of 1,024 rows, whose 5,000-way logits leave the cache)."""
     totals, counts = [], []
     with torch.inference_mode():
         for begin in range(0, sequences.shape[0], batch_size):
@@ -71,7 +73,7 @@ def sequence_log_probs(model: TokenLSTM, sequences: torch.Tensor, temperature: f
 
 def kl_to_reference(policy: TokenLSTM, reference: TokenLSTM, num_samples: int = 2000,
                     rng: torch.Generator | None = None, temperature: float = 1.0,
-                    samples: torch.Tensor | None = None, batch_size: int = 1024) -> KLEstimate:
+                    samples: torch.Tensor | None = None, batch_size: int = 64) -> KLEstimate:
     """Estimate KL(pi || pi_ref) per sequence and pi's entropy per token on samples of pi.
 
     Args:
