@@ -1,0 +1,105 @@
+"""KL(pi || pi_ref) per sequence on samples of pi, against the exact KL by enumeration."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from seqgan_env.divergence import all_sequences, exact_kl, kl_to_reference
+from seqgan_env.models import TokenLSTM
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: these models are tiny, and on a shared machine two threads only contend."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_lstm(seed: int, vocab: int = 4, length: int = 3) -> TokenLSTM:
+    torch.manual_seed(seed)
+    return TokenLSTM(vocab, 4, 8, length, init_std=1.0).eval()
+
+
+def stepwise_log_prob(model: TokenLSTM, sequence: list[int], temperature: float = 1.0) -> float:
+    """log p(y) by the step interface, one token at a time (not the teacher-forced path)."""
+    with torch.no_grad():
+        logits, state = model.start(1)
+        total = 0.0
+        for token in sequence:
+            total += float(torch.log_softmax(logits[0] / temperature, -1)[token])
+            logits, state = model.step(torch.tensor([token]), state)
+    return total
+
+
+def enumerated_kl(policy: TokenLSTM, reference: TokenLSTM, temperature: float = 1.0) -> float:
+    kl = 0.0
+    for row in all_sequences(policy.vocab_size, policy.seq_len).tolist():
+        own = stepwise_log_prob(policy, row, temperature)
+        kl += math.exp(own) * (own - stepwise_log_prob(reference, row))
+    return kl
+
+
+def test_all_sequences_enumerates_the_space():
+    space = all_sequences(3, 2)
+    assert space.tolist() == [[a, b] for a in range(3) for b in range(3)]
+    with pytest.raises(ValueError, match="too many"):
+        all_sequences(64, 8)
+
+
+def test_exact_kl_matches_the_step_by_step_enumeration():
+    policy, reference = tiny_lstm(1), tiny_lstm(2)
+    assert exact_kl(policy, reference) == pytest.approx(enumerated_kl(policy, reference), rel=1e-5)
+    assert exact_kl(policy, policy) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_estimate_matches_exact_kl_within_its_standard_errors_over_seeds():
+    policy, reference = tiny_lstm(1), tiny_lstm(2)
+    exact = enumerated_kl(policy, reference)
+    assert exact > 0.5  # the two models differ enough for the test to mean something
+    scores = []
+    for seed in range(20):
+        estimate = kl_to_reference(policy, reference, 400, torch.Generator().manual_seed(seed))
+        assert estimate.samples == 400 and estimate.kl_stderr > 0
+        scores.append((estimate.kl - exact) / estimate.kl_stderr)
+    scores = torch.tensor(scores)
+    assert scores.abs().max() < 4.0
+    # The reported standard error is the spread of the estimates: z-scores have unit spread.
+    assert 0.6 < float(scores.std()) < 1.5
+    assert abs(float(scores.mean())) < 4.0 / math.sqrt(20)
+
+
+def test_tempered_generator_kl_to_itself_untempered():
+    model = tiny_lstm(3)
+    exact = enumerated_kl(model, model, temperature=0.6)
+    assert exact == pytest.approx(exact_kl(model, model, temperature=0.6), rel=1e-5)
+    estimate = kl_to_reference(model, model, 4000, torch.Generator().manual_seed(0), temperature=0.6)
+    assert abs(estimate.kl - exact) < 4 * estimate.kl_stderr
+    assert kl_to_reference(model, model, 500, torch.Generator().manual_seed(0)).kl == pytest.approx(0.0, abs=1e-9)
+
+
+def test_entropy_is_the_mean_negative_log_likelihood_of_the_same_samples():
+    policy, reference = tiny_lstm(1), tiny_lstm(2)
+    samples = policy.sample(300, torch.Generator().manual_seed(0))
+    estimate = kl_to_reference(policy, reference, samples=samples)
+    assert estimate.samples == 300
+    assert estimate.entropy == pytest.approx(policy.nll(samples), rel=1e-5)
+
+
+def test_padding_after_an_end_token_is_not_counted():
+    torch.manual_seed(0)
+    policy = TokenLSTM(4, 4, 8, 3, init_std=1.0, eos_token=0).eval()
+    samples = torch.tensor([[0, 4, 4], [1, 0, 4], [1, 2, 3]])
+    estimate = kl_to_reference(policy, policy, samples=samples)
+    assert estimate.entropy == pytest.approx(policy.nll(samples), rel=1e-5)
+
+
+def test_bad_input_is_named():
+    with pytest.raises(ValueError, match="differ in shape"):
+        kl_to_reference(tiny_lstm(1), tiny_lstm(2, vocab=5))
+    with pytest.raises(ValueError, match="at least 2"):
+        kl_to_reference(tiny_lstm(1), tiny_lstm(2), samples=torch.zeros(1, 3, dtype=torch.long))
