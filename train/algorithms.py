@@ -203,6 +203,29 @@ def sb3_algorithm(name: str, summary: str, search_space: Mapping[str, tuple]) ->
     return Algorithm(name, summary, "sb3", make_agent, hparams, SB3_SET_HERE, search_space=search_space, train=True)
 
 
+def sequence_level_algorithm(name: str, summary: str, module: str, config_class: str, factory: str,
+                             search_space: Mapping[str, tuple]) -> Algorithm:
+    """An agent that learns from each episode's sequence-level reward over groups of k rows
+    (:mod:`agents.rloo`, :mod:`agents.grpo`): its config dataclass's fields are its hyperparameters.
+    Offered by ``seqgan compare`` and ``seqgan tune``; not yet by ``seqgan train --algo``, whose
+    resume path has not been tested with them."""
+
+    def config(values: dict[str, Any]) -> Any:
+        try:
+            return getattr(importlib.import_module(module), config_class)(**values)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"hparams[{name!r}]: {exc}") from None
+
+    def make_agent(generator: Any, envs: Any, seed: int, **hparams: Any) -> Any:
+        return getattr(importlib.import_module(module), factory)(generator, envs, seed, **hparams)
+
+    def hparams() -> dict[str, Any]:
+        return {f.name: f.default for f in dataclasses.fields(getattr(importlib.import_module(module), config_class))}
+
+    return Algorithm(name, summary, "reinforce", make_agent, hparams, check=lambda values: config(values) and None,
+                     search_space=search_space, runs_controls=True, train=False)
+
+
 def _rllib_hparams() -> dict[str, Any]:
     # Arguments of PPOConfig.training (its own and, through **kwargs, AlgorithmConfig's), as
     # agents.rllib.ppo_config passes them on.
@@ -237,6 +260,14 @@ for _entry in (
         "max_grad_norm": ("loguniform", 0.3, 5.0),
         "normalize_advantage": ("choice", [True, False]),
     }),
+    sequence_level_algorithm("rloo", "REINFORCE, leave-one-out baseline over k samples", "agents.rloo", "RlooConfig",
+                             "make_rloo", {"lr": ("loguniform", 1e-4, 5e-2), "group_size": ("choice", [2, 4, 8]),
+                                           "kl_coef": ("loguniform", 1e-3, 1.0)}),
+    sequence_level_algorithm("grpo", "group-normalised advantages, clipped ratio, KL to the start", "agents.grpo",
+                             "GrpoConfig", "make_grpo", {"lr": ("loguniform", 1e-4, 1e-2),
+                                                         "clip_eps": ("choice", [0.1, 0.2, 0.3]),
+                                                         "epochs": ("int", 1, 8),
+                                                         "kl_coef": ("loguniform", 1e-3, 1.0)}),
     Algorithm("rllib-ppo", "RLlib's PPO", "rllib", hparams=_rllib_hparams,
               fixed={"train_batch_size_per_learner": "one episode per env per update: the batch is "
                                                      "`batch_size` sequences"}),
