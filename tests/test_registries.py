@@ -184,3 +184,20 @@ def test_a_toy_algorithm_and_a_toy_reward_run_through_a_tiny_comparison(tmp_path
     assert control["final"]["nll_test"] == control["curve"][0]["nll_test"], "a mean baseline on a constant reward"
     methods = {r["method"] for r in csv.DictReader(open(out / "results.csv"))}
     assert f"{algorithm}, constant reward" in methods
+
+
+@pytest.mark.parametrize("name", ["rloo", "grpo"])
+def test_the_group_algorithms_are_entries_that_build_and_learn(tiny_models, name):
+    """RLOO and GRPO reach the comparison and tuning through their entries alone: the entry builds
+    an agent on a vector env, one collected batch updates the generator, and a bad value is refused."""
+    algorithm = get_algorithm(name)
+    check_algos([name])  # tuning accepts it (it raises for an algorithm without a search space)
+    assert algorithm.runs_controls and algorithm.search_space
+    with pytest.raises(ValueError, match=name):
+        algorithm.check_hparams({"not_a_hyperparameter": 1})
+    envs = gym.make_vec("SeqGAN-v0", num_envs=8, preset="tiny", reward="oracle", oracle=tiny_models["oracle"])
+    agent = algorithm.make_agent(tiny_models["generator"], envs, 0, group_size=4)
+    before = [p.detach().clone() for p in agent.generator.parameters()]
+    agent.learn(collect_episodes(envs, agent, seed=0))
+    assert any(not torch.equal(b, p) for b, p in zip(before, agent.generator.parameters()))
+    envs.close()
