@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from seqgan_env.models import Discriminator, Generator, PrefixDiscriminator
+from seqgan_env.models import Discriminator, Generator, Oracle, PrefixDiscriminator
 from seqgan_env.models.discriminator import fit_discriminator
 from seqgan_env.precision import adam, training_autocast
 from train.losses import token_cross_entropy
@@ -55,6 +55,10 @@ class DiscriminatorSchedule:
     2016); 0 in the paper. See :func:`~seqgan_env.models.discriminator.fit_discriminator`."""
     weight_decay: float = 0.0
     """L2 penalty λ/2 · Σθ² on all of D's weights, added to its loss; 0 in the paper."""
+    fresh_real: bool = False
+    """Draw ``num_negatives`` fresh oracle sequences as each round's positives instead of
+    sampling the fixed real data (False in the paper, whose D saw the same 10,000 throughout).
+    Needs the oracle (synthetic data): :func:`train_discriminator`'s ``oracle``."""
 
 
 REGULARISED_D: dict[str, float] = {"label_smoothing": 0.0, "weight_decay": 3e-3}
@@ -139,12 +143,18 @@ def pretrain_generator(
 def train_discriminator(
     discriminator: Discriminator | PrefixDiscriminator, generator: Generator, real: torch.Tensor, config: DiscriminatorSchedule,
     rng: torch.Generator, optimizer: torch.optim.Optimizer | None = None, progress: bool = False,
-    desc: str = "D",
+    desc: str = "D", oracle: Oracle | None = None,
 ) -> dict[str, float]:
     """``rounds`` x (fresh generator negatives, ``epochs`` epochs); returns the last round's stats.
 
-    Either discriminator kind (the paper's CNN or the dense reward's PrefixDiscriminator), with
-    the schedule's ``label_smoothing`` and ``weight_decay``."""
+    Either discriminator kind (the paper's CNN, the dense reward's PrefixDiscriminator, or a
+    learned :class:`~seqgan_env.optimal.DensityRatioDiscriminator`), with the schedule's
+    ``label_smoothing`` and ``weight_decay``; with ``fresh_real``, each round's positives are
+    fresh samples of ``oracle``. The returned ``d_accuracy`` is that of the training epoch (on
+    D's training positives); held-out figures come from :mod:`seqgan_env.diagnostics`."""
+    if config.fresh_real and oracle is None:
+        raise ValueError("this D schedule draws fresh real sequences every round (fresh_real=True): pass the "
+                         "oracle (it needs synthetic data; on text use a schedule without fresh_real)")
     optimizer = optimizer or adam(discriminator.parameters(), config.lr)
     stats: dict[str, float] = {}
     for _ in tqdm(range(config.rounds), desc=desc, disable=not progress, unit="round"):
@@ -153,8 +163,12 @@ def train_discriminator(
         if random_count:
             noise = torch.randint(0, generator.vocab_size, (random_count, generator.seq_len), generator=rng)
             fake = torch.cat([fake, noise.to(fake.device)])
-        positives = real[torch.randint(real.shape[0], (config.num_negatives,), generator=rng)] \
-            if real.shape[0] > config.num_negatives else real
+        if config.fresh_real:
+            positives = oracle.sample(config.num_negatives, rng)
+        elif real.shape[0] > config.num_negatives:
+            positives = real[torch.randint(real.shape[0], (config.num_negatives,), generator=rng)]
+        else:
+            positives = real
         stats = fit_discriminator(discriminator, positives, fake, config.epochs, optimizer,
                                   config.batch_size, rng, label_smoothing=config.label_smoothing,
                                   weight_decay=config.weight_decay)
