@@ -13,6 +13,7 @@ and, for REINFORCE, ``grad_norm`` (SB3 does not report it).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -114,6 +115,7 @@ def discriminator_diagnostics(discriminator: torch.nn.Module, generator: Generat
     fake = generator.sample(count, rng)
     real = _held_out(held_out, count, rng)
     oracle = held_out if isinstance(held_out, Oracle) else None
+    d_optimizer = d_optimizer or adam(discriminator.parameters(), d_config.lr)
     metrics = held_out_metrics(discriminator, real, fake, oracle=oracle, generator=generator if oracle else None)
     return {f"d_heldout_{name}": value for name, value in metrics.items()}
 
@@ -181,6 +183,7 @@ def adversarial_train(
     config: AdversarialConfig, rng: torch.Generator, d_optimizer: torch.optim.Optimizer | None = None,
     start_step: int = 0, on_step: Callable[[int, dict[str, float]], None] | None = None, progress: bool = True,
     evaluator: Callable[[], dict[str, float]] | None = None, held_out: HeldOutSource | None = None,
+    d_schedule: DiscriminatorSchedule | None = None,
 ) -> None:
     """Run adversarial steps ``start_step+1 .. config.steps``: a g-step, then D retrained.
 
@@ -191,13 +194,17 @@ def adversarial_train(
     ``held_out`` (the oracle, or the held-out split for text) gives the real sequences of the D
     gate (``config.d_target_accuracy``), which decides on held-out accuracy
     (``d_accuracy_fresh``); D's accuracy in its training epoch is logged as ``d_train_accuracy``.
+    ``d_schedule`` (default: the paper's) gives D's model, objective, learning rate and whether
+    each round draws fresh real sequences (then from the oracle ``held_out``); its rounds, epochs
+    and negatives come from ``config``.
     """
     if config.d_target_accuracy is not None and held_out is None:
         raise ValueError("the D gate (d_target_accuracy) decides on held-out real sequences: pass held_out= "
                          "(the oracle, or the held-out split for text), not D's training data")
-    d_optimizer = d_optimizer or adam(discriminator.parameters(), 1e-4)
-    d_config = DiscriminatorSchedule(rounds=config.d_rounds, epochs=config.d_epochs,
-                                     num_negatives=config.d_negatives)
+    d_config = dataclasses.replace(d_schedule or DiscriminatorSchedule(), rounds=config.d_rounds,
+                                   epochs=config.d_epochs, num_negatives=config.d_negatives)
+    oracle = held_out if isinstance(held_out, Oracle) else None
+    d_optimizer = d_optimizer or adam(discriminator.parameters(), d_config.lr)
     seqgan_env.set_discriminator(envs, discriminator)
     started = time.time()
     bar = tqdm(range(start_step + 1, config.steps + 1), desc="adversarial", disable=not progress, unit="step")
@@ -207,7 +214,8 @@ def adversarial_train(
         if config.d_target_accuracy is not None:
             stats["d_accuracy_fresh"] = fresh_accuracy(discriminator, generator, held_out, config.d_negatives, rng)
         if config.d_target_accuracy is None or stats["d_accuracy_fresh"] < config.d_target_accuracy:
-            trained = train_discriminator(discriminator, generator, real_data, d_config, rng, d_optimizer)
+            trained = train_discriminator(discriminator, generator, real_data, d_config, rng, d_optimizer,
+                                          oracle=oracle)
             # On its training positives: memory as much as discrimination, hence the name.
             stats.update(d_loss=trained["d_loss"], d_train_accuracy=trained["d_accuracy"])
             stats["d_trained"] = 1.0
