@@ -115,7 +115,8 @@ def held_out_metrics(discriminator: torch.nn.Module, real: torch.Tensor, fake: t
     }
     if oracle is not None and generator is not None:
         tokens = torch.cat([real.to(generator.device), fake.to(generator.device)])
-        truth = OptimalDiscriminator(oracle, generator).log_ratio(tokens).cpu()
+        with torch.no_grad():
+            truth = OptimalDiscriminator(oracle, generator).log_ratio(tokens).cpu()
         out["log_ratio_spearman"] = spearman(torch.cat([real_logits, fake_logits]), truth)
     return out
 

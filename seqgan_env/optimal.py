@@ -36,13 +36,13 @@ from torch import nn
 from seqgan_env.models.discriminator import Discriminator
 from seqgan_env.models.lstm import Oracle, TokenLSTM
 from seqgan_env.precision import parameter_versions
+from seqgan_env.presets import DiscriminatorConfig
 
 
-@torch.inference_mode()
 def sequence_log_likelihood(model: TokenLSTM, tokens: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     """``log p_model(x)`` of each row of ``(B, T)`` tokens, ``(B,)`` float32: the sum of its
     per-token log-probabilities; PAD positions (ids ``>= vocab_size``, after an end token) are
-    not tokens and count nothing."""
+    not tokens and count nothing. Differentiable where gradients are enabled."""
     if tokens.dim() != 2:
         raise ValueError(f"expected (batch, length) token ids, got shape {tuple(tokens.shape)}")
     out = []
@@ -68,6 +68,12 @@ class DensityRatioDiscriminator(Discriminator):
         reference: the generator whose samples D tells apart (e.g. the MLE generator, or the
             policy being trained).
         batch_size: rows scored together.
+
+    D's parameters are the numerator's alone: the reference is read, never trained through D
+    (it is held outside the module's registry, so ``parameters()``, ``state_dict()`` and an
+    optimiser over D leave the generator alone). A learned numerator is trained with the
+    project's D step (:func:`~seqgan_env.models.discriminator.fit_discriminator`): its
+    two-class cross-entropy on ``[0, log ratio]`` is the logistic loss of the log ratio.
     """
 
     def __init__(self, numerator: TokenLSTM, reference: TokenLSTM, batch_size: int = 1024) -> None:
@@ -78,6 +84,7 @@ class DensityRatioDiscriminator(Discriminator):
         self.seq_len = numerator.seq_len
         self.pad_token = numerator.vocab_size
         self.batch_size = batch_size
+        self.config = DiscriminatorConfig(l2_reg=0.0)  # no output-layer penalty (fit_discriminator reads it)
         self._fast_cache = {}
         self.set_reference(reference)
 
@@ -93,13 +100,18 @@ class DensityRatioDiscriminator(Discriminator):
         if reference.eos_token != self.numerator.eos_token:
             raise ValueError(f"the reference generator's end token is {reference.eos_token}, the "
                              f"{self._numerator_name}'s {self.numerator.eos_token}: they model different sequences")
-        self.reference = reference
+        object.__setattr__(self, "_reference", reference)  # not a submodule: see the class docstring
+
+    @property
+    def reference(self) -> TokenLSTM:
+        """The generator whose samples D tells apart."""
+        return self._reference
 
     _numerator_name = "numerator model"
 
     @property
     def device(self) -> torch.device:
-        return self.reference.device
+        return self.numerator.device
 
     def config_dict(self) -> dict[str, Any]:
         raise TypeError(f"a {type(self).__name__} is computed from its two models and is not saved as "
@@ -109,18 +121,18 @@ class DensityRatioDiscriminator(Discriminator):
         """Changes whenever either model's weights do, or the reference is swapped."""
         return (id(self.reference), parameter_versions(self.numerator), parameter_versions(self.reference))
 
-    @torch.inference_mode()
     def log_ratio(self, tokens: torch.Tensor) -> torch.Tensor:
-        """``log p_numerator(x) - log p_reference(x)`` per row, ``(B,)`` float32 (D's logit).
+        """``log p_numerator(x) - log p_reference(x)`` per row, ``(B,)`` float32 (D's logit),
+        differentiable in the numerator's weights where gradients are enabled.
 
-        Always float32: a sequence's log-likelihood is a sum of ``seq_len`` log-probabilities,
-        and bfloat16's 8-bit mantissa would move it by nats."""
+        Summed in float32: a sequence's log-likelihood adds ``seq_len`` log-probabilities, and
+        bfloat16's 8-bit mantissa would move it by nats."""
         if tokens.shape[-1] != self.seq_len:
             raise ValueError(f"{type(self).__name__} scores whole sequences of {self.seq_len} tokens, "
                              f"got {tokens.shape[-1]}")
-        tokens = tokens.to(self.device)
-        return (sequence_log_likelihood(self.numerator, tokens, self.batch_size)
-                - sequence_log_likelihood(self.reference, tokens, self.batch_size))
+        with torch.no_grad():
+            reference = sequence_log_likelihood(self.reference, tokens, self.batch_size).to(self.device)
+        return sequence_log_likelihood(self.numerator, tokens.to(self.device), self.batch_size) - reference
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Two-class logits ``(B, 2)`` as the CNN gives them: ``[0, log ratio]`` (column 1 = real)."""
@@ -128,7 +140,8 @@ class DensityRatioDiscriminator(Discriminator):
         return torch.stack([torch.zeros_like(ratio), ratio], dim=1)
 
     def l2_penalty(self) -> torch.Tensor:
-        raise TypeError(f"a {type(self).__name__} has no trainable head: it is computed, not trained")
+        """0: no output layer to penalise (the CNN's L2 term does not apply)."""
+        return torch.zeros((), device=self.device)
 
     # -- the Monte Carlo engine's pooled-feature path ---------------------------------------
     def _no_prefix_feature(self, rows: int) -> torch.Tensor:
@@ -144,6 +157,7 @@ class DensityRatioDiscriminator(Discriminator):
         """``-inf`` per row (see :meth:`prefix_maxima`)."""
         return self._no_prefix_feature(tokens.shape[0])
 
+    @torch.inference_mode()
     def window_maxima(self, tokens: torch.Tensor, first_end: int = 0,
                       dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """The log ratio of each whole sequence as a one-feature row, ``(R, 1)``."""
@@ -153,6 +167,7 @@ class DensityRatioDiscriminator(Discriminator):
         """P(real) ``(R,)`` from :meth:`window_maxima`'s feature."""
         return torch.sigmoid(raw_maxima[:, 0].float())
 
+    @torch.inference_mode()
     def score(self, tokens: torch.Tensor, dtype: torch.dtype = torch.float32,
               batch_size: int = 4096) -> torch.Tensor:
         """P(real) of whole sequences, ``(R,)``."""
