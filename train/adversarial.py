@@ -115,7 +115,6 @@ def discriminator_diagnostics(discriminator: torch.nn.Module, generator: Generat
     fake = generator.sample(count, rng)
     real = _held_out(held_out, count, rng)
     oracle = held_out if isinstance(held_out, Oracle) else None
-    d_optimizer = d_optimizer or adam(discriminator.parameters(), d_config.lr)
     metrics = held_out_metrics(discriminator, real, fake, oracle=oracle, generator=generator if oracle else None)
     return {f"d_heldout_{name}": value for name, value in metrics.items()}
 
