@@ -13,6 +13,7 @@ and, for REINFORCE, ``grad_norm`` (SB3 does not report it).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from tqdm.auto import tqdm
 
 import seqgan_env
 from agents.base import Agent, collect_episodes, policy_kl
+from seqgan_env.diagnostics import held_out_metrics, held_out_real
 from seqgan_env.models import Discriminator, Generator, Oracle
 from seqgan_env.precision import adam
 from seqgan_env.rewards import resolve_dtype
@@ -47,8 +49,9 @@ class AdversarialConfig:
     """Generator samples per draw."""
     d_target_accuracy: float | None = None
     """Retrain D after a generator update only while its accuracy on ``d_negatives`` fresh
-    samples and as many real sequences (dropout off) is below this; ``None``: always (the
-    paper). Keeps D from saturating, when a saturated D's reward stops carrying information."""
+    samples and as many *held-out* real sequences (fresh oracle samples, or the held-out split
+    for text; dropout off) is below this; ``None``: always (the paper). Keeps D from
+    saturating, when a saturated D's reward stops carrying information."""
     eval_every: int = 10
     """Evaluate every this many generator updates."""
     eval_samples: int = 10_000
@@ -74,18 +77,46 @@ def evaluate(generator: Generator, oracle: Oracle | None, test_data: torch.Tenso
     return (out, samples) if return_samples else out
 
 
-def fresh_accuracy(discriminator: Discriminator, generator: Generator, real_data: torch.Tensor, count: int,
-                   rng: torch.Generator) -> float:
-    """D's accuracy on ``count`` fresh generator samples and ``count`` real sequences (dropout off).
+HeldOutSource = Oracle | torch.Tensor
+"""Where held-out real sequences come from: the oracle (fresh samples) or a held-out split
+(text), never D's training data."""
 
+
+def _held_out(source: HeldOutSource, count: int, rng: torch.Generator) -> torch.Tensor:
+    if isinstance(source, Oracle):
+        return held_out_real(count, rng, oracle=source)
+    return held_out_real(count, rng, held_out=source)
+
+
+def fresh_accuracy(discriminator: Discriminator, generator: Generator, held_out: HeldOutSource, count: int,
+                   rng: torch.Generator) -> float:
+    """D's held-out accuracy: on ``count`` fresh generator samples and ``count`` real sequences
+    it never trained on (dropout off): fresh samples of the oracle when ``held_out`` is one,
+    else rows of the held-out split ``held_out`` (all of it if it has fewer).
+
+    Not D's training positives: on those D's accuracy measures memory (the paper's CNN after the
+    ``cpu`` preset calls 94.7% of its training sequences real and 24.5% of held-out ones).
     Scored in the reward's compute type (``auto``), so the gate reuses the inference tables
     the env's reward already holds for this D instead of building float32 ones.
     """
     fake = generator.sample(count, rng)
-    real = real_data[torch.randint(real_data.shape[0], (count,), generator=rng)].to(fake.device)
+    real = _held_out(held_out, count, rng).to(fake.device)
     dtype = resolve_dtype("auto", discriminator.device)
     correct = (discriminator.score(real, dtype) > 0.5).sum() + (discriminator.score(fake, dtype) <= 0.5).sum()
-    return float(correct) / (2 * count)
+    return float(correct) / (real.shape[0] + fake.shape[0])
+
+
+def discriminator_diagnostics(discriminator: torch.nn.Module, generator: Generator, held_out: HeldOutSource,
+                              count: int, rng: torch.Generator) -> dict[str, float]:
+    """:func:`~seqgan_env.diagnostics.held_out_metrics` of ``discriminator`` on ``count`` held-out real
+    sequences (see :func:`fresh_accuracy`) against ``count`` fresh samples of ``generator``, keyed
+    ``d_heldout_<metric>``: accuracy, auc, brier, mean_p_real, mean_p_fake, and, when
+    ``held_out`` is the oracle, log_ratio_spearman (D's logit against the true log ratio)."""
+    fake = generator.sample(count, rng)
+    real = _held_out(held_out, count, rng)
+    oracle = held_out if isinstance(held_out, Oracle) else None
+    metrics = held_out_metrics(discriminator, real, fake, oracle=oracle, generator=generator if oracle else None)
+    return {f"d_heldout_{name}": value for name, value in metrics.items()}
 
 
 GeneratorStep = Callable[[int], dict[str, float]]
@@ -150,7 +181,8 @@ def adversarial_train(
     g_step: GeneratorStep, generator: Generator, envs: Any, discriminator: Discriminator, real_data: torch.Tensor,
     config: AdversarialConfig, rng: torch.Generator, d_optimizer: torch.optim.Optimizer | None = None,
     start_step: int = 0, on_step: Callable[[int, dict[str, float]], None] | None = None, progress: bool = True,
-    evaluator: Callable[[], dict[str, float]] | None = None,
+    evaluator: Callable[[], dict[str, float]] | None = None, held_out: HeldOutSource | None = None,
+    d_schedule: DiscriminatorSchedule | None = None,
 ) -> None:
     """Run adversarial steps ``start_step+1 .. config.steps``: a g-step, then D retrained.
 
@@ -158,10 +190,20 @@ def adversarial_train(
     ``evaluator()`` (e.g. NLL-oracle, NLL-test: :func:`evaluate` bound to an oracle) runs every
     ``config.eval_every`` steps and at the end; ``on_step(step, stats)`` receives each step's
     statistics (with the evaluation's on evaluation steps), e.g. to log and checkpoint.
+    ``held_out`` (the oracle, or the held-out split for text) gives the real sequences of the D
+    gate (``config.d_target_accuracy``), which decides on held-out accuracy
+    (``d_accuracy_fresh``); D's accuracy in its training epoch is logged as ``d_train_accuracy``.
+    ``d_schedule`` (default: the paper's) gives D's model, objective, learning rate and whether
+    each round draws fresh real sequences (then from the oracle ``held_out``); its rounds, epochs
+    and negatives come from ``config``.
     """
-    d_optimizer = d_optimizer or adam(discriminator.parameters(), 1e-4)
-    d_config = DiscriminatorSchedule(rounds=config.d_rounds, epochs=config.d_epochs,
-                                     num_negatives=config.d_negatives)
+    if config.d_target_accuracy is not None and held_out is None:
+        raise ValueError("the D gate (d_target_accuracy) decides on held-out real sequences: pass held_out= "
+                         "(the oracle, or the held-out split for text), not D's training data")
+    d_config = dataclasses.replace(d_schedule or DiscriminatorSchedule(), rounds=config.d_rounds,
+                                   epochs=config.d_epochs, num_negatives=config.d_negatives)
+    oracle = held_out if isinstance(held_out, Oracle) else None
+    d_optimizer = d_optimizer or adam(discriminator.parameters(), d_config.lr)
     seqgan_env.set_discriminator(envs, discriminator)
     started = time.time()
     bar = tqdm(range(start_step + 1, config.steps + 1), desc="adversarial", disable=not progress, unit="step")
@@ -169,9 +211,12 @@ def adversarial_train(
         step_started = time.time()
         stats = g_step(int(torch.randint(2**31 - 1, (1,), generator=rng)))
         if config.d_target_accuracy is not None:
-            stats["d_accuracy_fresh"] = fresh_accuracy(discriminator, generator, real_data, config.d_negatives, rng)
+            stats["d_accuracy_fresh"] = fresh_accuracy(discriminator, generator, held_out, config.d_negatives, rng)
         if config.d_target_accuracy is None or stats["d_accuracy_fresh"] < config.d_target_accuracy:
-            stats.update(train_discriminator(discriminator, generator, real_data, d_config, rng, d_optimizer))
+            trained = train_discriminator(discriminator, generator, real_data, d_config, rng, d_optimizer,
+                                          oracle=oracle)
+            # On its training positives: memory as much as discrimination, hence the name.
+            stats.update(d_loss=trained["d_loss"], d_train_accuracy=trained["d_accuracy"])
             stats["d_trained"] = 1.0
             seqgan_env.set_discriminator(envs, discriminator)
         else:

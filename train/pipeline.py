@@ -42,7 +42,7 @@ from seqgan_env.precision import adam
 from seqgan_env.presets import get_preset
 from seqgan_env.text import Corpus, Vocabulary, text_preset
 from train import algorithms
-from train.adversarial import adversarial_train, evaluate, reinforce_step, sb3_step
+from train.adversarial import adversarial_train, discriminator_diagnostics, evaluate, reinforce_step, sb3_step
 from train.config import TrainConfig
 from train.pretrain import pretrain_generator, train_discriminator
 
@@ -240,7 +240,21 @@ class Run:
             hypotheses = self._decode(samples[: cfg.bleu_samples])
             stats.update({f"bleu{n}": v for n, v in bleu(hypotheses, self.references, (2, 3, 4, 5)).items()})
             stats.update({f"self_bleu{n}": v for n, v in self_bleu(hypotheses, (2, 3, 4)).items()})
+        if self.state.phase != "mle":  # D on sequences it never trained on, once it has been trained
+            stats.update(self._d_diagnostics())
         return stats
+
+    def _d_diagnostics(self) -> dict[str, float]:
+        """D's held-out metrics (``d_heldout_*``): fresh oracle samples (or the test split) against
+        fresh samples of the current generator, 2,000 of each at most."""
+        count = min(2_000, self.config.adversarial.eval_samples)
+        return discriminator_diagnostics(self.discriminator, self.generator, self._held_out, count,
+                                         self._evaluation_rng())
+
+    @property
+    def _held_out(self) -> Oracle | torch.Tensor:
+        """Real sequences D never trains on: the oracle's fresh samples, else the test split."""
+        return self.oracle if self.oracle is not None else self.test
 
     def _evaluation_rng(self) -> torch.Generator:
         """A generator of its own for each evaluation, seeded from the run's seed and the step.
@@ -311,7 +325,11 @@ class Run:
             stats = train_discriminator(self.discriminator, self.generator, self.real, one_round, self.rng,
                                         self.d_optimizer)
             self.state.d_rounds += 1
-            bar.set_postfix(d_accuracy=f"{stats['d_accuracy']:.3f}")
+            # Accuracy in D's training epoch, on its training positives: named so.
+            stats = {"d_loss": stats["d_loss"], "d_train_accuracy": stats["d_accuracy"]}
+            if self.state.d_rounds == cfg.d_pretrain.rounds:
+                stats.update(self._d_diagnostics())
+            bar.set_postfix(d_train_accuracy=f"{stats['d_train_accuracy']:.3f}")
             self._log("d_pretrain", self.state.d_rounds, {**stats, "wall_time": time.time() - started}, writer)
             if self.state.d_rounds % cfg.checkpoint_every == 0:
                 self._checkpoint(started)
@@ -340,7 +358,7 @@ class Run:
 
         adversarial_train(g_step, self.generator, envs, self.discriminator, self.real, cfg, self.rng,
                           self.d_optimizer, start_step=self.state.adversarial_steps, on_step=on_step,
-                          progress=self.progress, evaluator=self.evaluate)
+                          progress=self.progress, evaluator=self.evaluate, held_out=self._held_out)
         self.state.phase = "done"
         self._checkpoint(started)
 

@@ -7,14 +7,18 @@ numbers of real sequences and fresh generator samples, several epochs per draw o
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from seqgan_env.models import Discriminator, Generator, PrefixDiscriminator
+from seqgan_env.models import Discriminator, Generator, Oracle, PrefixDiscriminator
 from seqgan_env.models.discriminator import fit_discriminator
+from seqgan_env.optimal import DensityRatioDiscriminator
 from seqgan_env.precision import adam, training_autocast
 from train.losses import token_cross_entropy
 
@@ -55,6 +59,28 @@ class DiscriminatorSchedule:
     2016); 0 in the paper. See :func:`~seqgan_env.models.discriminator.fit_discriminator`."""
     weight_decay: float = 0.0
     """L2 penalty λ/2 · Σθ² on all of D's weights, added to its loss; 0 in the paper."""
+    model: str = "cnn"
+    """What D is (:func:`build_discriminator`): ``"cnn"``, the preset's CNN (the paper's), or
+    ``"density_ratio"``, ``log p_M(x) - log p_G(x)`` with M a copy of the generator fitted to
+    real data and G the generator itself (:class:`~seqgan_env.optimal.DensityRatioDiscriminator`)."""
+    objective: str = "classifier"
+    """How D learns: ``"classifier"``, cross-entropy on real against generated sequences (the
+    paper's), or ``"likelihood"`` (``density_ratio`` only): M's maximum likelihood on the real
+    sequences alone, the generator's samples serving only to report D's accuracy."""
+    fresh_real: bool = False
+    """Draw ``num_negatives`` fresh oracle sequences as each round's positives instead of
+    sampling the fixed real data (False in the paper, whose D saw the same 10,000 throughout).
+    Needs the oracle (synthetic data): :func:`train_discriminator`'s ``oracle``."""
+
+
+    def __post_init__(self) -> None:
+        if self.model not in ("cnn", "density_ratio"):
+            raise ValueError(f"unknown discriminator model {self.model!r}; choose 'cnn' or 'density_ratio'")
+        if self.objective not in ("classifier", "likelihood"):
+            raise ValueError(f"unknown discriminator objective {self.objective!r}; choose 'classifier' or 'likelihood'")
+        if self.objective == "likelihood" and self.model != "density_ratio":
+            raise ValueError("objective='likelihood' fits a density_ratio discriminator's language model; "
+                             f"a {self.model!r} discriminator is trained as a classifier")
 
 
 REGULARISED_D: dict[str, float] = {"label_smoothing": 0.0, "weight_decay": 3e-3}
@@ -139,23 +165,86 @@ def pretrain_generator(
 def train_discriminator(
     discriminator: Discriminator | PrefixDiscriminator, generator: Generator, real: torch.Tensor, config: DiscriminatorSchedule,
     rng: torch.Generator, optimizer: torch.optim.Optimizer | None = None, progress: bool = False,
-    desc: str = "D",
+    desc: str = "D", oracle: Oracle | None = None,
 ) -> dict[str, float]:
     """``rounds`` x (fresh generator negatives, ``epochs`` epochs); returns the last round's stats.
 
-    Either discriminator kind (the paper's CNN or the dense reward's PrefixDiscriminator), with
-    the schedule's ``label_smoothing`` and ``weight_decay``."""
+    Either discriminator kind (the paper's CNN, the dense reward's PrefixDiscriminator, or a
+    learned :class:`~seqgan_env.optimal.DensityRatioDiscriminator`), with the schedule's
+    ``label_smoothing`` and ``weight_decay``; with ``fresh_real``, each round's positives are
+    fresh samples of ``oracle``. The returned ``d_accuracy`` is that of the training epoch (on
+    D's training positives); held-out figures come from :mod:`seqgan_env.diagnostics`."""
+    if config.fresh_real and oracle is None:
+        raise ValueError("this D schedule draws fresh real sequences every round (fresh_real=True): pass the "
+                         "oracle (it needs synthetic data; on text use a schedule without fresh_real)")
+    likelihood = config.objective == "likelihood"
+    if likelihood and not isinstance(discriminator, DensityRatioDiscriminator):
+        raise ValueError(f"objective='likelihood' trains a DensityRatioDiscriminator, got a {type(discriminator).__name__}")
     optimizer = optimizer or adam(discriminator.parameters(), config.lr)
     stats: dict[str, float] = {}
     for _ in tqdm(range(config.rounds), desc=desc, disable=not progress, unit="round"):
+        if likelihood:
+            stats = _fit_language_model(discriminator, generator, real, config, rng, optimizer, oracle)
+            continue
         random_count = int(config.num_negatives * config.random_negatives)
         fake = generator.sample(config.num_negatives - random_count, rng)
         if random_count:
             noise = torch.randint(0, generator.vocab_size, (random_count, generator.seq_len), generator=rng)
             fake = torch.cat([fake, noise.to(fake.device)])
-        positives = real[torch.randint(real.shape[0], (config.num_negatives,), generator=rng)] \
-            if real.shape[0] > config.num_negatives else real
+        if config.fresh_real:
+            positives = oracle.sample(config.num_negatives, rng)
+        elif real.shape[0] > config.num_negatives:
+            positives = real[torch.randint(real.shape[0], (config.num_negatives,), generator=rng)]
+        else:
+            positives = real
         stats = fit_discriminator(discriminator, positives, fake, config.epochs, optimizer,
                                   config.batch_size, rng, label_smoothing=config.label_smoothing,
                                   weight_decay=config.weight_decay)
     return stats
+
+
+def _fit_language_model(discriminator: DensityRatioDiscriminator, generator: Generator, real: torch.Tensor,
+                        config: DiscriminatorSchedule, rng: torch.Generator, optimizer: torch.optim.Optimizer,
+                        oracle: Oracle | None) -> dict[str, float]:
+    """One round of the ``likelihood`` objective: M's MLE epochs on ``num_negatives`` real sequences
+    (fresh ones with ``fresh_real``); D's loss is M's NLL and its accuracy that on this round's
+    real sequences against as many fresh generator samples (1,000 of each at most)."""
+    if config.fresh_real:
+        positives = oracle.sample(config.num_negatives, rng)
+    else:
+        positives = real[torch.randperm(real.shape[0], generator=rng)[: config.num_negatives]]
+    for _ in range(config.epochs):
+        loss = mle_epoch(discriminator.numerator, positives, optimizer, config.batch_size, grad_clip=5.0, rng=rng)
+    count = min(1_000, positives.shape[0])
+    with torch.no_grad():
+        correct = int((discriminator.log_ratio(positives[:count]) > 0).sum())
+        correct += int((discriminator.log_ratio(generator.sample(count, rng)) <= 0).sum())
+    return {"d_loss": loss, "d_accuracy": correct / (2 * count)}
+
+
+D_SCHEDULES: dict[str, DiscriminatorSchedule] = {
+    "paper": DiscriminatorSchedule(),
+    "density-ratio": DiscriminatorSchedule(rounds=20, epochs=1, num_negatives=5_000, lr=1e-3, fresh_real=True,
+                                           model="density_ratio", objective="likelihood"),
+}
+"""Named D schedules. ``paper``: the paper's CNN and schedule (the paper presets' default:
+faithful, and on fresh data close to chance, see ``docs/discriminator.md``). ``density-ratio``:
+the best of the D study, ``log p_M - log p_G`` with M the generator's copy fitted by MLE to fresh
+real sequences (5,000 per round, Adam 1e-3)."""
+
+
+def d_schedule(name: str) -> DiscriminatorSchedule:
+    """A copy of the named D schedule (free to modify)."""
+    try:
+        return dataclasses.replace(D_SCHEDULES[name])
+    except KeyError:
+        raise ValueError(f"unknown D schedule {name!r}; choose one of {sorted(D_SCHEDULES)}") from None
+
+
+def build_discriminator(schedule: DiscriminatorSchedule, preset: Any, generator: Generator) -> torch.nn.Module:
+    """The untrained discriminator ``schedule`` trains: the preset's CNN, or a density ratio whose
+    language model starts as a copy of ``generator`` (so its log ratio starts at 0 everywhere)
+    and whose reference *is* ``generator``: trained in place, D follows it."""
+    if schedule.model == "density_ratio":
+        return DensityRatioDiscriminator(copy.deepcopy(generator), generator)
+    return Discriminator.from_preset(preset).to(generator.device)
