@@ -277,6 +277,31 @@ def _monte_carlo(inputs: RewardInputs) -> RewardModel:
                             device=inputs.device)
 
 
+def _optimal_discriminator(inputs: RewardInputs) -> Any:
+    """D* of ``reward="optimal"``: the oracle (required) against ``reference`` (a generator or its
+    file; by default the rollout policy, which is the generator being trained in SeqGAN)."""
+    from seqgan_env.models import TokenLSTM
+    from seqgan_env.optimal import OptimalDiscriminator
+
+    if inputs.arguments.get("oracle") is None:
+        raise ValueError(f"reward={inputs.kind.name!r} needs oracle=... (the density of the real data: 'builtin', "
+                         "a seed, or an oracle file); real text has none, so D* does not exist there")
+    reference = inputs.arguments.get("reference")
+    if isinstance(reference, (str, Path)):
+        reference = load_model(_existing_file(reference, "reference"), "generator")
+    elif reference is None:
+        reference = inputs.rollout_policy()
+    if not isinstance(reference, TokenLSTM):
+        raise TypeError(f"reference must be a generator (a seqgan_env TokenLSTM or its file), got "
+                        f"{type(reference).__name__}")
+    return OptimalDiscriminator(inputs.oracle(), reference.to(inputs.device))
+
+
+def _optimal_monte_carlo(inputs: RewardInputs) -> RewardModel:
+    return MonteCarloReward(_optimal_discriminator(inputs), inputs.rollout_policy(),
+                            num_rollouts=inputs.num_rollouts(), eos_token=inputs.eos_token, device=inputs.device)
+
+
 for _kind in (
     RewardKind("monte_carlo", MonteCarloReward, ("discriminator", "rollout_policy", "num_rollouts", "compute_dtype"),
                _monte_carlo, "the paper's: mean P(real) of Monte Carlo completions of each prefix", Discriminator),
@@ -294,5 +319,12 @@ for _kind in (
     RewardKind("dense", DensePrefixReward, ("discriminator",),
                lambda inputs: DensePrefixReward(inputs.discriminator(), device=inputs.device),
                "P(real) of every prefix from a PrefixDiscriminator, no rollouts", PrefixDiscriminator),
+    # The Bayes-optimal discriminator D* = p_oracle / (p_oracle + p_reference) (Goodfellow et al.
+    # 2014, Prop. 1): exact, no training; the ceiling of what any learned D can tell the policy.
+    RewardKind("optimal", MonteCarloReward, ("oracle", "reference", "rollout_policy", "num_rollouts"),
+               _optimal_monte_carlo, "the Monte Carlo reward scored by the Bayes-optimal D* (oracle vs reference)"),
+    RewardKind("optimal-terminal", TerminalReward, ("oracle", "reference", "rollout_policy"),
+               lambda inputs: TerminalReward(_optimal_discriminator(inputs), device=inputs.device),
+               "D*'s P(real) of the finished sequence, 0 before"),
 ):
     register_reward(_kind)

@@ -130,3 +130,33 @@ def test_monte_carlo_and_terminal_rewards_take_it_as_their_discriminator(enumera
     rewards = [terminal.step(a)[1] for a in actions[0]]
     assert rewards[:-1] == [0.0, 0.0]
     assert rewards[-1] == pytest.approx(float(optimal.score(torch.tensor([actions[0]]))[0]))
+
+
+def test_reward_optimal_is_the_monte_carlo_reward_scored_by_d_star(enumerable, tmp_path):
+    """``reward="optimal"`` (and ``"optimal-terminal"``) built from the oracle and a reference: the
+    same rewards, seed for seed, as the Monte Carlo (terminal) reward given that D* by hand; a
+    missing oracle, a reference that is not a generator, or one of another vocabulary is refused."""
+    oracle, generator = enumerable
+    preset = get_preset("tiny").replace(vocab_size=VOCAB, seq_len=LENGTH)
+    actions = (2, 0, 1)
+
+    def rewards(**kwargs):
+        env = gym.make("SeqGAN-v0", preset=preset, **kwargs)
+        env.reset(seed=3)
+        return [env.step(a)[1] for a in actions]
+
+    by_hand = rewards(reward="monte_carlo", discriminator=OptimalDiscriminator(oracle, generator),
+                      rollout_policy=generator, num_rollouts=8)
+    assert rewards(reward="optimal", oracle=oracle, rollout_policy=generator, num_rollouts=8) == by_hand
+    save_model(generator, tmp_path / "reference.pt")
+    assert rewards(reward="optimal", oracle=oracle, reference=tmp_path / "reference.pt", rollout_policy=generator,
+                   num_rollouts=8) == pytest.approx(by_hand)
+    terminal = rewards(reward="optimal-terminal", oracle=oracle, reference=generator)
+    assert terminal[:-1] == [0.0, 0.0]
+    assert terminal[-1] == pytest.approx(float(OptimalDiscriminator(oracle, generator).score(torch.tensor([actions]))[0]))
+    with pytest.raises(ValueError, match="needs oracle"):
+        rewards(reward="optimal", rollout_policy=generator)
+    with pytest.raises(TypeError, match="reference must be a generator"):
+        rewards(reward="optimal", oracle=oracle, reference=42, rollout_policy=generator)
+    with pytest.raises(ValueError, match="vocab"):
+        rewards(reward="optimal", oracle=oracle, reference=Generator(VOCAB + 2, 4, 4, LENGTH), rollout_policy=generator)

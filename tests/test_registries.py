@@ -152,7 +152,7 @@ def test_the_command_line_lists_the_registries():
     algo = next(a for a in commands["train"]._actions if a.dest == "algo")
     assert set(algo.choices) == {"reinforce", "reinforce-mean", "reinforce-value", "ppo", "a2c"}
     tune_algos = next(a for a in commands["tune"]._actions if a.dest == "algos")
-    assert tune_algos.default.split(",") == ["reinforce", "reinforce-mean", "reinforce-value", "ppo", "a2c"]
+    assert tune_algos.default.split(",") == ["reinforce", "reinforce-mean", "reinforce-value", "ppo", "a2c", "rloo", "grpo"]
     compare_algos = next(a for a in commands["compare"]._actions if a.dest == "algos")
     assert "rllib-ppo (RLlib's PPO)" in compare_algos.help and "oracle" not in compare_algos.help
 
