@@ -193,6 +193,7 @@ def test_bfloat16_rewards_stay_within_1e_2_of_float32():
     assert np.abs(difference[-1]).max() < 2e-3
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_rewards_agree_with_cpu(tiny, tiny_models):
     actions = np.random.default_rng(0).integers(0, tiny.vocab_size, (tiny.seq_len,))
