@@ -85,3 +85,21 @@ def ray_local(tmp_path_factory):
              object_store_memory=150 * 1024**2)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def whole_run(tmp_path_factory):
+    """``whole_run(algo)``: the folder of an uninterrupted ``seqgan train --preset tiny --algo algo``,
+    run once per session when first asked for (the reference that resumed runs must equal)."""
+    from train.cli import main
+
+    runs = {}
+
+    def get(algo: str) -> Path:
+        if algo not in runs:
+            out = tmp_path_factory.mktemp(f"whole-{algo}")
+            assert main(["train", "--preset", "tiny", "--algo", algo, "--out", str(out)]) == 0
+            runs[algo] = out
+        return runs[algo]
+
+    return get

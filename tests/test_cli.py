@@ -25,11 +25,23 @@ def read_metrics(folder):
         return [{k: v for k, v in row.items() if k not in TIMINGS} for row in csv.DictReader(handle)]
 
 
+def assert_same_metrics(resumed, whole):
+    """Rows of two ``metrics.csv`` files (from :func:`read_metrics`): the same rows and columns,
+    every value equal to 1e-5 relative (a run in another process may round differently)."""
+    assert [(r["phase"], r["step"], r["epoch"]) for r in resumed] == [(r["phase"], r["step"], r["epoch"]) for r in whole]
+    for row, reference in zip(resumed, whole):
+        assert row.keys() == reference.keys()
+        for key, value in reference.items():
+            if key not in ("phase", "step", "epoch"):
+                assert bool(row[key]) == bool(value), (reference["phase"], reference["step"], key)
+                if value:
+                    assert float(row[key]) == pytest.approx(float(value), rel=1e-5), (reference["phase"], key)
+
+
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    assert main(["train", "--preset", "tiny", "--out", str(out)]) == 0
-    return out
+def tiny_run(whole_run):
+    """The uninterrupted tiny REINFORCE run (shared with tests/test_persistence.py; read, never changed)."""
+    return whole_run("reinforce")
 
 
 def test_train_writes_models_logs_curve_and_summary(tiny_run):
@@ -61,13 +73,7 @@ def test_a_killed_run_resumes_and_loses_nothing(tiny_run, tmp_path):
     assert not (out / "summary.json").exists()
     assert main(["train", "--resume", "--out", str(out)]) == 0
     # The resumed run is the uninterrupted one, metric for metric.
-    killed, whole = read_metrics(out), read_metrics(tiny_run)
-    assert [r["phase"] for r in killed] == [r["phase"] for r in whole]
-    for resumed, uninterrupted in zip(killed, whole):
-        assert resumed.keys() == uninterrupted.keys()
-        for key, value in uninterrupted.items():
-            if key != "phase" and value:
-                assert float(resumed[key]) == pytest.approx(float(value), rel=1e-5), key
+    assert_same_metrics(read_metrics(out), read_metrics(tiny_run))
 
 
 def test_sample_writes_one_sequence_per_line(tiny_run, tmp_path):
@@ -106,7 +112,11 @@ def test_errors_are_reported_not_raised(tiny_run, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("algo", ["ppo", "a2c"])
-def test_sb3_algorithms_train_in_the_pipeline_and_resume(algo, tmp_path):
+def test_sb3_algorithms_train_in_the_pipeline_and_resume(algo, tmp_path, whole_run):
+    """Killed (SIGKILL) after an adversarial step is saved, resumed: every metric and the final
+    generator are the uninterrupted run's."""
+    import torch
+
     from seqgan_env.checkpoint import load_checkpoint
 
     out = tmp_path / algo
@@ -129,6 +139,12 @@ def test_sb3_algorithms_train_in_the_pipeline_and_resume(algo, tmp_path):
     assert [int(r["step"]) for r in rows if r["phase"] == "adversarial"] == [1, 2, 3, 4, 5, 6]
     final = json.loads((out / "summary.json").read_text())["final"]
     assert final["phase"] == "adversarial" and final["nll_oracle"] > 0
+    whole = whole_run(algo)
+    assert_same_metrics(rows, read_metrics(whole))  # every column but the timings, every row
+    weights = {name: load_checkpoint(folder / "generator.pt", "generator")["state_dict"] for name, folder in
+               (("resumed", out), ("whole", whole))}
+    for name, tensor in weights["whole"].items():
+        torch.testing.assert_close(weights["resumed"][name], tensor, rtol=1e-5, atol=1e-6, msg=name)
 
 
 def test_benchmark_reports_read_a_finished_run(tiny_run, tmp_path, capsys):

@@ -88,6 +88,7 @@ def test_train_device_cuda_without_cuda_is_a_clear_error(tmp_path, capsys):
     assert not (tmp_path / "compare").exists()
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(CPU_ONLY, reason="needs a CUDA device")
 def test_train_runs_on_cuda(tmp_path, capsys):
     out = tmp_path / "run"

@@ -13,17 +13,28 @@ from seqgan_env.precision import training_autocast
 from seqgan_env.presets import get_preset
 from train.pretrain import REGULARISED_D, DiscriminatorSchedule
 
-SATURATED_STD = 0.18
-"""Below this within-batch reward spread, the plain D counts as saturated in this schedule (it measured 0.13,
-and 0.164 since D pools before its ReLU, which changes the over-trained D's path)."""
-KEPT_STD = 0.19
-"""The regularised D must keep the spread above this (REGULARISED_D measures 0.22)."""
+# The schedule below, run on seeds 0-5 (the seed of the generator, of D's initialisation and
+# training, and of the rewarded batch; one thread; torch 2.13 CPU), measured:
+#   plain D:       reward spread 0.159 0.090 0.141 0.174 0.167 0.158, mean reward 0.072 0.031 0.052 0.063 0.065 0.064
+#   REGULARISED_D: reward spread 0.204 0.168 0.196 0.183 0.168 0.189, mean reward 0.169 0.113 0.144 0.122 0.106 0.139
+# so, seed by seed, the regularised D's mean reward is 1.6-3.6 times the plain D's, while its
+# spread is higher by 0.0006-0.078 (seed 4: 0.168 against 0.167): the two spreads' ranges overlap,
+# and no single threshold separates a "saturated" plain D from a regularised one. The bounds
+# below hold on every one of those seeds, with a margin beyond the measured range.
+PLAIN_STD_BELOW = 0.19
+"""The plain D's spread (measured 0.090-0.174 over seeds 0-5)."""
+KEPT_STD = 0.15
+"""The regularised D keeps its spread above this (measured 0.168-0.204)."""
+MEAN_RATIO = 1.4
+"""The regularised D's mean reward is at least this many times the plain D's (measured 1.63-3.6)."""
 
 
 def test_regularised_d_keeps_the_reward_spread_where_the_plain_d_saturates():
     """The same over-training schedule (an untrained generator, 4 rounds x 10 epochs at Adam lr 3e-2,
     tiny preset with a 512-token vocabulary) for the paper's D and for D with REGULARISED_D, from
-    the same initialisation; then the Monte Carlo rewards of one fixed batch of 64 samples."""
+    the same initialisation; then the Monte Carlo rewards of one fixed batch of 64 samples.
+    The regularised D pays clearly more (the plain one pushes every reward towards 0) and its
+    rewards spread at least as much; see the measurements above for what holds across seeds."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the thresholds were measured on one thread
     try:
@@ -37,11 +48,11 @@ def test_regularised_d_keeps_the_reward_spread_where_the_plain_d_saturates():
     finally:
         torch.set_num_threads(threads)
     plain, regularised = results["plain"], results["regularised"]
-    assert plain["reward_std"] < SATURATED_STD, results
+    assert plain["reward_std"] < PLAIN_STD_BELOW, results
     assert regularised["reward_std"] > KEPT_STD, results
-    assert regularised["reward_std"] > 1.25 * plain["reward_std"], results
-    assert regularised["mean_reward"] > 2 * plain["mean_reward"], results  # rewards no longer pushed to 0
-    assert regularised["d_accuracy"] > 0.95, results  # D still tells real from generated
+    assert regularised["reward_std"] > plain["reward_std"], results
+    assert regularised["mean_reward"] > MEAN_RATIO * plain["mean_reward"], results  # rewards no longer pushed to 0
+    assert regularised["d_accuracy"] > 0.95, results  # D still tells real from generated (measured >= 0.996)
 
 
 def test_regularisation_values_are_checked():

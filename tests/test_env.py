@@ -240,3 +240,45 @@ def test_bad_keyword_arguments_are_named(tiny_models):
         tiny_env(tiny_models, num_rollouts=0)
     with pytest.raises(ValueError, match="discriminator reads"):
         gym.make("SeqGAN-v0", preset="tiny", discriminator=Discriminator(10, 8, tiny_models["discriminator"].config))
+
+
+def test_monte_carlo_reward_sees_a_discriminator_retrained_in_place_mid_episode(tiny, trained_tiny_copy):
+    """docs/agents.md: D retrained in place (same object, new weights) is read from the next step.
+
+    After the update, each reward must equal the one an env gets that used the updated D from the
+    start: the completions are drawn from the same seeded stream whatever D is, so the two agree
+    to float32 rounding (1e-5). A reward that kept D's pooled prefix features from before the
+    update (its cache keyed on the model's identity alone) is off by about 0.014, and the update
+    itself moves the rewards by more than 0.01 (asserted, so the check has the power to see it).
+    """
+    import copy
+
+    from train.pretrain import DiscriminatorSchedule, train_discriminator
+
+    generator, disc = trained_tiny_copy["generator"], trained_tiny_copy["discriminator"]
+    actions = generator.sample(1, torch.Generator().manual_seed(3))[0].tolist()
+    before_update = copy.deepcopy(disc)
+    split = 3  # steps taken with the old weights
+
+    def rewards(discriminator, retrain_after=None):
+        env = gym.make("SeqGAN-v0", preset="tiny", discriminator=discriminator, rollout_policy=generator,
+                       num_rollouts=64, compute_dtype="float32")
+        env.reset(seed=0)
+        got = []
+        for t, action in enumerate(actions):
+            if t == split and retrain_after is not None:
+                retrain_after()
+            got.append(env.step(action)[1])
+        return np.array(got[split:])
+
+    def retrain_in_place():
+        train_discriminator(disc, generator, trained_tiny_copy["real"],
+                            DiscriminatorSchedule(rounds=1, epochs=2, num_negatives=1000, lr=1e-2),
+                            torch.Generator().manual_seed(5))
+        disc.eval()
+
+    mid_episode = rewards(disc, retrain_after=retrain_in_place)
+    fresh = rewards(copy.deepcopy(disc))  # the updated D from the start
+    stale = rewards(before_update)
+    np.testing.assert_allclose(mid_episode, fresh, atol=1e-5)
+    assert np.abs(fresh - stale).max() > 0.01, (fresh, stale)

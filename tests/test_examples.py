@@ -35,5 +35,8 @@ def test_rllib_example_runs_in_its_quick_mode(ray_local, capsys):
     spec.loader.exec_module(module)
     result = module.main(["--quick"])
     assert result["env_steps"] == 32 * 8  # 32 sequences of the tiny preset's 8 tokens per iteration
-    assert result["nll_oracle_after"] != result["nll_oracle_before"]
+    # Two PPO iterations on D's reward (a GAN reward) set no direction for NLL-oracle; both
+    # evaluations draw the same seeded samples, so a difference beyond float noise is the
+    # training's. Moved, by a margin:
+    assert abs(result["nll_oracle_after"] - result["nll_oracle_before"]) > 1e-4
     assert "iteration 2: 256 env steps" in capsys.readouterr().out

@@ -158,6 +158,7 @@ def test_a_generator_on_another_device_seeds_one_on_the_models_device(tiny_model
     assert calls == [cpu]
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(CPU_ONLY, reason="needs a CUDA device")
 def test_cuda_sampling_with_a_cpu_generator_is_reproducible(tiny_models):
     gen = module_on(tiny_models["generator"], resolve_device("cuda"))
@@ -169,6 +170,7 @@ def test_cuda_sampling_with_a_cpu_generator_is_reproducible(tiny_models):
     assert torch.equal(first, gen.sample(64, torch.Generator().manual_seed(0)))
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(CPU_ONLY, reason="needs a CUDA device")
 def test_a_cuda_env_leaves_the_callers_cpu_models_on_the_cpu(tiny_models):
     disc, gen = tiny_models["discriminator"], tiny_models["generator"]

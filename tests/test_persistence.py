@@ -100,19 +100,9 @@ def main_interrupted(argv):
         pytest.fail("Ctrl-C escaped seqgan's main as a KeyboardInterrupt traceback")
 
 
-@pytest.fixture(scope="module")
-def whole_runs(tmp_path_factory):
-    """Uninterrupted tiny runs, one per algorithm."""
-    runs = {}
-    for algo in ALGOS:
-        runs[algo] = tmp_path_factory.mktemp(f"whole-{algo}")
-        assert main(["train", "--preset", "tiny", "--algo", algo, "--out", str(runs[algo])]) == 0
-    return runs
-
-
 @pytest.mark.parametrize("algo", ALGOS)
 def test_ctrl_c_then_the_printed_command_continues_the_run_exactly(
-        algo, whole_runs, tmp_path, capsys, no_sb3_archives):
+        algo, whole_run, tmp_path, capsys, no_sb3_archives):
     out = tmp_path / "run"
     with pytest.MonkeyPatch.context() as patch:
         interrupt_after_logging(patch, "adversarial", 3)
@@ -128,7 +118,7 @@ def test_ctrl_c_then_the_printed_command_continues_the_run_exactly(
     assert (saved["sb3"] is not None) == (algorithms.get_algorithm(algo).family == "sb3") and "sb3_model" not in saved
     assert main(shlex.split(command)[1:]) == 0
 
-    whole = whole_runs[algo]
+    whole = whole_run(algo)
     # The resumed run is the uninterrupted one: every metric, the final weights, and what
     # TensorBoard shows (step 3, logged before the interruption, appears once).
     assert read_rows(out) == read_rows(whole)
@@ -143,6 +133,30 @@ def test_ctrl_c_then_the_printed_command_continues_the_run_exactly(
     assert len(steps) == 6 and len(set(steps)) == 6
 
 
+def test_a_run_interrupted_in_d_pretraining_resumes_exactly(whole_run, tmp_path, capsys):
+    """Ctrl-C after the second of the tiny preset's two D rounds is logged: the checkpoint holds D,
+    its optimiser and the random streams after round 1. The resumed run (to 1 adversarial step,
+    to keep it short) logs round 2 and the adversarial step exactly as the uninterrupted run does."""
+    out = tmp_path / "run"
+    with pytest.MonkeyPatch.context() as patch:
+        interrupt_after_logging(patch, "d_pretrain", 2)
+        assert main_interrupted(["train", "--preset", "tiny", "--out", str(out)]) == 130
+    saved = load_checkpoint(out / "checkpoint.pt", "training-run")["state"]
+    assert (saved["phase"], saved["d_rounds"]) == ("d_pretrain", 1)
+    assert main(["train", "--resume", "--out", str(out), "--steps", "1"]) == 0
+    resumed, whole = read_rows(out), read_rows(whole_run("reinforce"))
+    assert [(r["phase"], r["step"]) for r in resumed][-3:] == [("d_pretrain", "1"), ("d_pretrain", "2"),
+                                                               ("adversarial", "1")]
+    *before, last = resumed
+    assert before == whole[: len(before)]
+    # Step 1 is the resumed run's last step, so it is evaluated (the uninterrupted run evaluates
+    # every 2nd step): its evaluation's columns differ (the evaluation's `entropy` takes that
+    # column); the training's columns (D's loss and accuracy, the update's statistics) must not.
+    reference = whole[len(before)]
+    training = [key for key, value in reference.items() if value and key not in ("nll_oracle", "nll_test", "entropy")]
+    assert len(training) >= 8 and {key: last[key] for key in training} == {key: reference[key] for key in training}
+
+
 def test_ctrl_c_before_the_first_checkpoint_says_there_is_nothing_to_resume(tmp_path, monkeypatch, capsys):
     interrupt_after_logging(monkeypatch, "mle", 0)
     assert main_interrupted(["train", "--preset", "tiny", "--out", str(tmp_path / "run")]) == 130
@@ -150,9 +164,9 @@ def test_ctrl_c_before_the_first_checkpoint_says_there_is_nothing_to_resume(tmp_
     assert "before the first checkpoint" in error and "Traceback" not in error
 
 
-def test_resume_refuses_options_it_would_ignore_and_applies_more_steps(whole_runs, tmp_path, capsys):
+def test_resume_refuses_options_it_would_ignore_and_applies_more_steps(whole_run, tmp_path, capsys):
     run = tmp_path / "run"
-    shutil.copytree(whole_runs["reinforce"], run)
+    shutil.copytree(whole_run("reinforce"), run)
     before = read_rows(run)
     for options, message in (
         (["--algo", "ppo"], "--algo ppo conflicts with the run's algo reinforce"),
@@ -187,10 +201,10 @@ def test_how_often_a_run_evaluates_does_not_change_its_training(tmp_path):
         assert torch.equal(weights[1][name], tensor), name
 
 
-def test_a_tampered_run_folder_is_refused_unread(whole_runs, tmp_path, capsys):
+def test_a_tampered_run_folder_is_refused_unread(whole_run, tmp_path, capsys):
     marker = tmp_path / "ran"
     run = tmp_path / "run"
-    shutil.copytree(whole_runs["ppo"], run)
+    shutil.copytree(whole_run("ppo"), run)
     payload = torch.load(run / "checkpoint.pt", weights_only=True)
     payload["sb3"]["hyperparameters"]["gamma"] = _RunsCommand(os.system, f"touch {marker}")
     torch.save(payload, run / "checkpoint.pt")  # torch.save pickles anything
@@ -201,11 +215,11 @@ def test_a_tampered_run_folder_is_refused_unread(whole_runs, tmp_path, capsys):
 
 
 
-def test_a_run_folder_holding_an_sb3_archive_is_refused_unread(whole_runs, tmp_path, capsys):
+def test_a_run_folder_holding_an_sb3_archive_is_refused_unread(whole_run, tmp_path, capsys):
     """Run folders of the earlier format carried SB3's zip, which ``--resume`` handed to ``PPO.load``."""
     marker = tmp_path / "ran"
     run = tmp_path / "run"
-    shutil.copytree(whole_runs["ppo"], run)
+    shutil.copytree(whole_run("ppo"), run)
     payload = torch.load(run / "checkpoint.pt", weights_only=True)
     evil_sb3_archive(tmp_path / "sb3.zip", marker)
     payload["sb3_model"] = (tmp_path / "sb3.zip").read_bytes()

@@ -161,7 +161,10 @@ def test_recurrent_ppo_runs_on_the_adapter(tiny_models):
     before = [p.detach().clone() for p in model.policy.parameters()]
     model.learn(256)
     assert model.num_timesteps == 256  # exactly 4 rollouts of 8 envs x 8 steps
-    assert any(not torch.equal(a, b) for a, b in zip(before, model.policy.parameters())), "no update happened"
+    # 4 updates on D's reward set no direction for the return; each Adam step (lr 3e-4) moves a
+    # trained weight by about the learning rate, far above float noise:
+    moved = max(float((a - b.detach()).abs().max()) for a, b in zip(before, model.policy.parameters()))
+    assert moved > 1e-4, "no update happened"
 
 
 def test_sb3_agent_acts_saves_and_loads(tiny, trained_tiny, tmp_path):

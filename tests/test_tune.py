@@ -112,7 +112,9 @@ def test_comparison_runs_as_tune_trials_and_resumes(tmp_path):
         assert config.token_budget <= run["tokens"] < config.token_budget + config.batch_size * 8
         assert run["curve"][0]["nll_test"] == pytest.approx(json.loads(results[0].read_text())["curve"][0]["nll_test"])
         # The evaluated generator is the one PPO trained (the same evaluation seed every time).
-        assert run["curve"][-1]["entropy"] != run["curve"][0]["entropy"]
+        # (No direction is expected of PPO on D's reward in this budget; the same seeded
+        # evaluation makes a difference beyond float noise the training's.)
+        assert abs(run["curve"][-1]["entropy"] - run["curve"][0]["entropy"]) > 1e-4
 
 
 def test_a_failing_trial_is_reported_and_the_others_finish(tmp_path, monkeypatch):

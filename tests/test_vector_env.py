@@ -3,6 +3,8 @@ original per-prefix loop, and the bfloat16 path."""
 
 from __future__ import annotations
 
+import copy
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -97,17 +99,40 @@ def test_vector_env_agrees_with_single_env(tiny, tiny_models):
     assert vec_mean[-1] == pytest.approx(single_mean[-1], abs=5e-5)  # the final score is exact
 
 
-def test_engine_matches_the_original_loop_in_expectation(tiny, tiny_models):
-    torch.manual_seed(1)
-    sequences = tiny_models["generator"].sample(4, torch.Generator().manual_seed(1))
-    num_rollouts = 500
-    expected = reference_rewards(sequences, tiny_models["generator"], tiny_models["discriminator"], num_rollouts,
-                                 torch.Generator().manual_seed(2))
-    envs = tiny_vec(tiny_models, 4, num_rollouts=num_rollouts, compute_dtype="float32")
+def test_engine_matches_the_original_loop_in_expectation(tiny, trained_tiny):
+    """The engine's expected rewards are the original per-prefix loop's, step by step.
+
+    Trained models, so that the check can fail: the oracle completes the prefixes, and the trained
+    D finds its completions far more real than uniform ones (up to 0.2 apart; an untrained D
+    spreads P(real) by only 0.05). The tolerance is 5 standard errors of the difference of two
+    means of ``rollouts`` completions, from the reference's own spread; an engine that drew
+    completions uniformly (ignoring the policy) misses by more than 3 tolerances (asserted below).
+    """
+    policy, disc = trained_tiny["oracle"], trained_tiny["discriminator"]
+    sequences = trained_tiny["generator"].sample(4, torch.Generator().manual_seed(1))
+    rollouts = 1000
+    envs = tiny_vec({"discriminator": disc, "generator": policy}, 4, num_rollouts=rollouts,
+                    compute_dtype="float32")
     envs.reset(seed=3)
     got = np.stack([envs.step(sequences[:, t].numpy())[1] for t in range(tiny.seq_len)], axis=1)
-    np.testing.assert_allclose(got[:, -1], expected[:, -1].numpy(), atol=5e-5)
-    np.testing.assert_allclose(got, expected.numpy(), atol=0.015)
+
+    def reference(rollout_policy):  # (rows, rollouts, L): one completion of every prefix per copy
+        copies = sequences.repeat_interleave(rollouts, dim=0)
+        return reference_rewards(copies, rollout_policy, disc, 1, torch.Generator().manual_seed(2)).view(
+            4, rollouts, tiny.seq_len)
+
+    per_copy = reference(policy)
+    expected = per_copy.mean(1).numpy()
+    sigma = per_copy.std(1).numpy() / np.sqrt(rollouts) * np.sqrt(2)
+    tolerance = 5 * sigma + 1e-4
+    np.testing.assert_allclose(got[:, -1], expected[:, -1], atol=5e-5)  # the last step is D alone
+    assert np.all(np.abs(got - expected) <= tolerance), (got, expected, tolerance)
+    uniform = copy.deepcopy(policy)
+    with torch.no_grad():
+        uniform.output.weight.zero_()
+        uniform.output.bias.zero_()
+    uniform_expected = reference(uniform).mean(1).numpy()
+    assert np.any(np.abs(got - uniform_expected) > 3 * tolerance), (got, uniform_expected, tolerance)
 
 
 def test_mixed_prefix_lengths_match_the_original_loop(tiny, trained_tiny):
@@ -168,6 +193,7 @@ def test_bfloat16_rewards_stay_within_1e_2_of_float32():
     assert np.abs(difference[-1]).max() < 2e-3
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_rewards_agree_with_cpu(tiny, tiny_models):
     actions = np.random.default_rng(0).integers(0, tiny.vocab_size, (tiny.seq_len,))
