@@ -83,12 +83,16 @@ class TrainConfig:
 
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {
-    # ``seqgan train`` with no preset: a few minutes of SeqGAN from the embedded default
-    # (MLE generator and discriminator shipped with the package) on the built-in oracle.
+    # ``seqgan train`` with no preset: a minute of SeqGAN from the embedded default (MLE
+    # generator and discriminator shipped with the package) on the built-in oracle. D is
+    # retrained on 1,000 fresh negatives after each step (5,000 took 113 s for the run on 2
+    # cores, most of it D's training), and the run is evaluated at its start, middle and end
+    # on 5,000 samples (NLL-oracle's standard error there is about 0.01, a tenth of the move).
     "default": TrainConfig(
         model_preset="default", start_from_shipped=True, mle=MLEConfig(epochs=0),
         d_pretrain=DiscriminatorSchedule(rounds=0),
-        adversarial=AdversarialConfig(steps=20, d_rounds=1, d_epochs=1, d_negatives=5_000, eval_every=5),
+        adversarial=AdversarialConfig(steps=16, d_rounds=1, d_epochs=1, d_negatives=1_000, eval_every=8,
+                                      eval_samples=5_000),
     ),
     # The original hyperparameters exactly.
     "paper": TrainConfig(),

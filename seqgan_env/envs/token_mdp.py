@@ -131,6 +131,17 @@ class SeqGANEnv(gym.Env[np.ndarray, np.int64]):
     * ``"oracle"``: the oracle's log-probability of each token (``<= 0``).
     * ``"constant"``, ``"random"``: 1, or an independent uniform draw: controls that carry no
       information about the sequence.
+    * ``"optimal"``, ``"optimal-terminal"``: the Monte Carlo (terminal) reward scored by the
+      Bayes-optimal discriminator D*(x) = p_oracle(x) / (p_oracle(x) + p_ref(x)) (Goodfellow et
+      al. 2014, Prop. 1), computed exactly from the oracle's and a reference generator's
+      log-likelihoods, no training: for a fixed reference it is the discriminator GAN training
+      converges to, and against it the generator minimises 2 JSD(p_oracle || p_G) - log 4 (Thm. 1).
+      The ceiling of what any learned D can tell the policy (``random`` is the floor). Reads
+      ``oracle`` (required), ``reference`` (a generator or its file; default the rollout policy)
+      and ``rollout_policy``.
+
+    The registry :data:`seqgan_env.rewards_registry.REWARDS` lists every kind with the
+    arguments it reads; a new kind is one entry there.
 
     ## Starting State
     The empty prefix (all PAD). The generator's start token is its own business and is not
@@ -159,7 +170,8 @@ class SeqGANEnv(gym.Env[np.ndarray, np.int64]):
 
     ## Version History
     * v0: initial version (the MDP, five reward kinds, the variants above); later the ``dense``
-      reward kind was added as an option (the default reward and the variants are unchanged).
+      reward kind was added as an option, then ``optimal`` and ``optimal-terminal`` (the default
+      reward and the variants are unchanged).
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
