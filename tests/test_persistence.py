@@ -15,9 +15,9 @@ from seqgan_env.checkpoint import atomic_save, load_checkpoint
 from seqgan_env.models import Oracle
 from seqgan_env.presets import get_preset
 from tests.test_trust import _RunsCommand, evil_sb3_archive, no_sb3_archives  # noqa: F401 (a fixture)
+from train import algorithms
 from train.cli import main
 from train.config import get_train_config
-from train import algorithms
 from train.pipeline import ALGOS, Run
 
 TIMINGS = ("wall_time", "env_steps_per_s")
