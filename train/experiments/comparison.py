@@ -15,9 +15,11 @@ reward without information, under every algorithm that runs controls) and ``orac
 
 Every run is a Ray Tune trial (:mod:`train.experiments.tune_engine`): one CPU each (or a GPU
 fraction), its evaluations reported to Tune as it goes, on a local Ray the comparison starts
-itself or on a cluster (``address``). Tune's state lives in the comparison's folder
-(``tune/``). Each finished run writes its result file atomically
-(:meth:`train.experiments.runs.RunSpec.result_path`); a comparison started again in the same
+itself or on a cluster (``address``). A trial shares no disk with the driver: the base and
+the oracle reach it through Ray's object store (:mod:`train.experiments.transport`), and its
+result comes back in its last Tune report, which the driver writes atomically
+(:meth:`train.experiments.runs.RunSpec.result_path`). Tune's state lives in the comparison's
+folder (``tune/``) or in ``storage`` (shared storage, ``s3://...``); a comparison started again in the same
 folder continues Tune's experiment (finished trials are not run again) and submits only runs
 without a result file. A run that fails is reported in the table as failed, with its error;
 the others finish.
@@ -52,7 +54,8 @@ def absolute_oracle_spec(oracle_spec: str | None) -> str | None:
 
 def compare(folder: str | Path, config: CompareConfig, oracle: Oracle, oracle_spec: str | None,
             cpus: int | None = None, address: str | None = None, gpus_per_trial: float = 0.0,
-            progress: bool = True, threads: int = 1, stop: Any = None, device: str = "cpu") -> dict[str, Any]:
+            progress: bool = True, threads: int = 1, stop: Any = None, device: str = "cpu",
+            storage: str | None = None) -> dict[str, Any]:
     """Run (or finish) a comparison in ``folder`` as a Ray Tune experiment; write the table and the plots.
 
     Ray: the one already initialised in this process, else the cluster at ``address`` (or
@@ -62,8 +65,11 @@ def compare(folder: str | Path, config: CompareConfig, oracle: Oracle, oracle_sp
     condition for this session (e.g. to end it after some trials; run again to continue).
     ``device`` is where models, rewards and agents run (not part of the comparison's
     settings: a comparison started on one device can be finished on another); on a GPU each
-    run asks Ray for a whole one unless ``gpus_per_trial`` says what fraction.
+    run asks Ray for a whole one unless ``gpus_per_trial`` says what fraction. ``storage``:
+    where Tune keeps its state (default ``folder/tune``; a shared path or a URI such as ``s3://...``).
     """
+    from train.experiments.runner import RESULT_KEY
+    from train.experiments.transport import pack_inputs
     from train.experiments.tune_engine import check_address, ray_session, run_experiment, trial_resources
 
     check_config(config)
@@ -86,6 +92,7 @@ def compare(folder: str | Path, config: CompareConfig, oracle: Oracle, oracle_sp
     else:
         write_json(saved, config.to_dict())
     prepare_base(root, config, oracle, progress, device)
+    inputs = pack_inputs(root / "base", oracle_spec)
 
     failures_file = root / "failures.json"
     failures: dict[str, str] = json.loads(failures_file.read_text()) if failures_file.exists() else {}
@@ -97,15 +104,22 @@ def compare(folder: str | Path, config: CompareConfig, oracle: Oracle, oracle_sp
         pending = [run for run in runs if not run.result_path(root).exists() and run.key not in failed_now]
         if not pending:
             break
-        trials = [{"job": list(run.job), "folder": str(root), "config": config.to_dict(), "oracle": oracle_spec,
-                   "threads": threads, "device": device} for run in pending]
+        trials = [{"job": list(run.job), "config": config.to_dict(), "threads": threads, "device": device}
+                  for run in pending]
         with ray_session(address, cpus):
-            session = run_experiment(compare_trial, trials, root / "tune", resources, progress=progress, stop=stop,
-                                     trial_name=lambda trial: RunSpec.from_job(trial["job"]).trial_name)
+            session = run_experiment(compare_trial, trials, storage or root / "tune", resources, progress=progress,
+                                     stop=stop, trial_name=lambda trial: RunSpec.from_job(trial["job"]).trial_name,
+                                     parameters={"inputs": inputs})
         for outcome in session.outcomes:
             if "job" not in outcome.config:
                 continue  # a trial the session never started
-            key = RunSpec.from_job(outcome.config["job"]).key
+            run = RunSpec.from_job(outcome.config["job"])
+            key = run.key
+            if outcome.error is None and RESULT_KEY in outcome.metrics:
+                result = json.loads(outcome.metrics[RESULT_KEY])
+                if (result.get("setting"), result.get("name"), result.get("seed")) != run.job:
+                    raise RuntimeError(f"trial {run.trial_name} returned the result of another run")
+                write_json(run.result_path(root), result)
             if outcome.error is not None:
                 failures[key] = outcome.error
                 failed_now.add(key)
