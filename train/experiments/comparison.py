@@ -109,7 +109,8 @@ def compare(folder: str | Path, config: CompareConfig, oracle: Oracle, oracle_sp
         with ray_session(address, cpus):
             session = run_experiment(compare_trial, trials, storage or root / "tune", resources, progress=progress,
                                      stop=stop, trial_name=lambda trial: RunSpec.from_job(trial["job"]).trial_name,
-                                     parameters={"inputs": inputs})
+                                     parameters={"inputs": inputs, "written": tuple(
+                                         run.key for run in runs if run.result_path(root).exists())})
         for outcome in session.outcomes:
             if "job" not in outcome.config:
                 continue  # a trial the session never started
@@ -119,7 +120,8 @@ def compare(folder: str | Path, config: CompareConfig, oracle: Oracle, oracle_sp
                 result = json.loads(outcome.metrics[RESULT_KEY])
                 if (result.get("setting"), result.get("name"), result.get("seed")) != run.job:
                     raise RuntimeError(f"trial {run.trial_name} returned the result of another run")
-                write_json(run.result_path(root), result)
+                if not run.result_path(root).exists():  # a restored session reports it again
+                    write_json(run.result_path(root), result)
             if outcome.error is not None:
                 failures[key] = outcome.error
                 failed_now.add(key)

@@ -142,12 +142,15 @@ RESULT_KEY = "result_json"
 """The metric of a trial's last report that carries its run's whole result (as JSON) back to the driver."""
 
 
-def compare_trial(trial_config: dict[str, Any], inputs: dict[str, Any] | None = None) -> None:
+def compare_trial(trial_config: dict[str, Any], inputs: dict[str, Any] | None = None,
+                  written: tuple[str, ...] = ()) -> None:
     """A Tune trial: one run of a comparison, its evaluations reported to Tune as it goes.
 
     ``inputs`` (:func:`train.experiments.transport.pack_inputs`, through Ray's object store) are
     all it reads; its result goes back in its last report (``RESULT_KEY``), which the driver
-    writes: the trial touches no file of the results folder, so it runs on any node.
+    writes: the trial touches no file of the results folder, so it runs on any node. A run
+    among ``written`` (keys of the runs whose result the driver holds: a restored session may hold
+    a trial that was interrupted after its last report) is not run again.
     """
     from ray import tune
 
@@ -155,6 +158,9 @@ def compare_trial(trial_config: dict[str, Any], inputs: dict[str, Any] | None = 
 
     trial = trial_config["trial"]
     run = RunSpec.from_job(trial["job"])
+    if run.key in written:
+        tune.report({"result_written": 1})
+        return
     if inputs is None:
         raise ValueError("a comparison trial needs its inputs (tune.with_parameters(compare_trial, inputs=...))")
     with unpacked(inputs) as (folder, oracle_spec):
