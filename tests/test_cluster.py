@@ -194,10 +194,11 @@ def test_a_comparison_on_a_cluster_without_shared_disk_matches_a_local_one(tmp_p
 
         # A head without CPUs cannot run a trial: an error in seconds, not an endless wait.
         started = time.monotonic()
-        refused = subprocess.run([*SEQGAN, *COMPARISON, "--out", str(remote), "--address", address], env=env,
-                                 cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        refused = subprocess.run([*SEQGAN, *COMPARISON, "--out", str(parent / "refused"), "--address", address],
+                                 env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
         timings["refused without a worker"] = time.monotonic() - started
         assert refused.returncode != 0 and "each trial asks for 1 CPU" in refused.stderr + refused.stdout
+        assert not (parent / "refused" / "base" / "generator.pt").exists(), "refused only after training the base"
 
         started = time.monotonic()
         nodes.append(subprocess.Popen(

@@ -14,9 +14,9 @@ from train import algorithms
 from train.config import get_train_config
 from train.experiments import rewards as comparison_rewards
 
-
 STORAGE_HELP = ("where Ray Tune keeps its experiment state: a folder (on a cluster, one every node may share) or "
                 "a URI read through pyarrow, e.g. s3://bucket/path (default: {default})")
+
 
 def evaluate_agent(args: argparse.Namespace) -> int:
     """Score an agent on the reference protocol (:mod:`train.scoring`) and print the summary."""

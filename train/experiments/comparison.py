@@ -70,7 +70,13 @@ def compare(folder: str | Path, config: CompareConfig, oracle: Oracle, oracle_sp
     """
     from train.experiments.runner import RESULT_KEY
     from train.experiments.transport import pack_inputs
-    from train.experiments.tune_engine import check_address, ray_session, run_experiment, trial_resources
+    from train.experiments.tune_engine import (
+        check_address,
+        check_cluster_fits,
+        ray_session,
+        run_experiment,
+        trial_resources,
+    )
 
     check_config(config)
     if resolve_device(device, "--device").type == "cuda" and not gpus_per_trial:
@@ -91,13 +97,16 @@ def compare(folder: str | Path, config: CompareConfig, oracle: Oracle, oracle_sp
                              "or the same settings to finish it")
     else:
         write_json(saved, config.to_dict())
+    runs = config.runs()
+    if (address or gpus_per_trial) and any(not run.result_path(root).exists() for run in runs):
+        with ray_session(address, cpus):  # a cluster without room for a trial: say so before the base is trained
+            check_cluster_fits(resources)
     prepare_base(root, config, oracle, progress, device)
     inputs = pack_inputs(root / "base", oracle_spec)
 
     failures_file = root / "failures.json"
     failures: dict[str, str] = json.loads(failures_file.read_text()) if failures_file.exists() else {}
     failed_now: set[str] = set()
-    runs = config.runs()
     # A restored session runs what it held; runs it did not hold (or that it stopped
     # without a result) then go to a new session. Two sessions at most per call.
     for _ in range(2):

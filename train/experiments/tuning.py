@@ -218,12 +218,17 @@ def tune_algorithms(folder: str | Path, compare_config: CompareConfig, algos: Se
                          "or the same settings to finish it")
     write_json(saved, request)
     oracle_spec = absolute_oracle_spec(oracle_spec)
+    gpus = 1.0 if resolve_device(device, "--device").type == "cuda" else 0.0
+    if (address or gpus) and any(not (root / "searched" / f"{algo}.json").exists() for algo in algos):
+        from train.experiments.tune_engine import check_cluster_fits, trial_resources
+
+        with ray_session(address, cpus):  # a cluster without room for a trial: say so before the base is trained
+            check_cluster_fits(trial_resources(gpus))
     prepare_base(root, config, oracle, progress, device)
     from train.experiments.transport import pack_inputs
 
     inputs = pack_inputs(root / "base", oracle_spec)
     state = str(storage).rstrip("/") if storage else str(root / "tune")
-    gpus = 1.0 if resolve_device(device, "--device").type == "cuda" else 0.0
 
     searched = {algo: json.loads(record.read_text()) for algo in algos
                 if (record := root / "searched" / f"{algo}.json").exists()}
