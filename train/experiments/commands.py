@@ -167,7 +167,7 @@ def add_tune_parser(sub: argparse._SubParsersAction) -> None:
     tune.add_argument("--name", default=None, help="write the preset to train/hparams/NAME.json (for --hparams NAME)")
     tune.add_argument("--out", default=None, help="write the preset to this .json file instead")
     tune.add_argument("--folder", default=None,
-                      help="working folder: the base, trials, Tune's state (default runs/tune-PRESET); "
+                      help="working folder: the base, the searches done, Tune's state (default runs/tune-PRESET); "
                            "run again to finish an interrupted tuning")
     tune.add_argument("--cpus", type=int, default=1, help="CPUs of the local Ray instance = trials at once (default 1)")
     tune.add_argument("--address", default=None, help="run on the Ray cluster at HOST:PORT (default: $RAY_ADDRESS)")
