@@ -102,6 +102,21 @@ def _square(trial_config):
     tune.report({"y": trial_config["trial"]["x"] ** 2})
 
 
+REPORTED: list[tuple[dict, dict]] = []
+
+
+def _collect(trial, result):
+    REPORTED.append((trial, result))
+
+
+def test_each_report_reaches_the_driver_as_it_is_made(tmp_path, ray_local):
+    """The driver's hook (which writes a comparison's result files) sees every report, in this process."""
+    REPORTED.clear()
+    run_experiment(_square, [{"x": 2.0}, {"x": 3.0}], tmp_path / "state", {"cpu": 1}, progress=False,
+                   on_result=_collect)
+    assert sorted((trial["x"], result["y"]) for trial, result in REPORTED) == [(2.0, 4.0), (3.0, 9.0)]
+
+
 def test_ray_client_addresses_are_refused_with_the_reason():
     with pytest.raises(ValueError, match=r"Ray Client \(ray://\) addresses are not supported.*HOST:PORT"):
         check_address("ray://127.0.0.1:10001")

@@ -27,6 +27,7 @@ the others finish.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -40,7 +41,7 @@ from seqgan_env.models import Oracle
 from train.experiments.base import prepare_base
 from train.experiments.config import CompareConfig, check_config
 from train.experiments.reporting import write_report
-from train.experiments.runner import compare_trial
+from train.experiments.runner import RESULT_KEY, compare_trial
 from train.experiments.runs import RunSpec, write_json
 from train.experiments.statistics import mean_ci
 
@@ -68,7 +69,6 @@ def compare(folder: str | Path, config: CompareConfig, oracle: Oracle, oracle_sp
     run asks Ray for a whole one unless ``gpus_per_trial`` says what fraction. ``storage``:
     where Tune keeps its state (default ``folder/tune``; a shared path or a URI such as ``s3://...``).
     """
-    from train.experiments.runner import RESULT_KEY
     from train.experiments.transport import pack_inputs
     from train.experiments.tune_engine import (
         check_address,
@@ -119,23 +119,18 @@ def compare(folder: str | Path, config: CompareConfig, oracle: Oracle, oracle_sp
             session = run_experiment(compare_trial, trials, storage or root / "tune", resources, progress=progress,
                                      stop=stop, trial_name=lambda trial: RunSpec.from_job(trial["job"]).trial_name,
                                      parameters={"inputs": inputs, "written": tuple(
-                                         run.key for run in runs if run.result_path(root).exists())})
+                                         run.key for run in runs if run.result_path(root).exists())},
+                                     on_result=functools.partial(write_reported_result, str(root)))
         for outcome in session.outcomes:
             if "job" not in outcome.config:
                 continue  # a trial the session never started
-            run = RunSpec.from_job(outcome.config["job"])
-            key = run.key
-            if outcome.error is None and RESULT_KEY in outcome.metrics:
-                result = json.loads(outcome.metrics[RESULT_KEY])
-                if (result.get("setting"), result.get("name"), result.get("seed")) != run.job:
-                    raise RuntimeError(f"trial {run.trial_name} returned the result of another run")
-                if not run.result_path(root).exists():  # a restored session reports it again
-                    write_json(run.result_path(root), result)
-            if outcome.error is not None:
+            key = RunSpec.from_job(outcome.config["job"]).key
+            if outcome.error is None:  # also a result a restored session held from before
+                write_reported_result(str(root), outcome.config, outcome.metrics)
+                failures.pop(key, None)
+            else:
                 failures[key] = outcome.error
                 failed_now.add(key)
-            else:
-                failures.pop(key, None)
         if not session.restored or not session.finished:
             break
     # A run that has its result now has not failed, whatever an earlier session said.
@@ -143,6 +138,23 @@ def compare(folder: str | Path, config: CompareConfig, oracle: Oracle, oracle_sp
                 if not any(run.key == k and run.result_path(root).exists() for run in runs)}
     write_json(failures_file, failures)
     return report(root, config, oracle, failures)
+
+
+def write_reported_result(root: str, trial: dict[str, Any], result: dict[str, Any]) -> None:
+    """Write the run result a comparison trial reported (its last report), unless already written.
+
+    Called in the driver for every report (:class:`train.experiments.result_hook.ResultHook`) and
+    for the outcomes of a session: the only place a run's result file is written."""
+    if RESULT_KEY not in result or "job" not in trial:
+        return
+    run = RunSpec.from_job(trial["job"])
+    path = run.result_path(Path(root))
+    if path.exists():
+        return
+    data = json.loads(result[RESULT_KEY])
+    if (data.get("setting"), data.get("name"), data.get("seed")) != run.job:
+        raise RuntimeError(f"trial {run.trial_name} returned the result of another run")
+    write_json(path, data)
 
 
 def temperature_curve(base: Path, oracle: Oracle, temperatures: tuple[float, ...], samples: int,

@@ -284,6 +284,7 @@ def run_experiment(
     max_concurrent_trials: int | None = None,
     trial_name: Callable[[dict[str, Any]], str] | None = None,
     parameters: dict[str, Any] | None = None,
+    on_result: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
 ) -> Session:
     """Run (or continue) a Tune experiment under ``storage``; every trial's outcome.
 
@@ -302,10 +303,14 @@ def run_experiment(
     ``storage`` is a local folder (shared by the nodes or not) or a URI that pyarrow reads
     (``s3://bucket/path``). ``parameters`` go to every trial as keyword arguments of
     ``trainable`` through Ray's object store (``tune.with_parameters``): a trial reads nothing by path.
+    ``on_result(config["trial"], result)`` is called in this process for every reported result
+    (see :class:`train.experiments.result_hook.ResultHook`).
     Before any trial is submitted, :func:`check_cluster_fits` makes sure some node can run one.
     Needs Ray initialised (:func:`ray_session`).
     """
     from ray import tune
+
+    from train.experiments.result_hook import ResultHook
 
     location = storage_location(storage)
     if "://" not in location:
@@ -346,6 +351,7 @@ def run_experiment(
         run_config = tune.RunConfig(
             name=name, storage_path=location, stop=stop, verbose=1 if progress else 0,
             failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+            callbacks=[ResultHook(on_result)] if on_result is not None else None,
         )
         tuner = tune.Tuner(wrapped, param_space=param_space, tune_config=tune_config, run_config=run_config)
     try:
