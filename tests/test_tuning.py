@@ -34,8 +34,8 @@ def test_every_algorithm_gets_the_same_budget(tuned):
         assert len(trials) == 3
         # what each trial generated, as counted by the runs themselves
         assert [t["tokens"] for t in trials] == [TOKENS] * 3
-        runs = list((root / "work" / "trials" / algo).glob("*/runs/fixed/*/seed7.json"))
-        assert len(runs) == 3 and {json.loads(r.read_text())["tokens"] for r in runs} == {TOKENS}
+    # Trials read the base through Ray's object store and report their scores: they write no file here.
+    assert sorted(p.name for p in (root / "work").iterdir()) == ["base", "searched", "tune", "tuning.json"]
 
 
 def test_optuna_searched_and_the_best_trial_is_the_preset(tuned):

@@ -14,6 +14,9 @@ from train import algorithms
 from train.config import get_train_config
 from train.experiments import rewards as comparison_rewards
 
+STORAGE_HELP = ("where Ray Tune keeps its experiment state: a folder (on a cluster, one every node may share) or "
+                "a URI read through pyarrow, e.g. s3://bucket/path (default: {default})")
+
 
 def evaluate_agent(args: argparse.Namespace) -> int:
     """Score an agent on the reference protocol (:mod:`train.scoring`) and print the summary."""
@@ -51,7 +54,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     base = get_preset(get_train_config(config.base_preset).model_preset)
     oracle = resolve_oracle(args.oracle, base)
     result = compare(args.out, config, oracle, args.oracle, cpus=args.cpus, address=args.address,
-                     gpus_per_trial=args.gpus_per_trial, threads=args.threads, device=args.device)
+                     gpus_per_trial=args.gpus_per_trial, threads=args.threads, device=args.device,
+                     storage=args.storage)
     print(Path(args.out, "results.md").read_text())
     print(f"table: {args.out}/results.md, results.csv; plots: {args.out}/learning_curves.png, "
           f"{args.out}/quality_diversity.png ({len(result['rows'])} rows)")
@@ -76,7 +80,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     folder = args.folder or f"runs/tune-{args.preset}"
     preset = tune_algorithms(folder, config, algos, args.trials, tuning_seeds, oracle, args.oracle,
                              setting=args.setting, cpus=args.cpus, address=args.address, threads=args.threads,
-                             device=args.device, reward=args.reward, objective=args.objective)
+                             device=args.device, reward=args.reward, objective=args.objective,
+                             storage=args.storage)
     budget = preset["budget"]
     print(f"budget per algorithm: {budget['trials_per_algo']} trials x {budget['tokens_per_trial']} tokens "
           f"({len(tuning_seeds)} tuning seeds) = {budget['tokens_per_algo']} generated tokens")
@@ -127,8 +132,9 @@ def add_compare_parser(sub: argparse._SubParsersAction) -> None:
     comp.add_argument("--cpus", "--workers", dest="cpus", type=int, default=None,
                       help="CPUs of the local Ray instance = runs at once, one CPU each (default: all cores)")
     comp.add_argument("--address", default=None,
-                      help="run on the Ray cluster at HOST:PORT (or ray://HOST:PORT, 'auto'); default: $RAY_ADDRESS, "
-                           "else a local Ray that the command starts and stops itself")
+                      help="run on the Ray cluster at HOST:PORT (its GCS address, or 'auto'; ray:// client addresses "
+                           "are refused); default: $RAY_ADDRESS, else a local Ray that the command starts and stops itself")
+    comp.add_argument("--storage", default=None, help=STORAGE_HELP.format(default="OUT/tune"))
     comp.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1: one per CPU it asks for)")
     comp.add_argument("--gpus-per-trial", type=float, default=0.0,
                       help="fraction of a GPU each run asks Ray for (e.g. 0.25: four runs per GPU; default 0)")
@@ -161,10 +167,11 @@ def add_tune_parser(sub: argparse._SubParsersAction) -> None:
     tune.add_argument("--name", default=None, help="write the preset to train/hparams/NAME.json (for --hparams NAME)")
     tune.add_argument("--out", default=None, help="write the preset to this .json file instead")
     tune.add_argument("--folder", default=None,
-                      help="working folder: the base, trials, Tune's state (default runs/tune-PRESET); "
+                      help="working folder: the base, the searches done, Tune's state (default runs/tune-PRESET); "
                            "run again to finish an interrupted tuning")
     tune.add_argument("--cpus", type=int, default=1, help="CPUs of the local Ray instance = trials at once (default 1)")
     tune.add_argument("--address", default=None, help="run on the Ray cluster at HOST:PORT (default: $RAY_ADDRESS)")
+    tune.add_argument("--storage", default=None, help=STORAGE_HELP.format(default="FOLDER/tune"))
     tune.add_argument("--threads", type=int, default=1, help="torch threads per trial (default 1)")
     tune.add_argument("--device", default="cpu", help="where models, rewards and agents run: cpu (default) or cuda")
     tune.set_defaults(func=cmd_tune)

@@ -15,9 +15,11 @@ reward without information, under every algorithm that runs controls) and ``orac
 
 Every run is a Ray Tune trial (:mod:`train.experiments.tune_engine`): one CPU each (or a GPU
 fraction), its evaluations reported to Tune as it goes, on a local Ray the comparison starts
-itself or on a cluster (``address``). Tune's state lives in the comparison's folder
-(``tune/``). Each finished run writes its result file atomically
-(:meth:`train.experiments.runs.RunSpec.result_path`); a comparison started again in the same
+itself or on a cluster (``address``). A trial shares no disk with the driver: the base and
+the oracle reach it through Ray's object store (:mod:`train.experiments.transport`), and its
+result comes back in its last Tune report, which the driver writes atomically
+(:meth:`train.experiments.runs.RunSpec.result_path`). Tune's state lives in the comparison's
+folder (``tune/``) or in ``storage`` (shared storage, ``s3://...``); a comparison started again in the same
 folder continues Tune's experiment (finished trials are not run again) and submits only runs
 without a result file. A run that fails is reported in the table as failed, with its error;
 the others finish.
@@ -25,6 +27,7 @@ the others finish.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -38,7 +41,7 @@ from seqgan_env.models import Oracle
 from train.experiments.base import prepare_base
 from train.experiments.config import CompareConfig, check_config
 from train.experiments.reporting import write_report
-from train.experiments.runner import compare_trial
+from train.experiments.runner import RESULT_KEY, compare_trial
 from train.experiments.runs import RunSpec, write_json
 from train.experiments.statistics import mean_ci
 
@@ -52,7 +55,8 @@ def absolute_oracle_spec(oracle_spec: str | None) -> str | None:
 
 def compare(folder: str | Path, config: CompareConfig, oracle: Oracle, oracle_spec: str | None,
             cpus: int | None = None, address: str | None = None, gpus_per_trial: float = 0.0,
-            progress: bool = True, threads: int = 1, stop: Any = None, device: str = "cpu") -> dict[str, Any]:
+            progress: bool = True, threads: int = 1, stop: Any = None, device: str = "cpu",
+            storage: str | None = None) -> dict[str, Any]:
     """Run (or finish) a comparison in ``folder`` as a Ray Tune experiment; write the table and the plots.
 
     Ray: the one already initialised in this process, else the cluster at ``address`` (or
@@ -62,9 +66,17 @@ def compare(folder: str | Path, config: CompareConfig, oracle: Oracle, oracle_sp
     condition for this session (e.g. to end it after some trials; run again to continue).
     ``device`` is where models, rewards and agents run (not part of the comparison's
     settings: a comparison started on one device can be finished on another); on a GPU each
-    run asks Ray for a whole one unless ``gpus_per_trial`` says what fraction.
+    run asks Ray for a whole one unless ``gpus_per_trial`` says what fraction. ``storage``:
+    where Tune keeps its state (default ``folder/tune``; a shared path or a URI such as ``s3://...``).
     """
-    from train.experiments.tune_engine import check_address, ray_session, run_experiment, trial_resources
+    from train.experiments.transport import pack_inputs
+    from train.experiments.tune_engine import (
+        check_address,
+        check_cluster_fits,
+        ray_session,
+        run_experiment,
+        trial_resources,
+    )
 
     check_config(config)
     if resolve_device(device, "--device").type == "cuda" and not gpus_per_trial:
@@ -85,32 +97,40 @@ def compare(folder: str | Path, config: CompareConfig, oracle: Oracle, oracle_sp
                              "or the same settings to finish it")
     else:
         write_json(saved, config.to_dict())
+    runs = config.runs()
+    if (address or gpus_per_trial) and any(not run.result_path(root).exists() for run in runs):
+        with ray_session(address, cpus):  # a cluster without room for a trial: say so before the base is trained
+            check_cluster_fits(resources)
     prepare_base(root, config, oracle, progress, device)
+    inputs = pack_inputs(root / "base", oracle_spec)
 
     failures_file = root / "failures.json"
     failures: dict[str, str] = json.loads(failures_file.read_text()) if failures_file.exists() else {}
     failed_now: set[str] = set()
-    runs = config.runs()
     # A restored session runs what it held; runs it did not hold (or that it stopped
     # without a result) then go to a new session. Two sessions at most per call.
     for _ in range(2):
         pending = [run for run in runs if not run.result_path(root).exists() and run.key not in failed_now]
         if not pending:
             break
-        trials = [{"job": list(run.job), "folder": str(root), "config": config.to_dict(), "oracle": oracle_spec,
-                   "threads": threads, "device": device} for run in pending]
+        trials = [{"job": list(run.job), "config": config.to_dict(), "threads": threads, "device": device}
+                  for run in pending]
         with ray_session(address, cpus):
-            session = run_experiment(compare_trial, trials, root / "tune", resources, progress=progress, stop=stop,
-                                     trial_name=lambda trial: RunSpec.from_job(trial["job"]).trial_name)
+            session = run_experiment(compare_trial, trials, storage or root / "tune", resources, progress=progress,
+                                     stop=stop, trial_name=lambda trial: RunSpec.from_job(trial["job"]).trial_name,
+                                     parameters={"inputs": inputs, "written": tuple(
+                                         run.key for run in runs if run.result_path(root).exists())},
+                                     on_result=functools.partial(write_reported_result, str(root)))
         for outcome in session.outcomes:
             if "job" not in outcome.config:
                 continue  # a trial the session never started
             key = RunSpec.from_job(outcome.config["job"]).key
-            if outcome.error is not None:
+            if outcome.error is None:  # also a result a restored session held from before
+                write_reported_result(str(root), outcome.config, outcome.metrics)
+                failures.pop(key, None)
+            else:
                 failures[key] = outcome.error
                 failed_now.add(key)
-            else:
-                failures.pop(key, None)
         if not session.restored or not session.finished:
             break
     # A run that has its result now has not failed, whatever an earlier session said.
@@ -118,6 +138,23 @@ def compare(folder: str | Path, config: CompareConfig, oracle: Oracle, oracle_sp
                 if not any(run.key == k and run.result_path(root).exists() for run in runs)}
     write_json(failures_file, failures)
     return report(root, config, oracle, failures)
+
+
+def write_reported_result(root: str, trial: dict[str, Any], result: dict[str, Any]) -> None:
+    """Write the run result a comparison trial reported (its last report), unless already written.
+
+    Called in the driver for every report (:class:`train.experiments.result_hook.ResultHook`) and
+    for the outcomes of a session: the only place a run's result file is written."""
+    if RESULT_KEY not in result or "job" not in trial:
+        return
+    run = RunSpec.from_job(trial["job"])
+    path = run.result_path(Path(root))
+    if path.exists():
+        return
+    data = json.loads(result[RESULT_KEY])
+    if (data.get("setting"), data.get("name"), data.get("seed")) != run.job:
+        raise RuntimeError(f"trial {run.trial_name} returned the result of another run")
+    write_json(path, data)
 
 
 def temperature_curve(base: Path, oracle: Oracle, temperatures: tuple[float, ...], samples: int,

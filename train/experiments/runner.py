@@ -40,7 +40,18 @@ def reward_arguments(env_reward: str, available: dict[str, Any]) -> dict[str, An
 def run_one(folder: str, job: Job | RunSpec, config_data: dict[str, Any], oracle_spec: str | None,
             threads: int = 1, report: Callable[[dict[str, Any]], None] | None = None,
             device: str = "cpu") -> dict[str, Any]:
-    """Train one run (a :class:`RunSpec`, or its ``(setting, name, seed)``) from the base and write its result file.
+    """:func:`train_run` from ``folder/base``, its result written in ``folder`` (``runs/.../seedK.json``)."""
+    run = job if isinstance(job, RunSpec) else RunSpec.from_job(job)
+    result = train_run(folder, run, config_data, oracle_spec, threads, report, device)
+    write_json(run.result_path(Path(folder)), result)
+    return result
+
+
+def train_run(folder: str | Path, job: Job | RunSpec, config_data: dict[str, Any], oracle_spec: str | None,
+              threads: int = 1, report: Callable[[dict[str, Any]], None] | None = None,
+              device: str = "cpu") -> dict[str, Any]:
+    """Train one run (a :class:`RunSpec`, or its ``(setting, name, seed)``) from the base in
+    ``folder/base``; its result (nothing is written).
 
     The algorithm takes its ``hparams`` from ``config_data``. ``report(point)`` receives each
     evaluation (tokens, NLL-oracle, NLL-test, the rewards' mean and within-batch spread, D's
@@ -124,22 +135,36 @@ def run_one(folder: str, job: Job | RunSpec, config_data: dict[str, Any], oracle
     result = {"setting": run.setting, "name": run.name, "seed": run.seed, "algo": run.algorithm,
               "reward": run.reward, "tokens": tokens, "updates": len(rewards), "curve": curve,
               "final": {**curve[-1], "mean_reward": rewards[-1]}, "wall_time": time.time() - started}
-    write_json(run.result_path(root), result)
     return result
 
 
-def compare_trial(trial_config: dict[str, Any]) -> None:
-    """A Tune trial: one run of a comparison, its evaluations reported to Tune as it goes."""
+RESULT_KEY = "result_json"
+"""The metric of a trial's last report that carries its run's whole result (as JSON) back to the driver."""
+
+
+def compare_trial(trial_config: dict[str, Any], inputs: dict[str, Any] | None = None,
+                  written: tuple[str, ...] = ()) -> None:
+    """A Tune trial: one run of a comparison, its evaluations reported to Tune as it goes.
+
+    ``inputs`` (:func:`train.experiments.transport.pack_inputs`, through Ray's object store) are
+    all it reads; its result goes back in its last report (``RESULT_KEY``), which the driver
+    writes: the trial touches no file of the results folder, so it runs on any node. A run
+    among ``written`` (keys of the runs whose result the driver holds: a restored session may hold
+    a trial that was interrupted after its last report) is not run again.
+    """
     from ray import tune
+
+    from train.experiments.transport import unpacked
 
     trial = trial_config["trial"]
     run = RunSpec.from_job(trial["job"])
-    path = run.result_path(Path(trial["folder"]))
-    if path.exists():  # a trial interrupted after writing its result (restored as unfinished): not redone
-        result = json.loads(path.read_text())
-    else:
-        result = run_one(trial["folder"], run, trial["config"], trial["oracle"], trial["threads"], report=tune.report,
-                         device=trial.get("device", "cpu"))
-    # The last report comes after the result file is written: whoever watches the trial
-    # (a stop condition, a search) may take it as finished from here on.
-    tune.report({**{k: v for k, v in result["final"].items() if isinstance(v, (int, float))}, "result_written": 1})
+    if run.key in written:
+        tune.report({"result_written": 1})
+        return
+    if inputs is None:
+        raise ValueError("a comparison trial needs its inputs (tune.with_parameters(compare_trial, inputs=...))")
+    with unpacked(inputs) as (folder, oracle_spec):
+        result = train_run(folder, run, trial["config"], oracle_spec, trial["threads"], report=tune.report,
+                           device=trial.get("device", "cpu"))
+    tune.report({**{k: v for k, v in result["final"].items() if isinstance(v, (int, float))},
+                 RESULT_KEY: json.dumps(result), "result_written": 1})

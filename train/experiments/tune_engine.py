@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,10 +53,19 @@ def check_address(address: str, timeout: float = 3.0) -> None:
     """
     if address in ("auto", "local"):
         return
-    target = address.split("://", 1)[1] if "://" in address else address
+    if address.startswith("ray://"):
+        raise ValueError(
+            f"--address {address!r}: Ray Client (ray://) addresses are not supported: under Ray Client, Tune's "
+            "driver runs on the cluster's head node, so the results would be written on the head's disk, not "
+            "here. Give the cluster's GCS address HOST:PORT (`ray start --head` prints it; port 6379 by default) "
+            "from a machine that reaches it, or run seqgan on the head node (e.g. `ray job submit`); see "
+            "docs/scaling.md")
+    if "://" in address:
+        raise ValueError(f"--address {address!r} is not HOST:PORT (or 'auto')")
+    target = address
     host, sep, port_text = target.rpartition(":")
     if not sep or not host or not port_text.isdigit():
-        raise ValueError(f"--address {address!r} is not HOST:PORT (or ray://HOST:PORT, or 'auto')")
+        raise ValueError(f"--address {address!r} is not HOST:PORT (or 'auto')")
     try:
         with socket.create_connection((host.strip("[]"), int(port_text)), timeout=timeout):
             pass
@@ -130,39 +140,97 @@ def trust_dir() -> Path:
     return Path(root) / "tune-states"
 
 
-def _state_digest(experiment: Path) -> str:
-    """sha256 over every file of a Tune experiment folder (names and contents)."""
+def storage_location(storage: str | Path) -> str:
+    """Where Tune keeps an experiment's state: an absolute local path, or a URI (``s3://...``) as given."""
+    text = str(storage)
+    if "://" in text:
+        return text.rstrip("/")
+    return str(Path(text).expanduser().resolve())
+
+
+def _filesystem(location: str) -> tuple[Any, str]:
+    """pyarrow's filesystem of ``location`` (local, or the URI's: S3, GCS, HDFS...) and the path in it."""
+    from pyarrow import fs
+
+    if "://" in location:
+        return fs.FileSystem.from_uri(location)
+    return fs.LocalFileSystem(), location
+
+
+def _join(location: str, name: str) -> str:
+    return f"{location}/{name}"
+
+
+def _read_json(location: str) -> Any | None:
+    """A small JSON file of a storage location, or ``None`` if there is none."""
+    from pyarrow import fs as pafs
+
+    filesystem, path = _filesystem(location)
+    if filesystem.get_file_info(path).type != pafs.FileType.File:
+        return None
+    with filesystem.open_input_stream(path) as stream:
+        return json.loads(stream.read().decode())
+
+
+def _write_json(location: str, data: Any) -> None:
+    """Write a small JSON file: locally through a temporary file and a rename; remotely in one put."""
+    text = json.dumps(data, indent=1)
+    if "://" not in location:
+        path = Path(location)
+        temp = path.with_name(f".{path.name}.tmp")
+        temp.write_text(text)
+        os.replace(temp, path)
+        return
+    filesystem, path = _filesystem(location)
+    filesystem.create_dir(path.rpartition("/")[0], recursive=True)
+    with filesystem.open_output_stream(path) as stream:
+        stream.write(text.encode())
+
+
+def _state_digest(experiment: str | Path) -> str | None:
+    """sha256 over every file of a Tune experiment folder (names and contents), local or remote
+    (read through pyarrow's filesystem); ``None`` where there is no such folder."""
+    from pyarrow import fs as pafs
+
+    filesystem, root = _filesystem(storage_location(experiment))
+    if filesystem.get_file_info(root).type != pafs.FileType.Directory:
+        return None
+    infos = filesystem.get_file_info(pafs.FileSelector(root, recursive=True))
     digest = hashlib.sha256()
-    for path in sorted(p for p in experiment.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(experiment)).encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    for info in sorted((i for i in infos if i.type == pafs.FileType.File), key=lambda i: i.path):
+        digest.update(info.path[len(root):].lstrip("/").encode() + b"\0")
+        with filesystem.open_input_stream(info.path) as stream:
+            digest.update(hashlib.sha256(stream.read()).digest())
     return digest.hexdigest()
 
 
-def _trust_record(experiment: Path) -> Path:
-    key = hashlib.sha256(str(experiment.resolve()).encode()).hexdigest()[:32]
+def _trust_record(experiment: str | Path) -> Path:
+    key = hashlib.sha256(storage_location(experiment).encode()).hexdigest()[:32]
     return trust_dir() / f"{key}.json"
 
 
-def record_trusted_state(experiment: Path) -> None:
-    """Remember that ``experiment``'s current Tune state was written by this user's process."""
+def record_trusted_state(experiment: str | Path) -> None:
+    """Remember that ``experiment``'s current Tune state (local or remote) was written by this user's process."""
+    digest = _state_digest(experiment)
+    if digest is None:
+        return
     record = _trust_record(experiment)
     record.parent.mkdir(parents=True, exist_ok=True)
-    temp = record.with_name(f".{record.name}.tmp")
-    temp.write_text(json.dumps({"experiment": str(experiment.resolve()), "sha256": _state_digest(experiment)}))
-    os.replace(temp, record)
+    _write_json(str(record), {"experiment": storage_location(experiment), "sha256": digest})
 
 
-def is_trusted_state(experiment: Path) -> bool:
+def is_trusted_state(experiment: str | Path) -> bool:
     """Whether ``experiment`` holds exactly the Tune state :func:`record_trusted_state` recorded."""
     record = _trust_record(experiment)
-    if not record.is_file() or not experiment.is_dir():
+    if not record.is_file():
         return False
     try:
         saved = json.loads(record.read_text())
     except (OSError, ValueError):
         return False
-    return saved.get("experiment") == str(experiment.resolve()) and saved.get("sha256") == _state_digest(experiment)
+    digest = _state_digest(experiment)
+    return (digest is not None and saved.get("experiment") == storage_location(experiment)
+            and saved.get("sha256") == digest)
 
 
 # -- running trials ------------------------------------------------------------------------
@@ -205,7 +273,7 @@ class Session:
 def run_experiment(
     trainable: Callable[[dict[str, Any]], None],
     configs: list[dict[str, Any]],
-    storage: Path,
+    storage: str | Path,
     resources: dict[str, float],
     progress: bool = True,
     search_alg: Any = None,
@@ -215,6 +283,8 @@ def run_experiment(
     stop: Any = None,
     max_concurrent_trials: int | None = None,
     trial_name: Callable[[dict[str, Any]], str] | None = None,
+    parameters: dict[str, Any] | None = None,
+    on_result: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
 ) -> Session:
     """Run (or continue) a Tune experiment under ``storage``; every trial's outcome.
 
@@ -230,20 +300,32 @@ def run_experiment(
     trials are kept, unfinished ones run, failed ones are retried, and ``configs`` is
     ignored. Otherwise a new session runs ``configs``. ``stop`` is Tune's stopping
     condition. ``trial_name(config["trial"])`` names each trial (and its folder).
+    ``storage`` is a local folder (shared by the nodes or not) or a URI that pyarrow reads
+    (``s3://bucket/path``). ``parameters`` go to every trial as keyword arguments of
+    ``trainable`` through Ray's object store (``tune.with_parameters``): a trial reads nothing by path.
+    ``on_result(config["trial"], result)`` is called in this process for every reported result
+    (see :class:`train.experiments.result_hook.ResultHook`).
+    Before any trial is submitted, :func:`check_cluster_fits` makes sure some node can run one.
     Needs Ray initialised (:func:`ray_session`).
     """
     from ray import tune
 
-    storage = storage.resolve()
-    storage.mkdir(parents=True, exist_ok=True)
-    sessions_file = storage / "sessions.json"
-    sessions = json.loads(sessions_file.read_text()) if sessions_file.is_file() else {"latest": None, "finished": True, "count": 0}
+    from train.experiments.result_hook import ResultHook
+
+    location = storage_location(storage)
+    if "://" not in location:
+        Path(location).mkdir(parents=True, exist_ok=True)
+    sessions_file = _join(location, "sessions.json")
+    sessions = _read_json(sessions_file) or {"latest": None, "finished": True, "count": 0}
     name = sessions["latest"]
-    experiment = storage / name if name else None
+    experiment = _join(location, name) if name else None
+    check_cluster_fits(resources)
+    if parameters:
+        trainable = tune.with_parameters(trainable, **parameters)
     wrapped = tune.with_resources(trainable, resources)
-    if (experiment is not None and not sessions["finished"] and tune.Tuner.can_restore(str(experiment))
+    if (experiment is not None and not sessions["finished"] and tune.Tuner.can_restore(experiment)
             and is_trusted_state(experiment)):
-        tuner = tune.Tuner.restore(str(experiment), wrapped, resume_unfinished=True, restart_errored=True)
+        tuner = tune.Tuner.restore(experiment, wrapped, resume_unfinished=True, restart_errored=True)
         restored = True
     else:
         restored = False
@@ -251,7 +333,7 @@ def run_experiment(
             return Session([], restored=False, finished=True)
         sessions = {"latest": f"run-{sessions['count'] + 1}", "finished": False, "count": sessions["count"] + 1}
         name = sessions["latest"]
-        experiment = storage / name
+        experiment = _join(location, name)
         _write_json(sessions_file, sessions)
         names: dict[str, Any] = {}
         if trial_name is not None:
@@ -267,15 +349,15 @@ def run_experiment(
             tune_config = tune.TuneConfig(search_alg=search_alg, num_samples=num_samples, metric=metric, mode=mode,
                                           **common)
         run_config = tune.RunConfig(
-            name=name, storage_path=str(storage), stop=stop, verbose=1 if progress else 0,
+            name=name, storage_path=location, stop=stop, verbose=1 if progress else 0,
             failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+            callbacks=[ResultHook(on_result)] if on_result is not None else None,
         )
         tuner = tune.Tuner(wrapped, param_space=param_space, tune_config=tune_config, run_config=run_config)
     try:
         grid = tuner.fit()
     finally:
-        if experiment.is_dir():
-            record_trusted_state(experiment)
+        record_trusted_state(experiment)
     outcomes = []
     for result in grid:
         config = (result.config or {}).get("trial", {})
@@ -288,7 +370,61 @@ def run_experiment(
     return Session(outcomes, restored=restored, finished=sessions["finished"])
 
 
-def _write_json(path: Path, data: Any) -> None:
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(json.dumps(data, indent=1))
-    os.replace(temp, path)
+# -- resources ---------------------------------------------------------------------------
+RESOURCE_WAIT_ENV = "SEQGAN_ENV_RESOURCE_WAIT"
+"""Seconds to wait for a node that can run one trial (default 10; raise it for an autoscaling cluster)."""
+
+
+def _amounts(resources: dict[str, float]) -> str:
+    return ", ".join(f"{value:g} {name}" for name, value in resources.items()) or "nothing"
+
+
+def check_cluster_fits(resources: dict[str, float], wait: float | None = None) -> None:
+    """RuntimeError, within ``wait`` seconds, unless some alive node of the Ray cluster has the
+    resources of one trial (``{"cpu": 1, "gpu": 0.5}``); the message names what a trial asks
+    for and what every node has.
+
+    Tune would otherwise leave the trials PENDING for ever. While it waits, it asks Ray's
+    autoscaler (if the cluster has one) for a node of that size.
+    """
+    import ray
+
+    wait = float(os.environ.get(RESOURCE_WAIT_ENV, 10)) if wait is None else wait
+    needed = {"CPU": float(resources.get("cpu", 0)), "GPU": float(resources.get("gpu", 0))}
+    needed = {k: v for k, v in needed.items() if v > 0}
+    deadline, requested = time.monotonic() + wait, False
+    while True:
+        nodes = [node for node in ray.nodes() if node.get("Alive")]
+        if any(all(node["Resources"].get(k, 0) >= v for k, v in needed.items()) for node in nodes):
+            if requested:
+                _request_resources([])
+            return
+        if time.monotonic() >= deadline:
+            break
+        if not requested:
+            requested = _request_resources([needed])
+        time.sleep(0.5)
+    if requested:
+        _request_resources([])
+    shown = "; ".join(f"{node.get('NodeManagerAddress', '?')}: "
+                      f"{_amounts({k: v for k, v in node['Resources'].items() if k in ('CPU', 'GPU')})}"
+                      for node in nodes) or "no alive node"
+    total = {k: v for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}
+    raise RuntimeError(
+        f"no node of the Ray cluster can run a trial: each trial asks for {_amounts(needed)}, and the cluster "
+        f"has {_amounts(total)} in all ({shown}); waited {wait:g} s. Add a node with enough (e.g. `ray start "
+        f"--address HEAD:PORT --num-cpus 2`), lower --gpus-per-trial / use --device cpu, or raise "
+        f"{RESOURCE_WAIT_ENV} for an autoscaling cluster")
+
+
+def _request_resources(bundles: list[dict[str, float]]) -> bool:
+    """Ask Ray's autoscaler for ``bundles`` (``[]``: withdraw the request); whether it was taken."""
+    try:
+        from ray.autoscaler.sdk import request_resources
+
+        request_resources(bundles=bundles)
+        return True
+    except Exception:  # noqa: BLE001 - a cluster without an autoscaler: nothing to ask
+        return False
+
+

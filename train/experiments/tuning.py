@@ -10,7 +10,7 @@ NLL-oracle (lower is better), averaged over the tuning seeds, which must be disj
 the comparison's evaluation seeds: the settings are chosen on other seeds than the ones
 they are judged on.
 
-A trial is :func:`train.experiments.runner.run_one` with a ``CompareConfig`` whose ``hparams`` hold
+A trial is :func:`train.experiments.runner.train_run` with a ``CompareConfig`` whose ``hparams`` hold
 the trial's values, run as a Ray Tune trial (:func:`train.experiments.tune_engine.run_experiment`,
 Tune's ``OptunaSearch``). The best values are saved as a named preset
 (``train/hparams/NAME.json``, written atomically), which ``seqgan compare --hparams NAME``
@@ -43,7 +43,7 @@ from train.experiments.config import HPARAMS_DIR, CompareConfig
 # A preset written here is read back by the same loader.
 from train.experiments.config import load_hparams as load_hparams
 from train.experiments.rewards import DEFAULT_REWARD
-from train.experiments.runner import run_one
+from train.experiments.runner import train_run
 from train.experiments.runs import SETTINGS, RunSpec, write_json
 
 METRIC = "objective"
@@ -142,23 +142,26 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def tuning_trial(trial_config: dict[str, Any]) -> None:
-    """A Tune trial: one algorithm at one point of its space, trained on every tuning seed."""
+def tuning_trial(trial_config: dict[str, Any], inputs: dict[str, Any] | None = None) -> None:
+    """A Tune trial: one algorithm at one point of its space, trained on every tuning seed.
+
+    Like a comparison's trial it reads only ``inputs`` (the base and the oracle, through Ray's
+    object store, :mod:`train.experiments.transport`) and writes no file: its scores go back to
+    the driver as its Tune report."""
     from ray import tune
 
+    from train.experiments.transport import unpacked
+
+    if inputs is None:
+        raise ValueError("a tuning trial needs its inputs (tune.with_parameters(tuning_trial, inputs=...))")
     trial = trial_config["trial"]
     algo, values = trial["algo"], {k: _plain(v) for k, v in trial["hparams"].items()}
     config = {**trial["config"], "hparams": {algo: values}}
-    # Each trial writes its runs in its own folder, which sees the shared base through a link.
-    folder = Path(trial["folder"]) / "trials" / algo / tune.get_context().get_trial_id()
-    folder.mkdir(parents=True, exist_ok=True)
-    if not (folder / "base").exists():
-        (folder / "base").symlink_to(Path(trial["folder"]) / "base", target_is_directory=True)
     finals, oracle_nll, test_nll, tokens = [], [], [], 0
-    for seed in trial["seeds"]:
-        run = RunSpec(trial["setting"], algo, trial.get("reward", DEFAULT_REWARD), int(seed))
-        result = run_one(str(folder), run, config, trial["oracle"], trial["threads"],
-                         device=trial["device"])
+    with unpacked(inputs) as (folder, oracle_spec):
+        results = [train_run(folder, RunSpec(trial["setting"], algo, trial.get("reward", DEFAULT_REWARD), int(seed)),
+                             config, oracle_spec, trial["threads"], device=trial["device"]) for seed in trial["seeds"]]
+    for result in results:
         finals.append(objective_value(result["final"], trial.get("objective", OBJECTIVES[0])))
         oracle_nll.append(result["final"]["nll_oracle"])
         test_nll.append(result["final"]["nll_test"])
@@ -171,7 +174,7 @@ def tune_algorithms(folder: str | Path, compare_config: CompareConfig, algos: Se
                     tuning_seeds: Sequence[int], oracle: Oracle, oracle_spec: str | None, setting: str = "fixed",
                     sampler_seed: int = 0, cpus: int | None = 1, address: str | None = None, threads: int = 1,
                     device: str = "cpu", progress: bool = True, reward: str = DEFAULT_REWARD,
-                    objective: str = OBJECTIVES[0]) -> dict[str, Any]:
+                    objective: str = OBJECTIVES[0], storage: str | None = None) -> dict[str, Any]:
     """Tune each of ``algos`` with the same budget; the preset of the best values, with its metadata.
 
     Every algorithm gets ``trials`` Optuna (TPE) trials; a trial trains it from the shared
@@ -185,7 +188,9 @@ def tune_algorithms(folder: str | Path, compare_config: CompareConfig, algos: Se
 
     Returns ``{"hparams": {algo: {name: value}}, "objective": ..., "budget": ..., ...}``
     (see :func:`save_preset`). An algorithm whose search finished is recorded in
-    ``folder/searched/<algo>.json`` and not searched again when the call is repeated.
+    ``folder/searched/<algo>.json`` and not searched again when the call is repeated. Tune's
+    state goes to ``storage/<algo>`` (default ``folder/tune/<algo>``; a shared path or a URI such as
+    ``s3://...``); trials read the base through Ray's object store and write nothing.
     """
     from seqgan_env.devices import resolve_device
     from train.experiments.tune_engine import ray_session
@@ -213,8 +218,17 @@ def tune_algorithms(folder: str | Path, compare_config: CompareConfig, algos: Se
                          "or the same settings to finish it")
     write_json(saved, request)
     oracle_spec = absolute_oracle_spec(oracle_spec)
-    prepare_base(root, config, oracle, progress, device)
     gpus = 1.0 if resolve_device(device, "--device").type == "cuda" else 0.0
+    if (address or gpus) and any(not (root / "searched" / f"{algo}.json").exists() for algo in algos):
+        from train.experiments.tune_engine import check_cluster_fits, trial_resources
+
+        with ray_session(address, cpus):  # a cluster without room for a trial: say so before the base is trained
+            check_cluster_fits(trial_resources(gpus))
+    prepare_base(root, config, oracle, progress, device)
+    from train.experiments.transport import pack_inputs
+
+    inputs = pack_inputs(root / "base", oracle_spec)
+    state = str(storage).rstrip("/") if storage else str(root / "tune")
 
     searched = {algo: json.loads(record.read_text()) for algo in algos
                 if (record := root / "searched" / f"{algo}.json").exists()}
@@ -223,8 +237,8 @@ def tune_algorithms(folder: str | Path, compare_config: CompareConfig, algos: Se
         if pending:  # one Ray for all the searches
             stack.enter_context(ray_session(address, cpus))
         for algo in pending:
-            searched[algo] = _search(algo, root, config, trials, tuning_seeds, setting, sampler_seed, oracle_spec,
-                                     threads, device, gpus, progress, reward, objective)
+            searched[algo] = _search(algo, root, config, trials, tuning_seeds, setting, sampler_seed, inputs,
+                                     threads, device, gpus, progress, reward, objective, state)
 
     tokens_per_trial = config.token_budget * len(tuning_seeds)
     return {
@@ -242,8 +256,8 @@ def tune_algorithms(folder: str | Path, compare_config: CompareConfig, algos: Se
 
 
 def _search(algo: str, root: Path, config: CompareConfig, trials: int, tuning_seeds: Sequence[int], setting: str,
-            sampler_seed: int, oracle_spec: str | None, threads: int, device: str, gpus: float,
-            progress: bool, reward: str = DEFAULT_REWARD, objective: str = OBJECTIVES[0]) -> dict[str, Any]:
+            sampler_seed: int, inputs: dict[str, Any], threads: int, device: str, gpus: float,
+            progress: bool, reward: str, objective: str, state: str) -> dict[str, Any]:
     """One algorithm's Optuna search, recorded in ``root/searched/<algo>.json``; its trials, best first."""
     import optuna
     from ray.tune.search.optuna import OptunaSearch
@@ -251,13 +265,14 @@ def _search(algo: str, root: Path, config: CompareConfig, trials: int, tuning_se
     from train.experiments.tune_engine import run_experiment, trial_resources
 
     space = {name: _tune_domain(spec) for name, spec in search_space(algo).items()}
-    trial = {"algo": algo, "hparams": space, "folder": str(root), "config": config.to_dict(), "setting": setting,
-             "reward": reward, "objective": objective, "seeds": list(tuning_seeds), "oracle": oracle_spec, "threads": threads, "device": device}
+    trial = {"algo": algo, "hparams": space, "config": config.to_dict(), "setting": setting,
+             "reward": reward, "objective": objective, "seeds": list(tuning_seeds), "threads": threads, "device": device}
     # TPE after a few random trials (Optuna's default waits for 10, more than a small budget has).
     sampler = optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=max(1, min(10, trials // 2)))
     search = OptunaSearch(metric=METRIC, mode="min", sampler=sampler)
-    session = run_experiment(tuning_trial, [trial], root / "tune" / algo, trial_resources(gpus), progress=progress,
-                             search_alg=search, num_samples=trials, metric=METRIC, mode="min")
+    session = run_experiment(tuning_trial, [trial], f"{state}/{algo}", trial_resources(gpus), progress=progress,
+                             search_alg=search, num_samples=trials, metric=METRIC, mode="min",
+                             parameters={"inputs": inputs})
     if not session.finished:
         raise RuntimeError(f"the search for {algo} was interrupted; run the same command again to finish it")
     done = [o for o in session.outcomes if o.error is None and METRIC in o.metrics]
