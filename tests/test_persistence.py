@@ -118,7 +118,12 @@ def test_ctrl_c_then_the_printed_command_continues_the_run_exactly(
     assert (saved["sb3"] is not None) == (algorithms.get_algorithm(algo).family == "sb3") and "sb3_model" not in saved
     assert main(shlex.split(command)[1:]) == 0
 
-    whole = whole_run(algo)
+    # The uninterrupted reference is made here, beside the resumed run: the session's shared one
+    # (whole_run) can be built under other process-wide state earlier in the suite, and the
+    # held-out D metrics of its d_pretrain rows then differ in their last digits (seen in the
+    # full suite only; cause not yet pinned down).
+    whole = tmp_path / "whole"
+    assert main(["train", "--preset", "tiny", "--algo", algo, "--out", str(whole)]) == 0
     # The resumed run is the uninterrupted one: every metric, the final weights, and what
     # TensorBoard shows (step 3, logged before the interruption, appears once).
     assert read_rows(out) == read_rows(whole)
