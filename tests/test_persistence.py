@@ -102,7 +102,7 @@ def main_interrupted(argv):
 
 @pytest.mark.parametrize("algo", ALGOS)
 def test_ctrl_c_then_the_printed_command_continues_the_run_exactly(
-        algo, whole_run, tmp_path, capsys, no_sb3_archives):
+        algo, tmp_path, capsys, no_sb3_archives):
     out = tmp_path / "run"
     with pytest.MonkeyPatch.context() as patch:
         interrupt_after_logging(patch, "adversarial", 3)
@@ -138,7 +138,7 @@ def test_ctrl_c_then_the_printed_command_continues_the_run_exactly(
     assert len(steps) == 6 and len(set(steps)) == 6
 
 
-def test_a_run_interrupted_in_d_pretraining_resumes_exactly(whole_run, tmp_path, capsys):
+def test_a_run_interrupted_in_d_pretraining_resumes_exactly(tmp_path, capsys):
     """Ctrl-C after the second of the tiny preset's two D rounds is logged: the checkpoint holds D,
     its optimiser and the random streams after round 1. The resumed run (to 1 adversarial step,
     to keep it short) logs round 2 and the adversarial step exactly as the uninterrupted run does."""
@@ -149,7 +149,9 @@ def test_a_run_interrupted_in_d_pretraining_resumes_exactly(whole_run, tmp_path,
     saved = load_checkpoint(out / "checkpoint.pt", "training-run")["state"]
     assert (saved["phase"], saved["d_rounds"]) == ("d_pretrain", 1)
     assert main(["train", "--resume", "--out", str(out), "--steps", "1"]) == 0
-    resumed, whole = read_rows(out), read_rows(whole_run("reinforce"))
+    reference = tmp_path / "whole"  # made beside the resumed run, as in the test above
+    assert main(["train", "--preset", "tiny", "--out", str(reference)]) == 0
+    resumed, whole = read_rows(out), read_rows(reference)
     assert [(r["phase"], r["step"]) for r in resumed][-3:] == [("d_pretrain", "1"), ("d_pretrain", "2"),
                                                                ("adversarial", "1")]
     *before, last = resumed
