@@ -103,3 +103,12 @@ def whole_run(tmp_path_factory):
         return runs[algo]
 
     return get
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for a test of tiny models: on a shared 2-core machine two threads only contend."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -10,14 +10,7 @@ import torch
 from seqgan_env.divergence import all_sequences, exact_kl, kl_to_reference
 from seqgan_env.models import TokenLSTM
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: these models are tiny, and on a shared machine two threads only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_lstm(seed: int, vocab: int = 4, length: int = 3) -> TokenLSTM:

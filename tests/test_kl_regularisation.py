@@ -17,14 +17,7 @@ from seqgan_env.models import Generator, Oracle
 from seqgan_env.presets import get_preset
 from seqgan_env.reference_penalty import with_reference_penalty
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: these models are tiny, and on a shared machine two threads only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def train_rloo(beta: float, updates: int = 15) -> tuple[float, float]:

@@ -14,14 +14,7 @@ from seqgan_env.divergence import all_sequences
 from seqgan_env.models import Generator
 from seqgan_env.presets import get_preset
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: these models are tiny, and on a shared machine two threads only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_generator(seed: int = 0) -> Generator:
