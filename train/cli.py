@@ -25,6 +25,7 @@ from train.commands import cmd_evaluate, cmd_sample, cmd_train, interrupted_mess
 from train.config import TRAIN_PRESETS
 from train.experiments.commands import add_compare_parser, add_tune_parser
 from train.experiments.scoring import TRAIN_REWARDS
+from train.pretrain import D_SCHEDULES
 
 __all__ = ["build_parser", "interrupted_message", "main"]
 
@@ -45,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--algo", default=None, choices=algorithms.names(train=True),
                        help="the adversarial phase's update (default: reinforce): "
                             + ", ".join(f"{a.name} ({a.summary})" for a in algorithms.ALGORITHMS.values() if a.train))
+    train.add_argument("--d-schedule", default=None, choices=sorted(D_SCHEDULES),
+                       help="how D is pretrained and retrained (default: paper, the preset's own: the paper's CNN); "
+                            "density-ratio: log p_M - log p_G with M a language model fitted to fresh oracle "
+                            "sequences (synthetic data only; see docs/discriminator.md)")
     train.add_argument("--steps", type=int, default=None,
                        help="adversarial generator updates (preset's if unset); with --resume, more extend the run")
     train.add_argument("--seed", type=int, default=None)

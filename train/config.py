@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from train.adversarial import AdversarialConfig
-from train.pretrain import DiscriminatorSchedule, MLEConfig
+from train.pretrain import DiscriminatorSchedule, MLEConfig, schedule_on_budget
 
 
 @dataclass
@@ -48,7 +48,11 @@ class TrainConfig:
     mle_eval_every: int = 10
     """Evaluate NLL-oracle every this many MLE epochs."""
     d_pretrain: DiscriminatorSchedule = field(default_factory=DiscriminatorSchedule)
-    """Pretraining of D (50 x (fresh negatives, 3 epochs) in the paper)."""
+    """Pretraining of D (50 x (fresh negatives, 3 epochs) in the paper); its model, objective,
+    learning rate and source of positives also retrain D in the adversarial phase."""
+    d_schedule: str = "paper"
+    """The named D schedule (:data:`train.pretrain.D_SCHEDULES`) that ``d_pretrain`` follows
+    (``--d-schedule``; set with :func:`with_d_schedule`): ``paper``, the preset's own."""
     adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
     """The adversarial phase."""
     checkpoint_every: int = 5
@@ -146,6 +150,15 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
         checkpoint_every=1,
     ),
 }
+
+
+def with_d_schedule(config: TrainConfig, name: str) -> TrainConfig:
+    """``config`` (changed in place) with D pretrained and retrained by the named schedule, on the
+    preset's D pretraining budget (rounds, sequences per round; see
+    :func:`train.pretrain.schedule_on_budget`)."""
+    config.d_pretrain = schedule_on_budget(name, config.d_pretrain)
+    config.d_schedule = name
+    return config
 
 
 def get_train_config(name: str) -> TrainConfig:

@@ -241,6 +241,15 @@ def d_schedule(name: str) -> DiscriminatorSchedule:
         raise ValueError(f"unknown D schedule {name!r}; choose one of {sorted(D_SCHEDULES)}") from None
 
 
+def schedule_on_budget(name: str, budget: DiscriminatorSchedule) -> DiscriminatorSchedule:
+    """The named schedule's D (model, objective, learning rate, epochs, fresh positives, ...) trained
+    for ``budget``'s rounds on its number of sequences per round (a preset's D pretraining budget).
+    ``paper`` is ``budget`` itself: a preset's own schedule is the paper's CNN at the preset's budget."""
+    if name == "paper":
+        return dataclasses.replace(budget)
+    return dataclasses.replace(d_schedule(name), rounds=budget.rounds, num_negatives=budget.num_negatives)
+
+
 def build_discriminator(schedule: DiscriminatorSchedule, preset: Any, generator: Generator) -> torch.nn.Module:
     """The untrained discriminator ``schedule`` trains: the preset's CNN, or a density ratio whose
     language model starts as a copy of ``generator`` (so its log ratio starts at 0 everywhere)
