@@ -140,3 +140,37 @@ def test_seqgan_train_with_the_density_ratio_schedule_resumes_exactly_and_beats_
     assert main(["train", "--preset", "tiny", "--data", "sotu", "--d-schedule", "density-ratio",
                  "--out", str(tmp_path / "text")]) == 2
     assert "real text has no oracle" in capsys.readouterr().err
+
+
+def test_seqgan_evaluate_judges_a_discriminator_file_or_d_star(tiny_mle, tmp_path, capsys):
+    """``seqgan evaluate --discriminator``: a density-ratio file (read against the generator judged)
+    and ``optimal`` print what :func:`evaluate_discriminator` computes; D* orders sequences exactly
+    as the true log ratio does; a D of another vocabulary is a clear error."""
+    import json
+
+    from seqgan_env.optimal import load_density_ratio, save_density_ratio
+    from train.cli import main
+
+    oracle, real, generator = tiny_mle
+    schedule = dataclasses.replace(d_schedule("density-ratio"), rounds=1, num_negatives=500)
+    ratio = build_discriminator(schedule, None, generator)
+    train_discriminator(ratio, generator, real, schedule, torch.Generator().manual_seed(0), oracle=oracle)
+    save_density_ratio(ratio, tmp_path / "d.pt")
+    save_model(generator, tmp_path / "g.pt")
+    common = ["evaluate", "--checkpoint", str(tmp_path / "g.pt"), "--preset", "tiny",  # tiny_mle's oracle
+              "--num", "200", "--d-samples", "300", "--seed", "4"]
+    assert main([*common, "--discriminator", str(tmp_path / "d.pt")]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    direct = evaluate_discriminator(load_density_ratio(tmp_path / "d.pt", generator), generator, oracle=oracle,
+                                    count=300, seed=4)
+    assert printed["d_heldout_count"] == 300
+    for key in ("d_heldout_accuracy", "d_heldout_auc", "d_heldout_brier", "d_heldout_log_ratio_spearman"):
+        assert printed[key] == pytest.approx(direct[key], abs=1e-4), key
+    assert main([*common, "--discriminator", "optimal"]) == 0
+    optimal = json.loads(capsys.readouterr().out)
+    assert optimal["d_heldout_log_ratio_spearman"] == pytest.approx(1.0)
+    assert optimal["d_heldout_auc"] > printed["d_heldout_auc"]
+    other = Generator(generator.vocab_size + 3, 4, 8, generator.seq_len)
+    save_density_ratio(DensityRatioDiscriminator(other, other), tmp_path / "other.pt")
+    assert main([*common, "--discriminator", str(tmp_path / "other.pt")]) == 2
+    assert f"reads vocab {generator.vocab_size + 3}" in capsys.readouterr().err

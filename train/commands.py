@@ -198,8 +198,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                          f"the oracle vocab {oracle.vocab_size} x length {oracle.seq_len}")
     test = oracle.sample(args.num, rng)
     metrics = evaluate(generator, oracle, test, args.num, rng)
+    metrics.update(discriminator_metrics(args, generator, oracle=oracle))
     print(json.dumps({k: round(v, 4) for k, v in metrics.items()}, indent=1))
     return 0
+
+
+def discriminator_metrics(args: argparse.Namespace, generator: Generator, oracle: Any = None,
+                          held_out: torch.Tensor | None = None) -> dict[str, float]:
+    """``--discriminator``'s held-out metrics against ``generator`` (nothing without the option):
+    ``--d-samples`` fresh oracle sequences (or held-out text) against as many of its samples."""
+    if args.discriminator is None:
+        return {}
+    from train.diagnostics import evaluate_discriminator
+
+    metrics = evaluate_discriminator(args.discriminator, generator, oracle=oracle, held_out=held_out,
+                                     count=args.d_samples, seed=args.seed)
+    metrics["d_heldout_count"] = metrics.pop("count")
+    return metrics
 
 
 def evaluate_text(args: argparse.Namespace, generator: Generator, vocab: Vocabulary | None,
@@ -219,6 +234,7 @@ def evaluate_text(args: argparse.Namespace, generator: Generator, vocab: Vocabul
     metrics = {"nll_test": generator.nll(test), "entropy": generator.nll(samples)}
     metrics.update({f"bleu{n}": v for n, v in bleu(hypotheses, [vocab.tokenize(x) for x in lines]).items()})
     metrics.update({f"self_bleu{n}": v for n, v in self_bleu(hypotheses, (2, 3, 4)).items()})
+    metrics.update(discriminator_metrics(args, generator, held_out=test))
     print(json.dumps({k: round(v, 4) for k, v in metrics.items()}, indent=1))
     return 0
 
