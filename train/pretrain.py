@@ -110,7 +110,7 @@ after Szegedy et al., 2016) *lowered* both the spread and the mean here: it only
 confidence on real data, while the generated sequences' P(real), which is the reward, is
 still driven to 0, and it undid most of weight decay's gain when combined with it. Weight
 decay 1e-2 was too strong in a trial on ``tiny`` (vocabulary 64, 10 rounds x 3 epochs at lr
-1e-2: D stopped learning, accuracy 0.5, every reward 0.5), so 3e-3 keeps a factor of three
+1e-2: D stopped learning, training accuracy 0.5, every reward 0.5), so 3e-3 keeps a factor of three
 from that cliff. One seed per setting, on small presets: a choice to check on the paper's
 oracle (``seqgan compare``'s ``monte_carlo-reg``), not a result about it.
 """
