@@ -74,6 +74,13 @@ def test_named_schedules_and_their_errors(tiny_mle):
     with pytest.raises(ValueError, match="pass the oracle"):
         train_discriminator(build_discriminator(d_schedule("density-ratio"), None, generator), generator, real,
                             d_schedule("density-ratio"), torch.Generator())
+    # --d-schedule: the named schedule's D on the preset's budget; paper: the preset's own schedule.
+    from train.config import with_d_schedule
+
+    cpu = with_d_schedule(get_train_config("cpu"), "density-ratio")
+    assert (cpu.d_pretrain.rounds, cpu.d_pretrain.num_negatives) == (16, 5_000)
+    assert cpu.d_pretrain == dataclasses.replace(d_schedule("density-ratio"), rounds=16, num_negatives=5_000)
+    assert with_d_schedule(get_train_config("tiny"), "paper") == get_train_config("tiny")
     ratio = build_discriminator(d_schedule("density-ratio"), None, generator)
     assert isinstance(ratio, DensityRatioDiscriminator) and ratio.reference is generator
     with torch.no_grad():
