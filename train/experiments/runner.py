@@ -32,8 +32,8 @@ def _evaluate(generator: Generator, oracle: Oracle, test: torch.Tensor, samples:
 def reward_arguments(env_reward: str, available: dict[str, Any]) -> dict[str, Any]:
     """The ``make`` arguments of ``env_reward`` (its registry entry's ``arguments``) from the run's
     models: ``discriminator`` (the reward's learned D, if any), ``rollout_policy`` (the base
-    generator), ``oracle``, ``num_rollouts``, ``reference`` (D*'s generator). An argument the run has no model for stays unset
-    (the env then takes its default)."""
+    generator), ``oracle``, ``num_rollouts``, ``reference`` (D*'s generator). An argument the
+    run has no model for stays unset (the env then takes its default)."""
     return {name: available[name] for name in get_reward_kind(env_reward).arguments
             if available.get(name) is not None}
 
@@ -57,8 +57,8 @@ def train_run(folder: str | Path, job: Job | RunSpec, config_data: dict[str, Any
     The algorithm takes its ``hparams`` from ``config_data``. ``report(point)`` receives each
     evaluation (tokens, NLL-oracle, NLL-test, the rewards' mean and within-batch spread, the
     reward's D's held-out metrics ``d_heldout_*`` where it reads a D, and D's accuracy on its
-    training positives ``d_train_accuracy`` where D is retrained) as it is made; a Tune trial passes Tune's ``report`` (see
-    :func:`compare_trial`). A caller such as a tuning trial may run a run that its config's
+    training positives ``d_train_accuracy`` where D is retrained) as it is made; a Tune trial
+    passes Tune's ``report`` (see :func:`compare_trial`). A caller such as a tuning trial may run a run that its config's
     :meth:`CompareConfig.runs` does not list.
     """
     from seqgan_env.factory import resolve_oracle
