@@ -181,3 +181,29 @@ def test_seqgan_evaluate_judges_a_discriminator_file_or_d_star(tiny_mle, tmp_pat
     save_density_ratio(DensityRatioDiscriminator(other, other), tmp_path / "other.pt")
     assert main([*common, "--discriminator", str(tmp_path / "other.pt")]) == 2
     assert f"reads vocab {generator.vocab_size + 3}" in capsys.readouterr().err
+
+
+def test_seqgan_evaluate_judges_a_text_discriminator_on_held_out_lines(tmp_path, capsys):
+    """On text the real side is the held-out lines (``--data``): a density ratio is judged there,
+    without the log-ratio correlation (no oracle), and ``optimal`` is an error that says why."""
+    import json
+
+    from seqgan_env.optimal import save_density_ratio
+    from seqgan_env.text import BOS, EOS, Vocabulary
+    from train.cli import main
+
+    vocab = Vocabulary(["the", "cat", "sat", "on", "mat"])
+    torch.manual_seed(0)
+    generator = Generator(vocab.size, 8, 8, 6, start_token=BOS, eos_token=EOS)
+    save_model(generator, tmp_path / "g.pt", vocabulary=vocab.to_dict())
+    save_density_ratio(DensityRatioDiscriminator(Generator(vocab.size, 8, 8, 6, start_token=BOS, eos_token=EOS),
+                                                 generator), tmp_path / "d.pt")
+    (tmp_path / "held_out.txt").write_text("the cat sat\non the mat\nthe mat sat on the cat\n" * 4)
+    common = ["evaluate", "--checkpoint", str(tmp_path / "g.pt"), "--data", str(tmp_path / "held_out.txt"),
+              "--bleu-samples", "20", "--d-samples", "8"]
+    assert main([*common, "--discriminator", str(tmp_path / "d.pt")]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert 0.0 <= printed["d_heldout_auc"] <= 1.0 and printed["d_heldout_count"] == 8
+    assert "d_heldout_log_ratio_spearman" not in printed
+    assert main([*common, "--discriminator", "optimal"]) == 2
+    assert "needs the oracle's density" in capsys.readouterr().err
