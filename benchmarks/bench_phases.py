@@ -90,7 +90,12 @@ def worker(oracle_path: str, threads: int, quick: bool) -> dict[str, float]:
     step = reinforce_step(agent, envs)
     step(0)  # warm-up: D's inference caches, allocator
     clock("g_step", lambda: step(1))
-    clock("d_gate", lambda: fresh_accuracy(discriminator, generator, real, adversarial.d_negatives, rng))
+    # The gate draws its real sequences from the oracle (held out); a tree from before that took
+    # D's training data there, so the source follows the signature of the tree being measured.
+    import inspect
+
+    gate_real = oracle if "held_out" in inspect.signature(fresh_accuracy).parameters else real
+    clock("d_gate", lambda: fresh_accuracy(discriminator, generator, gate_real, adversarial.d_negatives, rng))
     retrain = dataclasses.replace(config.d_pretrain, rounds=adversarial.d_rounds, epochs=adversarial.d_epochs,
                                   num_negatives=adversarial.d_negatives)
     clock("d_retrain", lambda: train_discriminator(discriminator, generator, real, retrain, rng, d_optimizer))

@@ -50,8 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         evaluated = [r for r in rows if "nll_oracle" in r]
         line, = top.plot([r["step"] for r in evaluated], [r["nll_oracle"] for r in evaluated], marker=".",
                          label=label or folder)
-        # A gated run measures D on fresh samples every step; others log their training epoch's accuracy.
-        key = "d_accuracy_fresh" if any("d_accuracy_fresh" in r for r in rows) else "d_accuracy"
+        # A gated run measures D on held-out sequences every step; others log their training epoch's
+        # accuracy (``d_train_accuracy``; ``d_accuracy`` in runs logged before it was named so).
+        key = next((k for k in ("d_accuracy_fresh", "d_train_accuracy", "d_accuracy") if any(k in r for r in rows)),
+                   "d_accuracy_fresh")
         measured = [r for r in rows if key in r]
         bottom.plot([r["step"] for r in measured], [r[key] for r in measured], color=line.get_color(), linewidth=1)
         print(f"{label or folder}: " + ", ".join(f"{int(r['step'])}: {r['nll_oracle']:.3f}" for r in evaluated))

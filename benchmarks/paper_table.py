@@ -3,7 +3,10 @@
 Runs the whole pipeline (MLE, D pretraining, adversarial steps) on the paper's oracle with a
 training preset (``cpu`` by default: the paper's models and generator updates, a lighter D
 schedule; see ``train/config.py``) and prints NLL-oracle and NLL-test of the untrained, MLE
-and SeqGAN generators beside the paper's numbers, with the wall time of each phase.
+and SeqGAN generators beside the paper's numbers, with the wall time of each phase, and beside
+them the discriminator's held-out accuracy and ROC-AUC (fresh oracle sequences against fresh
+samples of the generator: ``d_heldout_*``, see ``docs/discriminator.md``) at the last evaluation
+of D pretraining and of the adversarial phase, where the run logged them.
 
 The run is an ordinary ``seqgan train`` folder: if it exists, the script finishes it (resume)
 or, when finished, only prints its table.
@@ -50,6 +53,32 @@ def table_rows(history: list[dict]) -> list[dict]:
     return rows
 
 
+D_COLUMNS = ("d_heldout_accuracy", "d_heldout_auc")
+"""D's held-out figures printed beside the table and written into ``paper_table.json``."""
+
+
+def held_out_d(history: list[dict]) -> dict[str, dict[str, float]]:
+    """Per phase (``d_pretrain``, ``adversarial``), :data:`D_COLUMNS` of its last row that logged them."""
+    out = {}
+    for phase in ("d_pretrain", "adversarial"):
+        logged = [r for r in history if r["phase"] == phase and r.get("d_heldout_auc") is not None]
+        if logged:
+            out[phase] = {key: logged[-1][key] for key in D_COLUMNS if logged[-1].get(key) is not None}
+    return out
+
+
+def print_held_out_d(d_rows: dict[str, dict[str, float]]) -> None:
+    """D's held-out accuracy and AUC after pretraining and at the end (none: a run from before they were logged)."""
+    if not d_rows:
+        print("D on held-out data: not logged by this run")
+        return
+    for phase, label in (("d_pretrain", "after D pretraining"), ("adversarial", "after the adversarial phase")):
+        if phase in d_rows:
+            row = d_rows[phase]
+            print(f"D on held-out data, {label}: accuracy {row.get('d_heldout_accuracy', float('nan')):.3f}, "
+                  f"ROC-AUC {row.get('d_heldout_auc', float('nan')):.3f}")
+
+
 def print_table(rows: list[dict], total_wall: float) -> None:
     print(f"{'model':<26}{'epoch':>6}{'NLL-oracle':>12}{'paper':>8}{'goal':>7}{'NLL-test':>10}{'wall (min)':>12}")
     for row in rows:
@@ -87,9 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         payload = Run.load_payload(out)
         history, wall = payload["state"]["history"], payload["state"]["wall_time"]
-    rows = table_rows(history)
+    rows, d_rows = table_rows(history), held_out_d(history)
     print_table(rows, wall)
-    (out / "paper_table.json").write_text(json.dumps({"rows": rows, "wall_time_s": wall}, indent=1))
+    print_held_out_d(d_rows)
+    (out / "paper_table.json").write_text(json.dumps({"rows": rows, "held_out_d": d_rows, "wall_time_s": wall},
+                                                     indent=1))
     plot_learning_curve(history, out / "learning_curve.png")
     return 0
 

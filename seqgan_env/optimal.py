@@ -28,11 +28,13 @@ follows every update, since it reads the reference's current weights at each cal
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from seqgan_env.checkpoint import CheckpointError, atomic_save, load_checkpoint, model_from_payload, model_payload
 from seqgan_env.models.discriminator import Discriminator
 from seqgan_env.models.lstm import Oracle, TokenLSTM
 from seqgan_env.precision import parameter_versions
@@ -115,7 +117,8 @@ class DensityRatioDiscriminator(Discriminator):
 
     def config_dict(self) -> dict[str, Any]:
         raise TypeError(f"a {type(self).__name__} is computed from its two models and is not saved as "
-                        "a discriminator: save the models (save_model(oracle/generator, path)) instead")
+                        "a discriminator: save_density_ratio(D, path) saves a learned numerator; "
+                        "save_model(oracle/generator, path) saves either model")
 
     def weights_key(self, dtype: torch.dtype = torch.float32) -> Any:
         """Changes whenever either model's weights do, or the reference is swapped."""
@@ -202,3 +205,31 @@ class OptimalDiscriminator(DensityRatioDiscriminator):
     @property
     def oracle(self) -> Oracle:
         return self.numerator  # type: ignore[return-value]
+
+
+DENSITY_RATIO_KIND = "density-ratio-discriminator"
+"""The checkpoint kind of a saved learned density-ratio D: its numerator's constructor arguments and
+weights, as a generator's file holds them. The reference is not saved: it is the generator D is
+used against, passed when loading."""
+
+
+def save_density_ratio(discriminator: DensityRatioDiscriminator, path: str | Path) -> Path:
+    """Save a density-ratio D's numerator (weights only, atomically) as a :data:`DENSITY_RATIO_KIND` file."""
+    if isinstance(discriminator, OptimalDiscriminator):
+        raise TypeError("D* is computed from the oracle and needs no file: evaluate it as 'optimal'")
+    return atomic_save(model_payload(discriminator.numerator, DENSITY_RATIO_KIND), path)
+
+
+def load_density_ratio(source: str | Path | dict[str, Any], reference: TokenLSTM) -> DensityRatioDiscriminator:
+    """A :func:`save_density_ratio` file (or its loaded payload) as a D against ``reference``.
+
+    Raises:
+        CheckpointError: not such a file.
+        ValueError: a reference of another vocabulary, length or end token than the numerator's.
+    """
+    payload = source if isinstance(source, dict) else load_checkpoint(source, DENSITY_RATIO_KIND)
+    if payload.get("kind") != DENSITY_RATIO_KIND:
+        raise CheckpointError(f"holds a {payload.get('kind')!r}, expected a {DENSITY_RATIO_KIND!r}")
+    numerator = model_from_payload({**payload, "kind": "generator"}, str(source) if not isinstance(source, dict)
+                                   else DENSITY_RATIO_KIND)
+    return DensityRatioDiscriminator(numerator.to(reference.device), reference)

@@ -161,3 +161,12 @@ def test_benchmark_reports_read_a_finished_run(tiny_run, tmp_path, capsys):
     assert paper_table.main(["--out", str(tiny_run), "--report-only"]) == 0
     table = capsys.readouterr().out
     assert "untrained" in table and "SeqGAN (best evaluation)" in table
+    # D's held-out figures beside the table: those of each phase's last logged row, as metrics.csv has them.
+    held_out = json.loads((tiny_run / "paper_table.json").read_text())["held_out_d"]
+    with open(tiny_run / "metrics.csv") as handle:
+        logged = [r for r in csv.DictReader(handle) if r.get("d_heldout_auc")]
+    for phase, label in (("d_pretrain", "after D pretraining"), ("adversarial", "after the adversarial phase")):
+        last = [r for r in logged if r["phase"] == phase][-1]
+        assert held_out[phase]["d_heldout_auc"] == pytest.approx(float(last["d_heldout_auc"]))
+        assert (f"D on held-out data, {label}: accuracy {float(last['d_heldout_accuracy']):.3f}, "
+                f"ROC-AUC {float(last['d_heldout_auc']):.3f}") in table

@@ -205,7 +205,7 @@ def test_controls_run_under_each_reinforce_variant_end_to_end(comparison):
     assert (out / "runs" / "baseline" / "constant_reinforce-mean" / "seed0.json").exists()
 
 
-def test_evaluations_record_the_reward_spread_and_d_accuracy(comparison):
+def test_evaluations_record_the_reward_spread_and_d_train_accuracy(comparison):
     out, _ = comparison
     for (setting, name, _), result in _results(out).items():
         points = result["curve"][1:]
@@ -215,9 +215,9 @@ def test_evaluations_record_the_reward_spread_and_d_accuracy(comparison):
         elif setting != "baseline":
             assert all(p["reward_std"] > 0 for p in points), f"{setting}/{name}: D scores sequences differently"
         if setting == "adversarial":
-            assert all(0.0 <= p["d_accuracy"] <= 1.0 for p in points)
+            assert all(0.0 <= p["d_train_accuracy"] <= 1.0 for p in points)
         else:
-            assert all("d_accuracy" not in p for p in points), "D is retrained only in the adversarial setting"
+            assert all("d_train_accuracy" not in p for p in points), "D is retrained only in the adversarial setting"
 
 
 def test_d_stays_fixed_in_the_fixed_setting_and_is_retrained_in_the_adversarial_one(comparison, tmp_path,
@@ -403,6 +403,41 @@ def test_dense_and_regularised_rewards_run_end_to_end(tmp_path, ray_local):
         assert abs(result["final"]["nll_test"] - result["curve"][0]["nll_test"]) > 1e-4, "the generator trained"
         assert all(p["reward_std"] >= 0 for p in result["curve"][1:])
         if setting == "adversarial":
-            assert all(0.0 <= p["d_accuracy"] <= 1.0 for p in result["curve"][1:])
+            assert all(0.0 <= p["d_train_accuracy"] <= 1.0 for p in result["curve"][1:])
     methods = {r["method"] for r in csv.DictReader(open(out / "results.csv"))}
     assert {"reinforce-mean @ dense", "reinforce-mean @ monte_carlo-reg"} <= methods
+
+
+# -- the D-quality axis: the paper's D, the best learned D, D* ------------------------------
+def test_the_d_quality_axis_runs_and_reports_each_rewards_held_out_auc(tmp_path, ray_local):
+    """``--rewards monte_carlo,density-ratio,optimal``: each evaluation records the reward's D on
+    held-out sequences. Before any update (tokens 0, against the base MLE generator) the three Ds
+    are ordered by what they know (seed 0: AUC 0.546, 0.614, 0.973); D* follows the policy in the
+    adversarial setting (its logit is the true log ratio at every evaluation: Spearman 1) and
+    stays D* of the MLE generator in the fixed one (0.993 at the end, the policy having moved)."""
+    from seqgan_env.checkpoint import load_checkpoint
+
+    out = tmp_path / "c"
+    argv = ["compare", "--preset", "tiny", "--out", str(out), "--cpus", "1", "--algos", "reinforce",
+            "--rewards", "monte_carlo,density-ratio,optimal", "--seeds", "1", "--baselines", "random"]
+    assert main(argv) == 0
+    assert load_checkpoint(out / "base" / "discriminator-density-ratio.pt", "density-ratio-discriminator")
+    by = {(setting, name): result for (setting, name, _), result in _results(out).items()}
+    for setting in ("fixed", "adversarial"):
+        start = {reward: by[(setting, name)]["curve"][0]["d_heldout_auc"] for reward, name in
+                 (("paper", "reinforce"), ("ratio", "reinforce @ density-ratio"), ("optimal", "reinforce @ optimal"))}
+        assert start["optimal"] > start["ratio"] + 0.2 and start["ratio"] > start["paper"] + 0.03, (setting, start)
+    adversarial, fixed = by[("adversarial", "reinforce @ optimal")], by[("fixed", "reinforce @ optimal")]
+    assert all(p["d_heldout_log_ratio_spearman"] == pytest.approx(1.0) for p in adversarial["curve"])
+    assert fixed["curve"][-1]["d_heldout_log_ratio_spearman"] < 0.999
+    assert all("d_train_accuracy" in p for p in by[("adversarial", "reinforce @ density-ratio")]["curve"][1:])
+    assert all("d_train_accuracy" not in p for p in adversarial["curve"]), "D* is computed, never trained"
+    random_control = [r for (setting, _), r in by.items() if setting == "baseline"]
+    assert len(random_control) == 1 and all("d_heldout_auc" not in p for p in random_control[0]["curve"])
+    rows = {(r["setting"], r["method"]): r for r in csv.DictReader(open(out / "results.csv"))}
+    for (setting, method), row in rows.items():
+        if setting in ("fixed", "adversarial"):
+            assert 0.5 < float(row["d_heldout_auc"]) <= 1.0, (setting, method)
+        else:
+            assert row["d_heldout_auc"] == "", (setting, method)
+    assert "D's held-out AUC" in (out / "results.md").read_text()

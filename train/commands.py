@@ -21,7 +21,7 @@ from seqgan_env.models import Generator
 from seqgan_env.presets import get_preset
 from seqgan_env.text import BOS, EOS, Corpus, Vocabulary, build_corpus, encode_lines, load_corpus, read_lines
 from train.adversarial import evaluate
-from train.config import TrainConfig, get_train_config
+from train.config import TrainConfig, get_train_config, with_d_schedule
 from train.pipeline import Run
 
 
@@ -48,13 +48,15 @@ def _schedule(config: TrainConfig) -> dict:
 def check_resume_options(args: argparse.Namespace, config: TrainConfig) -> None:
     """Refuse options that a resumed run cannot honour, naming the conflict (``--steps`` is applied instead)."""
     given = {"--algo": (args.algo, config.algo), "--seed": (args.seed, config.seed),
-             "--data": (args.data, config.data), "--max-length": (args.max_length, config.text.max_length)}
+             "--data": (args.data, config.data), "--max-length": (args.max_length, config.text.max_length),
+             "--d-schedule": (args.d_schedule, config.d_schedule)}
     for option, (value, runs) in given.items():
         if value is not None and value != runs:
             raise ValueError(f"{option} {value} conflicts with the run's {option[2:].replace('-', ' ')} "
                              f"{'none' if runs is None else runs}: "
                              f"a resumed run keeps it; leave {option} out, or start a new run in another --out")
-    if args.preset is not None and _schedule(get_train_config(args.preset)) != _schedule(config):
+    preset = get_train_config(args.preset) if args.preset is not None else None
+    if preset is not None and _schedule(with_d_schedule(preset, config.d_schedule)) != _schedule(config):
         raise ValueError(f"--preset {args.preset} conflicts with the run's schedule (it was started with another "
                          "preset): a resumed run keeps it; leave --preset out")
 
@@ -79,6 +81,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.seed is not None:
             config.seed = args.seed
         config.algo = args.algo or "reinforce"
+        if args.d_schedule is not None:
+            with_d_schedule(config, args.d_schedule)
     if args.device is not None:  # where a run computes can change on resume
         config.device = args.device
         if payload is not None:
@@ -194,8 +198,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                          f"the oracle vocab {oracle.vocab_size} x length {oracle.seq_len}")
     test = oracle.sample(args.num, rng)
     metrics = evaluate(generator, oracle, test, args.num, rng)
+    metrics.update(discriminator_metrics(args, generator, oracle=oracle))
     print(json.dumps({k: round(v, 4) for k, v in metrics.items()}, indent=1))
     return 0
+
+
+def discriminator_metrics(args: argparse.Namespace, generator: Generator, oracle: Any = None,
+                          held_out: torch.Tensor | None = None) -> dict[str, float]:
+    """``--discriminator``'s held-out metrics against ``generator`` (nothing without the option):
+    ``--d-samples`` fresh oracle sequences (or held-out text) against as many of its samples."""
+    if args.discriminator is None:
+        return {}
+    from train.diagnostics import evaluate_discriminator
+
+    metrics = evaluate_discriminator(args.discriminator, generator, oracle=oracle, held_out=held_out,
+                                     count=args.d_samples, seed=args.seed)
+    metrics["d_heldout_count"] = metrics.pop("count")
+    return metrics
 
 
 def evaluate_text(args: argparse.Namespace, generator: Generator, vocab: Vocabulary | None,
@@ -215,6 +234,7 @@ def evaluate_text(args: argparse.Namespace, generator: Generator, vocab: Vocabul
     metrics = {"nll_test": generator.nll(test), "entropy": generator.nll(samples)}
     metrics.update({f"bleu{n}": v for n, v in bleu(hypotheses, [vocab.tokenize(x) for x in lines]).items()})
     metrics.update({f"self_bleu{n}": v for n, v in self_bleu(hypotheses, (2, 3, 4)).items()})
+    metrics.update(discriminator_metrics(args, generator, held_out=test))
     print(json.dumps({k: round(v, 4) for k, v in metrics.items()}, indent=1))
     return 0
 

@@ -37,14 +37,15 @@ from seqgan_env.checkpoint import (
 from seqgan_env.devices import resolve_device
 from seqgan_env.factory import resolve_discriminator, resolve_rollout_policy
 from seqgan_env.metrics import ReferenceSet, bleu, self_bleu
-from seqgan_env.models import Discriminator, Generator, Oracle
+from seqgan_env.models import Generator, Oracle
+from seqgan_env.optimal import DensityRatioDiscriminator, save_density_ratio
 from seqgan_env.precision import adam
 from seqgan_env.presets import get_preset
 from seqgan_env.text import Corpus, Vocabulary, text_preset
 from train import algorithms
 from train.adversarial import adversarial_train, discriminator_diagnostics, evaluate, reinforce_step, sb3_step
 from train.config import TrainConfig
-from train.pretrain import pretrain_generator, train_discriminator
+from train.pretrain import build_discriminator, pretrain_generator, train_discriminator
 
 PHASES = ("mle", "d_pretrain", "adversarial", "done")
 HEADLINE = ("nll_oracle", "nll_test", "bleu3")
@@ -106,6 +107,9 @@ class Run:
             raise FileExistsError(f"{self.out} already holds a run; pass resume=True (--resume) or another folder")
         elif (oracle is None) == (corpus is None):
             raise ValueError("a run needs exactly one source of real data: an oracle or a text corpus")
+        if config.d_pretrain.fresh_real and oracle is None:
+            raise ValueError(f"the D schedule {config.d_schedule!r} draws fresh oracle sequences as D's real data; "
+                             "real text has no oracle: use --d-schedule paper")
         self.config = config
         self.device = resolve_device(config.device, "device")
         if self.vocab is not None:
@@ -116,14 +120,13 @@ class Run:
                 vocab_size=oracle.vocab_size, seq_len=oracle.seq_len, start_token=oracle.start_token)
         torch.manual_seed(config.seed)
         self.rng = torch.Generator().manual_seed(config.seed)  # CPU: data shuffles; samplers derive their own
-        if config.start_from_shipped:
-            self.generator = resolve_rollout_policy(None, self.preset)
-            self.discriminator = resolve_discriminator(None, self.preset)
-        else:
-            self.generator = Generator.from_preset(self.preset)
-            self.discriminator = Discriminator.from_preset(self.preset)
+        shipped = config.start_from_shipped
+        self.generator = resolve_rollout_policy(None, self.preset) if shipped else Generator.from_preset(self.preset)
         self.generator.to(self.device)  # the run's own models: moved in place, before their optimisers exist
-        self.discriminator.to(self.device)
+        if shipped and config.d_pretrain.model == "cnn":
+            self.discriminator = resolve_discriminator(None, self.preset).to(self.device)
+        else:  # a density ratio is rebuilt from the MLE generator after MLE (_mle); on resume, loaded
+            self.discriminator = build_discriminator(config.d_pretrain, self.preset, self.generator)
         self.g_optimizer = adam(self.generator.parameters(), config.mle.lr)
         self.d_optimizer = adam(self.discriminator.parameters(), config.d_pretrain.lr)
         if config.algo not in algorithms.names(train=True):
@@ -312,6 +315,9 @@ class Run:
         pretrain_generator(self.generator, self.real, cfg.mle, self.rng, on_epoch=on_epoch, progress=self.progress,
                            optimizer=self.g_optimizer, start_epoch=self.state.mle_epochs)
         self.state.phase = "d_pretrain"
+        if self.config.d_pretrain.model != "cnn":  # its language model starts as the MLE generator's copy
+            self.discriminator = build_discriminator(self.config.d_pretrain, self.preset, self.generator)
+            self.d_optimizer = adam(self.discriminator.parameters(), self.config.d_pretrain.lr)
         # The MLE generator on its own, to compare with or sample from after SeqGAN.
         save_model(self.generator, self.out / "generator_mle.pt", **self._vocabulary())
         self._checkpoint(started)
@@ -323,7 +329,7 @@ class Run:
                    disable=not self.progress)
         for _ in bar:
             stats = train_discriminator(self.discriminator, self.generator, self.real, one_round, self.rng,
-                                        self.d_optimizer)
+                                        self.d_optimizer, oracle=self.oracle)
             self.state.d_rounds += 1
             # Accuracy in D's training epoch, on its training positives: named so.
             stats = {"d_loss": stats["d_loss"], "d_train_accuracy": stats["d_accuracy"]}
@@ -358,7 +364,8 @@ class Run:
 
         adversarial_train(g_step, self.generator, envs, self.discriminator, self.real, cfg, self.rng,
                           self.d_optimizer, start_step=self.state.adversarial_steps, on_step=on_step,
-                          progress=self.progress, evaluator=self.evaluate, held_out=self._held_out)
+                          progress=self.progress, evaluator=self.evaluate, held_out=self._held_out,
+                          d_schedule=self.config.d_pretrain)
         self.state.phase = "done"
         self._checkpoint(started)
 
@@ -381,7 +388,10 @@ class Run:
     def finish(self) -> dict[str, Any]:
         """Final models, the learning-curve figure and ``summary.json``."""
         save_model(self.generator, self.out / "generator.pt", **self._vocabulary())
-        save_model(self.discriminator, self.out / "discriminator.pt")
+        if isinstance(self.discriminator, DensityRatioDiscriminator):  # its language model; the reference is G
+            save_density_ratio(self.discriminator, self.out / "discriminator.pt")
+        else:
+            save_model(self.discriminator, self.out / "discriminator.pt")
         plot_learning_curve(self.state.history, self.out / "learning_curve.png")
         evaluated = [r for r in self.state.history if "nll_test" in r]
         summary = {

@@ -110,7 +110,7 @@ after Szegedy et al., 2016) *lowered* both the spread and the mean here: it only
 confidence on real data, while the generated sequences' P(real), which is the reward, is
 still driven to 0, and it undid most of weight decay's gain when combined with it. Weight
 decay 1e-2 was too strong in a trial on ``tiny`` (vocabulary 64, 10 rounds x 3 epochs at lr
-1e-2: D stopped learning, accuracy 0.5, every reward 0.5), so 3e-3 keeps a factor of three
+1e-2: D stopped learning, training accuracy 0.5, every reward 0.5), so 3e-3 keeps a factor of three
 from that cliff. One seed per setting, on small presets: a choice to check on the paper's
 oracle (``seqgan compare``'s ``monte_carlo-reg``), not a result about it.
 """
@@ -239,6 +239,15 @@ def d_schedule(name: str) -> DiscriminatorSchedule:
         return dataclasses.replace(D_SCHEDULES[name])
     except KeyError:
         raise ValueError(f"unknown D schedule {name!r}; choose one of {sorted(D_SCHEDULES)}") from None
+
+
+def schedule_on_budget(name: str, budget: DiscriminatorSchedule) -> DiscriminatorSchedule:
+    """The named schedule's D (model, objective, learning rate, epochs, fresh positives, ...) trained
+    for ``budget``'s rounds on its number of sequences per round (a preset's D pretraining budget).
+    ``paper`` is ``budget`` itself: a preset's own schedule is the paper's CNN at the preset's budget."""
+    if name == "paper":
+        return dataclasses.replace(budget)
+    return dataclasses.replace(d_schedule(name), rounds=budget.rounds, num_negatives=budget.num_negatives)
 
 
 def build_discriminator(schedule: DiscriminatorSchedule, preset: Any, generator: Generator) -> torch.nn.Module:

@@ -8,12 +8,13 @@ from pathlib import Path
 import torch
 
 from seqgan_env.checkpoint import load_checkpoint, load_model
-from seqgan_env.models import Generator, Oracle
+from seqgan_env.models import Generator, Oracle, TokenLSTM
+from seqgan_env.optimal import DENSITY_RATIO_KIND, DensityRatioDiscriminator, load_density_ratio, save_density_ratio
 from seqgan_env.presets import Preset, get_preset
 from train.config import get_train_config
 from train.experiments.config import CompareConfig
 from train.experiments.rewards import ComparisonReward, get_comparison_reward
-from train.pretrain import DiscriminatorSchedule, train_discriminator
+from train.pretrain import DiscriminatorSchedule, build_discriminator, train_discriminator
 
 PIPELINE_D_FILE = "discriminator.pt"
 """The D the training pipeline itself pretrains (the paper's)."""
@@ -29,7 +30,8 @@ def prepare_base(folder: Path, config: CompareConfig, oracle: Oracle, progress: 
     learned Ds (each reward's ``discriminator_file``) are pretrained after it against the same
     MLE generator, on the same real data with the same schedule and the reward's ``schedule``
     fields: ``discriminator-reg.pt`` with :data:`train.pretrain.REGULARISED_D`,
-    ``prefix-discriminator.pt`` for ``dense``. A reward without a learned D needs nothing here.
+    ``prefix-discriminator.pt`` for ``dense``, ``discriminator-density-ratio.pt`` (the language
+    model of a density ratio, fitted to fresh oracle sequences) for ``density-ratio``. A reward without a learned D needs nothing here.
     """
     from train.pipeline import Run
 
@@ -54,7 +56,7 @@ def prepare_base(folder: Path, config: CompareConfig, oracle: Oracle, progress: 
         if reward.discriminator_file is None or _is_pipeline_d(reward) or (base / reward.discriminator_file).exists():
             continue
         pretrain_extra_d(base, reward, schedule, torch.Generator().manual_seed(config.seed * 1000 + 17 * index + 1),
-                         progress, device)
+                         progress, device, oracle)
     return base
 
 
@@ -73,16 +75,34 @@ def with_reward_schedule(schedule: DiscriminatorSchedule, reward: ComparisonRewa
 
 
 def pretrain_extra_d(base: Path, reward: ComparisonReward, schedule: DiscriminatorSchedule, rng: torch.Generator,
-                     progress: bool, device: str) -> None:
-    """Pretrain the D of ``reward`` (other than the pipeline's) and save it in ``base``, atomically."""
+                     progress: bool, device: str, oracle: Oracle | None = None) -> None:
+    """Pretrain the D of ``reward`` (other than the pipeline's) and save it in ``base``, atomically
+    (a density ratio: its language model, which starts as the MLE generator's copy)."""
     from seqgan_env.checkpoint import save_model
 
     generator, real, _, preset = base_models(base, device)
-    discriminator = reward.discriminator_class.from_preset(preset).to(device)
+    schedule = with_reward_schedule(schedule, reward)
+    if schedule.model == "cnn":
+        discriminator = reward.discriminator_class.from_preset(preset).to(device)
+    else:
+        discriminator = build_discriminator(schedule, preset, generator)
     torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=rng)))  # D's initial weights
-    train_discriminator(discriminator, generator, real, with_reward_schedule(schedule, reward), rng,
-                        progress=progress, desc=f"D pretraining ({reward.name})")
-    save_model(discriminator.eval(), base / reward.discriminator_file)
+    train_discriminator(discriminator, generator, real, schedule, rng, progress=progress,
+                        desc=f"D pretraining ({reward.name})", oracle=oracle)
+    if isinstance(discriminator, DensityRatioDiscriminator):
+        save_density_ratio(discriminator, base / reward.discriminator_file)
+    else:
+        save_model(discriminator.eval(), base / reward.discriminator_file)
+
+
+def load_reward_discriminator(base: Path, reward: ComparisonReward, reference: TokenLSTM,
+                              device: str) -> torch.nn.Module:
+    """The base's D of ``reward``, dropout off; a density ratio's reference is ``reference`` (the
+    base MLE generator in the fixed setting, the policy itself in the adversarial one)."""
+    path = base / reward.discriminator_file
+    if load_checkpoint(path).get("kind") == DENSITY_RATIO_KIND:
+        return load_density_ratio(path, reference)
+    return load_model(path, reward.checkpoint_kind, device=device).eval()
 
 
 def base_models(base: Path, device: str) -> tuple[Generator, torch.Tensor, torch.Tensor, Preset]:

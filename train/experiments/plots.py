@@ -122,14 +122,17 @@ def plot_probability_of_improvement(path: Path, rows: list[dict[str, Any]]) -> N
 
 
 SPREAD_KEYS = (("reward_std", "spread of the reward within a batch (std)"),
-               ("d_accuracy", "discriminator accuracy"))
+               ("d_train_accuracy", "D's accuracy on its training positives"),
+               ("d_heldout_auc", "D's ROC-AUC on held-out real vs. fresh samples"))
 
 
 def plot_reward_spread(path: Path, results: dict[tuple[str, str], list[dict[str, Any]]]) -> None:
-    """``reward_std`` and ``d_accuracy`` over tokens per method, when the runs' evaluations carry them.
+    """``reward_std``, ``d_train_accuracy`` and ``d_heldout_auc`` over tokens per method, when the
+    runs' evaluations carry them.
 
     A reward whose spread within a batch falls to 0 tells the update nothing about which
-    sequences are better; a discriminator at accuracy 1 gives every generated sequence ~0.
+    sequences are better; a discriminator at training accuracy 1 gives every generated sequence
+    ~0; one whose held-out AUC is near 0.5 tells real from generated no better than a coin.
     """
     keys = [(key, label) for key, label in SPREAD_KEYS
             if any(key in point for runs in results.values() for r in runs for point in r["curve"])]

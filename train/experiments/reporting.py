@@ -53,6 +53,11 @@ METRICS = (("nll_oracle", "NLL-oracle"), ("nll_test", "NLL-test"), ("entropy", "
            ("vs_temperature", "NLL-oracle vs cooled MLE"),
            ("mean_reward", "final mean reward"), ("wall_time", "wall time (s)"))
 
+D_METRICS = (("d_heldout_auc", "D's held-out AUC"), ("d_heldout_accuracy", "D's held-out accuracy"))
+"""The reward's D at the last evaluation, on fresh oracle sequences against fresh samples of the
+run's generator (:func:`train.adversarial.discriminator_diagnostics`): how much its reward can
+tell the generator. Rows of rewards without a D leave them empty."""
+
 
 
 def write_report(root: Path, jobs: list[tuple[str, str, int]], results: dict[tuple[str, str], list[dict[str, Any]]],
@@ -93,7 +98,7 @@ def write_report(root: Path, jobs: list[tuple[str, str, int]], results: dict[tup
         row = {"setting": setting, "method": method_label(setting, name), "seeds": len(runs),
                "status": f"{len(failed)} of {len(runs) + len(failed)} failed" if failed else "ok",
                "error": "; ".join(failed)}
-        for key, _ in METRICS:
+        for key, _ in (*METRICS, *D_METRICS):
             if not runs:
                 break
             if key == "vs_temperature":
@@ -160,7 +165,7 @@ def write_table(root: Path, rows: list[dict[str, Any]], token_budget: int,
     """
     controls = list(dict.fromkeys(entry["control"] for row in rows for entry in row.get("p_improve", [])))
     improvement_fields = [f"{improvement_column(c)}{end}" for c in controls for end in ("", "_low", "_high")]
-    fields = (["setting", "method", "seeds"] + [k for key, _ in METRICS for k in (key, f"{key}_ci")]
+    fields = (["setting", "method", "seeds"] + [k for key, _ in (*METRICS, *D_METRICS) for k in (key, f"{key}_ci")]
               + list(STATISTICS_COLUMNS) + improvement_fields + ["status", "error"])
     with (root / "results.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
@@ -172,7 +177,9 @@ def write_table(root: Path, rows: list[dict[str, Any]], token_budget: int,
                     flat[f"{improvement_column(entry['control'])}{end}"] = entry[key]
             writer.writerow(flat)
     labels = dict(METRICS)
+    labels.update(D_METRICS)
     columns = ["nll_oracle", "iqm", "nll_test", "entropy", "vs_temperature", "mean_reward", "wall_time", "curve"]
+    columns += [key for key, _ in D_METRICS]
     titles = {**labels, "iqm": "IQM NLL-oracle [95% CI]", "curve": "final − best (best at tokens; last change)"}
     header = "| setting | method | seeds | " + " | ".join(titles[c] for c in columns) + " | status |"
     lines = [f"Budget: {token_budget:,} generated tokens per run; mean ± 95% CI over seeds (Student's t). "
@@ -182,7 +189,9 @@ def write_table(root: Path, rows: list[dict[str, Any]], token_budget: int,
              "sampled at the temperature giving the same NLL-test; negative is better than cooling. "
              "final − best: the mean curve's last NLL-oracle minus its lowest (0: still at its best), "
              "the tokens where the lowest was, and the change over the last evaluation interval "
-             "(clearly negative: still falling).", "",
+             "(clearly negative: still falling). D's held-out AUC and accuracy: the reward's "
+             "discriminator at the last evaluation, on fresh oracle sequences against fresh samples of "
+             "the run's generator (0.5: a coin; D* is the ceiling).", "",
              header, "|" + "---|" * (4 + len(columns))]
     for row in rows:
         cells = []

@@ -108,9 +108,24 @@ def _regularised() -> dict[str, Any]:
     return dict(REGULARISED_D)
 
 
+def _density_ratio() -> dict[str, Any]:
+    """What makes ``density-ratio``'s D: the named D schedule's fields other than its budget."""
+    from train.pretrain import d_schedule
+
+    schedule = d_schedule("density-ratio")
+    return {name: getattr(schedule, name) for name in ("model", "objective", "lr", "epochs", "fresh_real")}
+
+
+# The D-quality axis, from no information to all: ``random`` (a control), ``monte_carlo`` (the
+# paper's CNN, near chance on fresh data), ``density-ratio`` (the best learned D of the D study)
+# and ``optimal`` (the Bayes-optimal D*, exact). Each evaluation records the reward's held-out
+# D metrics (``d_heldout_auc``, ...), and the table shows them.
 for _reward in (
     ComparisonReward("monte_carlo", "monte_carlo", "the paper's D and Monte Carlo reward",
                      discriminator_file="discriminator.pt"),
+    ComparisonReward("density-ratio", "monte_carlo", "the Monte Carlo reward of a learned density-ratio D",
+                     discriminator_file="discriminator-density-ratio.pt", schedule=_density_ratio()),
+    ComparisonReward("optimal", "optimal", "the Monte Carlo reward of the Bayes-optimal D*"),
     ComparisonReward("monte_carlo-reg", "monte_carlo", "the Monte Carlo reward of a regularised D",
                      discriminator_file="discriminator-reg.pt", schedule=_regularised()),
     ComparisonReward("dense", "dense", "a prefix discriminator's P(real) of every prefix, no rollouts",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Callable
@@ -10,13 +11,13 @@ from typing import Any
 
 import torch
 
-from seqgan_env.checkpoint import load_model
 from seqgan_env.models import Generator, Oracle
+from seqgan_env.optimal import OptimalDiscriminator
 from seqgan_env.precision import adam
 from seqgan_env.rewards_registry import get_reward_kind
-from train.adversarial import evaluate
+from train.adversarial import discriminator_diagnostics, evaluate
 from train.algorithms import get_algorithm
-from train.experiments.base import base_models, with_reward_schedule
+from train.experiments.base import base_models, load_reward_discriminator, with_reward_schedule
 from train.experiments.config import CompareConfig, check_hparams
 from train.experiments.runs import Job, RunSpec, write_json
 from train.experiments.steps import StepInputs, generator_step
@@ -31,8 +32,8 @@ def _evaluate(generator: Generator, oracle: Oracle, test: torch.Tensor, samples:
 def reward_arguments(env_reward: str, available: dict[str, Any]) -> dict[str, Any]:
     """The ``make`` arguments of ``env_reward`` (its registry entry's ``arguments``) from the run's
     models: ``discriminator`` (the reward's learned D, if any), ``rollout_policy`` (the base
-    generator), ``oracle``, ``num_rollouts``. An argument the run has no model for stays unset
-    (the env then takes its default)."""
+    generator), ``oracle``, ``num_rollouts``, ``reference`` (D*'s generator). An argument the
+    run has no model for stays unset (the env then takes its default)."""
     return {name: available[name] for name in get_reward_kind(env_reward).arguments
             if available.get(name) is not None}
 
@@ -54,9 +55,10 @@ def train_run(folder: str | Path, job: Job | RunSpec, config_data: dict[str, Any
     ``folder/base``; its result (nothing is written).
 
     The algorithm takes its ``hparams`` from ``config_data``. ``report(point)`` receives each
-    evaluation (tokens, NLL-oracle, NLL-test, the rewards' mean and within-batch spread, D's
-    accuracy where D is retrained) as it is made; a Tune trial passes Tune's ``report`` (see
-    :func:`compare_trial`). A caller such as a tuning trial may run a run that its config's
+    evaluation (tokens, NLL-oracle, NLL-test, the rewards' mean and within-batch spread, the
+    reward's D's held-out metrics ``d_heldout_*`` where it reads a D, and D's accuracy on its
+    training positives ``d_train_accuracy`` where D is retrained) as it is made; a Tune trial
+    passes Tune's ``report`` (see :func:`compare_trial`). A caller such as a tuning trial may run a run that its config's
     :meth:`CompareConfig.runs` does not list.
     """
     from seqgan_env.factory import resolve_oracle
@@ -73,24 +75,30 @@ def train_run(folder: str | Path, job: Job | RunSpec, config_data: dict[str, Any
     torch.manual_seed(run.seed)
     rng = torch.Generator().manual_seed(1000 + run.seed)
 
+    # The generator a density ratio (learned, or D*) tells real data from: the policy itself in the
+    # adversarial setting (trained in place, so D follows it), the base MLE generator in the fixed one.
+    reference = generator if run.setting == "adversarial" else copy.deepcopy(generator)
     discriminator = None
     if reward.discriminator_file is not None:
-        discriminator = load_model(base / reward.discriminator_file, reward.checkpoint_kind, device=device).eval()
+        discriminator = load_reward_discriminator(base, reward, reference, device)
     available = dict(discriminator=discriminator, rollout_policy=generator, oracle=oracle,
-                     num_rollouts=config.num_rollouts)
+                     num_rollouts=config.num_rollouts, reference=reference)
+    # The D whose held-out metrics each evaluation records: the learned one, or D* for its rewards.
+    reward_d = OptimalDiscriminator(oracle, reference) if "reference" in get_reward_kind(
+        reward.env_reward).arguments else discriminator
     env_kwargs = dict(preset=preset, reward=reward.env_reward, device=device,
                       **reward_arguments(reward.env_reward, available))
     last_d: dict[str, float] = {}
     # The adversarial setting's D-step, the same for every algorithm (a reward without a learned D has none).
     retrain_d = None
     if run.setting == "adversarial" and discriminator is not None:
-        d_optimizer = adam(discriminator.parameters(), 1e-4)
         d_config = with_reward_schedule(
             DiscriminatorSchedule(rounds=1, epochs=config.d_epochs, num_negatives=config.d_negatives), reward)
+        d_optimizer = adam(discriminator.parameters(), d_config.lr)
 
         def retrain_d(policy: Generator) -> dict[str, float]:
             discriminator.train()
-            stats = train_discriminator(discriminator, policy, real, d_config, rng, d_optimizer)
+            stats = train_discriminator(discriminator, policy, real, d_config, rng, d_optimizer, oracle=oracle)
             discriminator.eval()
             last_d.update(stats)
             return stats
@@ -103,6 +111,9 @@ def train_run(folder: str | Path, job: Job | RunSpec, config_data: dict[str, Any
     def evaluation(tokens: int, **extra: float) -> dict[str, Any]:
         point = {"tokens": tokens, **_evaluate(generator, oracle, test, config.eval_samples, run.seed), **extra,
                  "wall_time": time.time() - started}
+        if reward_d is not None:  # on the same fresh sequences at every evaluation (its own seeded stream)
+            point.update(discriminator_diagnostics(reward_d, generator, oracle, min(config.eval_samples, 2_000),
+                                                   torch.Generator().manual_seed(run.seed)))
         if report is not None:
             report(point)
         return point
@@ -126,8 +137,8 @@ def train_run(folder: str | Path, job: Job | RunSpec, config_data: dict[str, Any
                 extra = {"mean_reward": stats["mean_reward"]}
                 if spreads:  # mean since the last evaluation of each update's within-batch spread
                     extra["reward_std"] = sum(spreads) / len(spreads)
-                if retrain_d is not None and "d_accuracy" in last_d:
-                    extra["d_accuracy"] = last_d["d_accuracy"]
+                if retrain_d is not None and "d_accuracy" in last_d:  # on D's training positives: named so
+                    extra["d_train_accuracy"] = last_d["d_accuracy"]
                 spreads = []
                 curve.append(evaluation(tokens, **extra))
     finally:
