@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--algo", default=None, choices=algorithms.names(train=True),
                        help="the adversarial phase's update (default: reinforce): "
                             + ", ".join(f"{a.name} ({a.summary})" for a in algorithms.ALGORITHMS.values() if a.train))
+    train.add_argument("--kl-beta", type=float, default=None,
+                       help="KL-regularised reward of the adversarial phase: each step's reward less "
+                            "beta * (log G - log G_mle) (default 0: none)")
     train.add_argument("--steps", type=int, default=None,
                        help="adversarial generator updates (preset's if unset); with --resume, more extend the run")
     train.add_argument("--seed", type=int, default=None)
@@ -79,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--eval-samples", type=int, default=1000, help="--agent: sequences scored per seed")
     ev.add_argument("--out", default="runs/evaluate", help="--agent: where the base and the scores go")
     ev.add_argument("--oracle", default=None)
+    ev.add_argument("--reference", default=None,
+                    help="a generator.pt or a run folder (its generator_mle.pt): also print KL(generator || "
+                         "reference) per sequence ± its standard error")
     ev.add_argument("--data", default=None, help="held-out text (text generators): NLL-test, BLEU, self-BLEU")
     ev.add_argument("--bleu-samples", type=int, default=1000, help="generated sentences scored by BLEU")
     ev.add_argument("--preset", default="default", choices=sorted(PRESETS))
