@@ -3,8 +3,8 @@
 Every algorithm takes ``kl_beta`` (default 0, the algorithm as it was): the coefficient of
 the KL-regularised reward ``r_t - beta * (log pi - log pi_ref)``; the run wraps the env in
 :func:`seqgan_env.reference_penalty.with_reference_penalty` (the reference's half) and the
-agent adds the policy's half (:mod:`agents.kl_penalty`; SB3: :func:`sb3_kl_callback`). RLlib's
-PPO does not take it yet (a value above 0 is an error).
+agent adds the policy's half (:mod:`agents.kl_penalty`; SB3: :func:`sb3_kl_callback`; RLlib's
+PPO: :class:`agents.rllib.KLPenaltyCallback`).
 
 An entry (:class:`Algorithm`) says how the algorithm builds its agent, which hyperparameters it
 takes (with their defaults) and which ones the caller sets itself, its search space for

@@ -285,7 +285,8 @@ class Run:
         path = self.out / "generator_mle.pt"
         if not path.is_file():
             raise CheckpointError(f"{path} is missing: the run's KL to its MLE generator needs it")
-        reference = load_model(path, "generator", device=self.device)
+        with torch.random.fork_rng(devices=[]):  # building it draws initial weights: keep the run's draws as they were
+            reference = load_model(path, "generator", device=self.device)
         return reference.requires_grad_(False).eval()
 
     def run(self) -> dict[str, Any]:

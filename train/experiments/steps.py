@@ -102,12 +102,10 @@ def generator_step(algorithm: Algorithm, inputs: StepInputs) -> GeneratorStep:
 def _rllib_step(algorithm: Algorithm, inputs: StepInputs) -> GeneratorStep:
     from agents.rllib import env_steps, make_ppo, mean_step_reward
 
-    if inputs.kl_beta:
-        raise ValueError("rllib-ppo does not take the KL-regularised reward (kl_beta > 0) yet")
-    inputs.hparams.pop("kl_beta", None)
+    hparams = {**inputs.hparams, "kl_beta": inputs.kl_beta}
     model = make_ppo(inputs.env_kwargs, inputs.generator, num_envs=inputs.batch_size, seed=inputs.seed,
                      discriminator=inputs.env_kwargs["discriminator"] if inputs.retrain_d else None,
-                     retrain=inputs.retrain_d, **inputs.hparams)
+                     retrain=inputs.retrain_d, reference=inputs.reference, **hparams)
 
     def iteration(episode_seed: int) -> dict[str, float]:
         result = model.train()  # RLlib reports no per-step rewards: no reward_std
