@@ -109,7 +109,11 @@ def sb3_collect(model, callbacks) -> None:
     model.learn(total_timesteps=model.n_envs * model.n_steps, reset_num_timesteps=False, callback=callbacks)
 
 
-def test_ppo_callback_subtracts_beta_log_pi_and_recomputes_the_returns():
+@pytest.mark.parametrize("reward", ["oracle", "random"])
+def test_ppo_callback_rewrites_the_rewards_and_recomputes_the_returns(reward):
+    """Oracle (per-token, gamma = 1): each reward less beta log pi, returns the rewards still to
+    come. Random (stands in for the Monte Carlo reward, gamma = 0): each step's outcome plus the
+    penalties still to come in its episode, and the return is that."""
     from stable_baselines3.common.callbacks import BaseCallback
 
     class Before(BaseCallback):
@@ -129,15 +133,25 @@ def test_ppo_callback_subtracts_beta_log_pi_and_recomputes_the_returns():
             seen.update(new_rewards=self.model.rollout_buffer.rewards.copy(),
                         returns=self.model.rollout_buffer.returns.copy())
 
+    beta = 0.5
     generator, reference = start()
-    model = make_ppo(tiny_envs(reference, 0.5, num_envs=4), generator=generator, seed=0, n_epochs=1)
+    envs = with_reference_penalty(gym.make_vec("SeqGAN-Tiny-v0", num_envs=4, reward=reward), reference, beta)
+    model = make_ppo(envs, generator=generator, seed=0, n_epochs=1)
     seen, infos = {}, []
-    sb3_collect(model, [Before(), KLPenaltyCallback(0.5), After()])  # SB3 calls them in this order
-    assert np.shape(infos) == seen["rewards"].shape  # every step's info has the wrapper's term
-    expected = seen["rewards"] - 0.5 * seen["log_probs"]
-    np.testing.assert_allclose(seen["new_rewards"], expected, rtol=1e-5)
-    # gamma = gae_lambda = 1 on the per-token oracle reward: returns are the rewards still to come.
-    np.testing.assert_allclose(seen["returns"], np.cumsum(expected[::-1], axis=0)[::-1], rtol=1e-4, atol=1e-4)
+    sb3_collect(model, [Before(), KLPenaltyCallback(beta), After()])  # SB3 calls them in this order
+    terms = np.asarray(infos)
+    assert terms.shape == seen["rewards"].shape  # every step's info has the wrapper's term
+    policy_terms = -beta * seen["log_probs"]
+    if reward == "oracle":
+        expected = seen["rewards"] + policy_terms
+        returns = np.cumsum(expected[::-1], axis=0)[::-1]
+    else:  # one episode of 8 steps per env: Q_t + sum over s >= t of the penalties
+        penalties = terms + policy_terms
+        expected = seen["rewards"] - terms + np.cumsum(penalties[::-1], axis=0)[::-1]
+        returns = expected
+        assert model.gamma == 0.0
+    np.testing.assert_allclose(seen["new_rewards"], expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(seen["returns"], returns, rtol=1e-4, atol=1e-4)
 
 
 def train_ppo(beta: float, updates: int = 30) -> float:
