@@ -20,6 +20,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -27,6 +28,7 @@ from tqdm.auto import tqdm
 
 import seqgan_env
 from agents.base import Agent, collect_episodes, policy_kl
+from seqgan_env.checkpoint import load_model
 from seqgan_env.diagnostics import held_out_metrics, held_out_real
 from seqgan_env.divergence import kl_to_reference
 from seqgan_env.models import Discriminator, Generator, Oracle
@@ -88,6 +90,15 @@ def evaluate(generator: Generator, oracle: Oracle | None, test_data: torch.Tenso
     else:  # per-token entropy estimated on G's own samples: -mean log G(sample)
         out["entropy"] = generator.nll(scored)
     return (out, samples) if return_samples else out
+
+
+def frozen_generator(path: str | Path, device: str | torch.device = "cpu") -> Generator:
+    """The generator saved in ``path`` (e.g. a run's ``generator_mle.pt``), frozen, as a reference
+    pi_ref. Building it draws initial weights from torch's global generator; those draws are
+    undone, so loading a reference does not change a run's later random draws (nor its resume)."""
+    with torch.random.fork_rng(devices=[]):
+        reference = load_model(path, "generator", device=device)
+    return reference.requires_grad_(False).eval()
 
 
 HeldOutSource = Oracle | torch.Tensor

@@ -33,7 +33,6 @@ from seqgan_env.checkpoint import (
     atomic_save,
     global_rng_state,
     load_checkpoint,
-    load_model,
     save_model,
     set_global_rng_state,
 )
@@ -46,7 +45,14 @@ from seqgan_env.presets import get_preset
 from seqgan_env.reference_penalty import with_reference_penalty
 from seqgan_env.text import Corpus, Vocabulary, text_preset
 from train import algorithms
-from train.adversarial import adversarial_train, discriminator_diagnostics, evaluate, reinforce_step, sb3_step
+from train.adversarial import (
+    adversarial_train,
+    discriminator_diagnostics,
+    evaluate,
+    frozen_generator,
+    reinforce_step,
+    sb3_step,
+)
 from train.config import TrainConfig
 from train.pretrain import pretrain_generator, train_discriminator
 
@@ -279,16 +285,6 @@ class Run:
         extra = {"kl_beta": self.config.kl_beta} if self.config.kl_beta else {}
         return self.algorithm.make_agent(self.generator, None, self.config.seed, **extra)
 
-    def _load_reference(self) -> Generator:
-        """The MLE generator the adversarial phase started from: ``generator_mle.pt``, which the MLE
-        phase writes before any adversarial step (so a resumed run finds the same one)."""
-        path = self.out / "generator_mle.pt"
-        if not path.is_file():
-            raise CheckpointError(f"{path} is missing: the run's KL to its MLE generator needs it")
-        with torch.random.fork_rng(devices=[]):  # building it draws initial weights: keep the run's draws as they were
-            reference = load_model(path, "generator", device=self.device)
-        return reference.requires_grad_(False).eval()
-
     def run(self) -> dict[str, Any]:
         from torch.utils.tensorboard import SummaryWriter
 
@@ -355,7 +351,8 @@ class Run:
 
     def _adversarial(self, writer: Any, started: float) -> None:
         cfg = self.config.adversarial
-        self.reference = self._load_reference()
+        # The MLE generator, written before any adversarial step: a resumed run finds the same one.
+        self.reference = frozen_generator(self.out / "generator_mle.pt", self.device)
         envs = gym.make_vec("SeqGAN-v0", num_envs=cfg.batch_size, preset=self.preset,
                             discriminator=self.discriminator, rollout_policy=self.generator,
                             num_rollouts=cfg.num_rollouts, device=self.device)
