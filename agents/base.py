@@ -18,6 +18,7 @@ from torch import nn
 
 import seqgan_env
 from seqgan_env.models import TokenLSTM
+from seqgan_env.reference_penalty import REFERENCE_TERM
 from seqgan_env.rollout import PrefixStates, RolloutPolicy
 
 
@@ -57,6 +58,10 @@ class EpisodeBatch:
     """What the env's reward declared (:attr:`seqgan_env.rewards.RewardModel.per_token`): each step
     pays for its own token (weight tokens by the reward-to-go), or estimates the final outcome;
     ``None`` where the env has no SeqGAN reward."""
+    reference_terms: np.ndarray | None = None
+    """``(B, L)`` float32: the part of each step's reward that a reference-penalty wrapper
+    (:mod:`seqgan_env.reference_penalty`) added, ``beta * log pi_ref(y_t | y_<t)``; ``None``
+    where the env has no such wrapper."""
 
     @property
     def actions(self) -> np.ndarray:
@@ -177,17 +182,23 @@ def collect_episodes(envs: Any, agent: Agent, seed: int | None = None) -> Episod
     rewards = np.zeros((num_envs, seq_len), dtype=np.float32)
     lengths = np.zeros(num_envs, dtype=np.int64)
     finished = np.zeros(num_envs, dtype=bool)
+    reference_terms = None
     step = 0
     while not finished.all():
         actions = np.asarray(agent.act(obs), dtype=np.int64).reshape(num_envs)
-        obs, reward, terminated, truncated, _ = envs.step(actions)
+        obs, reward, terminated, truncated, info = envs.step(actions)
         live = ~finished
         sequences[live, step] = actions[live]
         rewards[live, step] = reward[live]
+        if REFERENCE_TERM in info:
+            if reference_terms is None:
+                reference_terms = np.zeros((num_envs, seq_len), dtype=np.float32)
+            reference_terms[live, step] = np.asarray(info[REFERENCE_TERM])[live]
         lengths[live] += 1
         finished |= terminated | truncated
         step += 1
-    return EpisodeBatch(sequences, rewards, lengths, pad, per_token=reward_is_per_token(envs))
+    return EpisodeBatch(sequences, rewards, lengths, pad, per_token=reward_is_per_token(envs),
+                        reference_terms=reference_terms)
 
 
 def reward_is_per_token(env: Any) -> bool | None:

@@ -15,7 +15,8 @@ non-negative, unbiased estimator of KL(pi || pi_ref) that the paper uses (Schulm
 "Approximating KL divergence"). ``kl_coef`` = beta; pi_ref is a frozen copy of the generator
 the agent starts from (the MLE generator), unless another is passed. GRPO keeps the KL in
 its loss, so the env's reference-penalty wrapper is not used with it (that would count the
-KL twice).
+KL twice) unless ``kl_beta`` (the KL-regularised reward, as the other agents take it) is
+used instead of ``kl_coef``.
 
 Why not a library's loss: TorchRL 0.14.1 (``pip index versions torchrl``) has
 ``torchrl.objectives.llm.GRPOLoss``, but its actor must be an ``LLMWrapperBase`` (its
@@ -65,6 +66,10 @@ class GrpoConfig:
     """Added to the group's standard deviation before dividing (a group of equal rewards gets 0)."""
     sequence_reward: str = "sum"
     """``sum`` of the episode's step rewards, or ``terminal``: the last step's reward alone."""
+    kl_beta: float = 0.0
+    """beta of the KL-regularised *reward* (0: none): ``- beta * log pi(y)`` is added to each
+    sequence's reward, the env's wrapper adding ``beta * log pi_ref`` (as :mod:`agents.rloo`).
+    Another way to hold pi near pi_ref than ``kl_coef``'s loss term; use one of the two."""
 
     def __post_init__(self) -> None:
         check_group_size(self.group_size)
@@ -73,8 +78,9 @@ class GrpoConfig:
         for name in ("clip_eps", "std_eps", "lr"):
             if not getattr(self, name) > 0.0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        if not self.kl_coef >= 0.0:
-            raise ValueError(f"kl_coef must be >= 0, got {self.kl_coef}")
+        for name in ("kl_coef", "kl_beta"):
+            if not getattr(self, name) >= 0.0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.epochs < 1 or self.minibatch_size < 1:
             raise ValueError(f"epochs and minibatch_size must be >= 1, got {self.epochs} and {self.minibatch_size}")
 
@@ -119,10 +125,12 @@ class GrpoAgent(SequenceLevelAgent):
     def learn(self, batch: EpisodeBatch) -> dict[str, float]:
         config, gen = self.config, self.generator
         sequences, mask, rewards = self.batch_tensors(batch)
-        advantages = group_normalised_advantages(rewards, config.group_size, config.std_eps)
         with torch.no_grad():
             old_taken, old_all = token_log_probs(gen, sequences)
             reference_taken, _ = token_log_probs(self.reference, sequences)
+        if config.kl_beta:  # the policy's half of the KL-regularised reward
+            rewards = rewards - config.kl_beta * (old_taken * mask).sum(dim=1)
+        advantages = group_normalised_advantages(rewards, config.group_size, config.std_eps)
         lengths = mask.sum(dim=1).clamp(min=1.0)
         rows = sequences.shape[0]
         losses, clipped, kls, grad_norms = [], [], [], []

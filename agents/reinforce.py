@@ -14,6 +14,7 @@ update into its rollout graph, so its rollouts used the current G: ``beta = 0`` 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 
 from agents.base import Agent, EpisodeBatch, PrefixTracker, policy_kl
+from agents.kl_penalty import kl_regularised_rewards
 from seqgan_env.checkpoint import FORMAT, atomic_save, load_checkpoint, model_from_payload, model_payload
 from seqgan_env.models import Generator
 from seqgan_env.precision import adam
@@ -54,7 +56,15 @@ class ReinforceConfig:
     the oracle's log-likelihood, off for the paper's Monte Carlo reward, whose every step
     already estimates the episode's final outcome. ``True``/``False`` force it."""
 
+    kl_beta: float = 0.0
+    """beta of the KL-regularised reward: ``- beta * log G(y_t | y_<t)`` is added to each step's
+    reward (:func:`agents.kl_penalty.kl_regularised_rewards`); the reference's
+    ``+ beta * log pi_ref`` comes from the env's wrapper
+    (:func:`seqgan_env.reference_penalty.with_reference_penalty`). 0: the paper's update."""
+
     def __post_init__(self) -> None:
+        if not self.kl_beta >= 0.0:  # also rejects NaN
+            raise ValueError(f"kl_beta must be >= 0, got {self.kl_beta}")
         if self.baseline not in BASELINES:
             raise ValueError(f"baseline must be one of {BASELINES}, got {self.baseline!r}")
         if not 0.0 <= self.rollout_beta <= 1.0:
@@ -109,6 +119,8 @@ class ReinforceAgent(Agent):
         hidden = gen.hidden_states(sequences)
         log_probs_all = torch.log_softmax(gen.output(hidden), dim=-1)
         taken = log_probs_all.gather(-1, sequences.clamp(max=gen.vocab_size - 1).unsqueeze(-1)).squeeze(-1)
+        if self.config.kl_beta:
+            rewards = torch.as_tensor(self._kl_regularised(batch, taken.detach()), device=device, dtype=torch.float32)
         stats: dict[str, float] = {}
         if self.config.baseline == "mean":
             baseline = (rewards * mask).sum(0) / mask.sum(0).clamp(min=1)
@@ -142,6 +154,21 @@ class ReinforceAgent(Agent):
         stats.update(pg_loss=loss.item(), entropy=mean_entropy.item(), grad_norm=float(grad_norm), kl=kl,
                      mean_reward=float((rewards * mask).sum() / mask.sum()), env_steps=float(mask.sum()))
         return stats
+
+    def _kl_regularised(self, batch: EpisodeBatch, taken: torch.Tensor) -> np.ndarray:
+        """``(B, L)`` weights of the tokens with the policy's KL term in each step's reward:
+        reward-to-go of the penalised rewards, or ``Q_t`` plus the penalties still to come
+        (see :mod:`agents.kl_penalty`)."""
+        reward_to_go = self.uses_reward_to_go(batch)
+        log_probs = np.where(batch.mask, taken.double().cpu().numpy(), 0.0)
+        starts = np.zeros(batch.rewards.shape, dtype=bool)
+        starts[:, 0] = True
+        terms = batch.reference_terms.T if batch.reference_terms is not None else None
+        penalised = kl_regularised_rewards(batch.rewards.T, log_probs.T, self.config.kl_beta, starts.T, terms,
+                                           additive=reward_to_go).T
+        if not reward_to_go:
+            return penalised * batch.mask
+        return dataclasses.replace(batch, rewards=penalised).returns()
 
     @torch.no_grad()
     def _update_rollout(self) -> None:

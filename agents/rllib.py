@@ -22,6 +22,8 @@ The pieces, and why each exists:
 * :class:`DiscriminatorRetrainCallback`: SeqGAN's adversarial half as an RLlib callback:
   after each training iteration the policy is copied into a generator, D is retrained on
   fresh samples of it, and both are installed in every env runner's reward.
+* :class:`KLPenaltyCallback`: the policy's half of the KL-regularised reward (``kl_beta``),
+  the reference's half being the env's wrapper (:mod:`seqgan_env.reference_penalty`).
 
 The module is stateless: at each step the LSTM reads the whole prefix again (at most
 ``seq_len`` tokens, see :func:`agents.base.prefix_features`). RLlib's stateful-module path
@@ -46,8 +48,10 @@ from torch import nn
 
 import seqgan_env
 from agents.base import prefix_features
+from agents.kl_penalty import kl_regularised_rewards
 from seqgan_env.models import Discriminator, Generator, TokenLSTM
 from seqgan_env.models.discriminator import fit_discriminator
+from seqgan_env.reference_penalty import REFERENCE_TERM, with_reference_penalty
 
 try:
     from ray.rllib.algorithms.ppo import PPO, PPOConfig
@@ -114,9 +118,12 @@ def make_env(env_config: dict[str, Any]) -> gym.Env | VectorEnv:
 
     kwargs = dict(env_config)
     num_envs = kwargs.pop("num_envs", None)
+    beta, reference = kwargs.pop("kl_beta", 0.0), kwargs.pop("kl_reference", None)
     if num_envs is None:
-        return gym.make(seqgan_env.ENV_ID, **kwargs)
-    return NextStepAutoreset(gym.make_vec(seqgan_env.ENV_ID, num_envs=num_envs, **kwargs))
+        env = gym.make(seqgan_env.ENV_ID, **kwargs)
+        return with_reference_penalty(env, reference, beta) if beta else env
+    envs = gym.make_vec(seqgan_env.ENV_ID, num_envs=num_envs, **kwargs)
+    return NextStepAutoreset(with_reference_penalty(envs, reference, beta) if beta else envs)
 
 
 register_env(ENV_NAME, make_env)
@@ -273,9 +280,43 @@ class DiscriminatorRetrainCallback(RLlibCallback):
         return stats
 
 
+class KLPenaltyCallback(RLlibCallback):
+    """The policy's half of the KL-regularised reward: ``- beta * log pi(a_t | s_t)`` in each step's reward.
+
+    ``on_sample_end`` (in the env runner, before the episodes reach the learner, whose
+    connectors compute the advantages from their rewards) rewrites each sampled episode's
+    rewards with :func:`agents.kl_penalty.kl_regularised_rewards`, from the log-probabilities
+    RLlib recorded while acting (``Columns.ACTION_LOGP``) and, for a reward that estimates the
+    final outcome (``additive=False``), the wrapper's terms from the steps' infos. The
+    reference's half is the env's wrapper (``kl_beta`` and ``kl_reference`` in ``env_config``:
+    :func:`make_env`). RLlib's metrics (``episode_return_mean``) are logged while sampling,
+    so they stay the env's rewards.
+    """
+
+    def __init__(self, beta: float, additive: bool = True) -> None:
+        super().__init__()
+        self.beta, self.additive = float(beta), additive
+
+    def on_sample_end(self, *, samples: Any, **kwargs: Any) -> None:
+        for episode in samples:
+            rewards = np.asarray(episode.get_rewards(), dtype=np.float64)
+            if not len(rewards):
+                continue
+            log_probs = np.asarray(episode.get_extra_model_outputs(Columns.ACTION_LOGP), dtype=np.float64)
+            infos = list(episode.get_infos())[-len(rewards):]  # the first is the reset's
+            terms = np.array([[float(info.get(REFERENCE_TERM, 0.0))] for info in infos]) \
+                if len(infos) == len(rewards) else None
+            starts = np.zeros((len(rewards), 1), dtype=bool)
+            starts[0] = True  # a chunk of an episode counts the penalties up to the chunk's end
+            new = kl_regularised_rewards(rewards[:, None], log_probs.reshape(-1, 1), self.beta, starts, terms,
+                                         self.additive)[:, 0]
+            episode.set_rewards(new_data=new if episode.is_numpy else list(new))
+
+
 # -- the algorithm -------------------------------------------------------------------------
 def ppo_config(env_kwargs: dict[str, Any], generator: TokenLSTM, num_envs: int = 64, seed: int = 0,
-               callback: Callable[[], RLlibCallback] | None = None, **training: Any) -> PPOConfig:
+               callback: Callable[[], RLlibCallback] | None = None, kl_beta: float = 0.0,
+               reference: TokenLSTM | None = None, **training: Any) -> PPOConfig:
     """RLlib PPO on ``SeqGAN-v0`` with the presets of SB3's :func:`agents.sb3.make_ppo`.
 
     * one episode per env per iteration: ``num_envs`` sequences of ``seq_len`` tokens, like
@@ -296,8 +337,13 @@ def ppo_config(env_kwargs: dict[str, Any], generator: TokenLSTM, num_envs: int =
         num_envs: sequences per iteration.
         seed: RLlib's seed.
         callback: a callback factory, e.g. ``functools.partial(DiscriminatorRetrainCallback, ...)``.
+        kl_beta: beta of the KL-regularised reward (0: none), to ``reference`` (pi_ref): the
+            env's wrapper and :class:`KLPenaltyCallback`.
+        reference: pi_ref, e.g. a frozen copy of the MLE generator (needed when ``kl_beta > 0``).
         training: overrides of ``PPOConfig.training`` arguments.
     """
+    if kl_beta and reference is None:
+        raise ValueError("kl_beta > 0 needs the reference generator (reference=...)")
     from agents.sb3 import discount_for
 
     probe = gym.make_vec(seqgan_env.ENV_ID, num_envs=1, **env_kwargs)
@@ -310,9 +356,13 @@ def ppo_config(env_kwargs: dict[str, Any], generator: TokenLSTM, num_envs: int =
                     lr=1e-3, gamma=gamma, lambda_=lambda_, entropy_coeff=0.0, clip_param=0.2, grad_clip=0.5,
                     vf_loss_coeff=0.5, use_kl_loss=False)
     settings.update(training)
+    env_config = dict(env_kwargs, kl_beta=kl_beta, kl_reference=reference) if kl_beta else dict(env_kwargs)
+    callbacks = [callback] if callback is not None else []
+    if kl_beta:
+        callbacks.append(functools.partial(KLPenaltyCallback, kl_beta, additive=gamma == 1.0))
     config = (
         PPOConfig()
-        .environment(ENV_NAME, env_config=dict(env_kwargs))
+        .environment(ENV_NAME, env_config=env_config)
         .framework("torch")
         .env_runners(num_env_runners=0, num_envs_per_env_runner=num_envs, rollout_fragment_length=seq_len,
                      gym_env_vectorize_mode="vector_entry_point" if fixed_length else "sync")
@@ -323,24 +373,26 @@ def ppo_config(env_kwargs: dict[str, Any], generator: TokenLSTM, num_envs: int =
         .debugging(seed=seed, log_level="ERROR")
         .reporting(metrics_num_episodes_for_smoothing=num_envs)
     )
-    if callback is not None:
-        config = config.callbacks(callback)
+    if callbacks:
+        config = config.callbacks(callbacks if len(callbacks) > 1 else callbacks[0])
     return config
 
 
 def make_ppo(env_kwargs: dict[str, Any], generator: Generator, num_envs: int = 64, seed: int = 0,
              discriminator: Discriminator | None = None, real: torch.Tensor | None = None,
              retrain: Callable[[TokenLSTM], dict[str, float]] | None = None, num_negatives: int = 1000,
-             **training: Any) -> PPO:
+             kl_beta: float = 0.0, reference: TokenLSTM | None = None, **training: Any) -> PPO:
     """RLlib PPO (:func:`ppo_config`) whose iterations keep ``generator`` equal to the policy.
 
     ``generator`` is the driver's copy of the policy after every ``train()``; with
     ``discriminator`` (and ``real`` sequences, or a ``retrain`` function), D is retrained
     between iterations (:class:`DiscriminatorRetrainCallback`, on ``num_negatives`` fresh
-    samples unless ``retrain`` says otherwise). ``training``: overrides of :func:`ppo_config`.
+    samples unless ``retrain`` says otherwise). ``kl_beta``/``reference``: the KL-regularised
+    reward (:func:`ppo_config`). ``training``: overrides of :func:`ppo_config`.
     """
     callback = functools.partial(DiscriminatorRetrainCallback, num_negatives=num_negatives, seed=seed)
-    algorithm = ppo_config(env_kwargs, generator, num_envs, seed, callback, **training).build_algo()
+    algorithm = ppo_config(env_kwargs, generator, num_envs, seed, callback, kl_beta, reference,
+                           **training).build_algo()
     callbacks = algorithm.callbacks if isinstance(algorithm.callbacks, list) else [algorithm.callbacks]
     for instance in callbacks:
         if isinstance(instance, DiscriminatorRetrainCallback):
@@ -362,7 +414,7 @@ def mean_step_reward(result: dict[str, Any]) -> float:
 
 
 __all__ = [
-    "DiscriminatorRetrainCallback", "ENV_NAME", "NextStepAutoreset", "SeqGANRLModule", "copy_module_to_generator",
+    "DiscriminatorRetrainCallback", "ENV_NAME", "KLPenaltyCallback", "NextStepAutoreset", "SeqGANRLModule", "copy_module_to_generator",
     "env_steps", "generator_spec", "install_models", "make_env", "make_ppo", "mean_step_reward", "ppo_config",
     "reward_wrappers",
 ]

@@ -11,7 +11,7 @@ The baseline of a sample does not depend on that sample, so the gradient stays a
 estimate of the gradient of the expected reward, and a reward that is the same for every
 sample of a group gives exactly zero gradient.
 
-``kl_coef`` = beta is the policy's own half of the KL-regularised reward: each sequence's
+``kl_beta`` = beta is the policy's own half of the KL-regularised reward: each sequence's
 reward becomes ``R_i - beta * log pi(y_i)`` (detached), whose score-function gradient is the
 gradient of ``beta`` times pi's entropy. With the env wrapped in
 :func:`seqgan_env.reference_penalty.with_reference_penalty` (which adds
@@ -47,7 +47,7 @@ class RlooConfig:
     """Gradient-norm clipping threshold."""
     group_size: int = 4
     """k: samples per group (consecutive rows of a batch); the batch size must be a multiple."""
-    kl_coef: float = 0.0
+    kl_beta: float = 0.0
     """beta of the policy's term ``-beta * log pi(y)`` added to each sequence's reward (0: none)."""
     sequence_reward: str = "sum"
     """``sum`` of the episode's step rewards (needed with the reference-penalty wrapper), or
@@ -57,8 +57,8 @@ class RlooConfig:
         check_group_size(self.group_size)
         if self.sequence_reward not in SEQUENCE_REWARDS:
             raise ValueError(f"sequence_reward must be one of {SEQUENCE_REWARDS}, got {self.sequence_reward!r}")
-        if not self.kl_coef >= 0.0:
-            raise ValueError(f"kl_coef must be >= 0, got {self.kl_coef}")
+        if not self.kl_beta >= 0.0:
+            raise ValueError(f"kl_beta must be >= 0, got {self.kl_beta}")
 
 
 def leave_one_out_advantages(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
@@ -87,8 +87,8 @@ class RlooAgent(SequenceLevelAgent):
         sequences, mask, rewards = self.batch_tensors(batch)
         taken, log_probs_all = token_log_probs(self.generator, sequences)
         sequence_log_probs = (taken * mask).sum(dim=1)
-        if self.config.kl_coef:
-            rewards = rewards - self.config.kl_coef * sequence_log_probs.detach()
+        if self.config.kl_beta:
+            rewards = rewards - self.config.kl_beta * sequence_log_probs.detach()
         advantages = leave_one_out_advantages(rewards, self.config.group_size)
         loss = -(advantages * sequence_log_probs).mean()
         stats = {"pg_loss": loss.item(), "sequence_reward": float(rewards.mean()),

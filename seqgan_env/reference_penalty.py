@@ -11,8 +11,13 @@ The term ``+ beta * log pi_ref(y_t | y_<t)`` depends on the action and the prefi
 belongs to the environment: :class:`ReferencePenaltyWrapper` (single env) and
 :class:`ReferencePenaltyVectorWrapper` (vector env) add it to the wrapped env's reward. The
 term ``- beta * log pi(y_t | y_<t)`` needs the agent's own policy, so it belongs where the
-agent computes log pi (``kl_coef`` of :mod:`agents.rloo`). With ``beta = 0`` the wrappers
+agent computes log pi (``kl_beta`` of every agent: :mod:`agents.kl_penalty`). With ``beta = 0`` the wrappers
 return the wrapped env's rewards unchanged.
+
+Each step's info carries the term added, under :data:`REFERENCE_TERM` (for a vector env's
+finished rows, in ``final_info`` too, where SB3's adapter reads a finished step's info): an
+agent whose per-step rewards estimate the final outcome (the Monte Carlo reward) needs the
+penalty apart from the outcome, to weight each token by the penalties still to come.
 
 The reference's state after each row's prefix is kept step by step
 (:class:`~seqgan_env.rollout.PrefixStates`), so a step costs one reference step per row.
@@ -29,6 +34,9 @@ from gymnasium.vector import VectorEnv, VectorWrapper
 
 from seqgan_env.models.lstm import TokenLSTM
 from seqgan_env.rollout import PrefixStates
+
+REFERENCE_TERM = "reference_term"
+"""The info key of the term ``beta * log pi_ref(y_t | y_<t)`` a wrapper added to the step's reward."""
 
 
 def _check(reference: TokenLSTM, beta: float, vocab_size: int) -> None:
@@ -90,7 +98,9 @@ class ReferencePenaltyWrapper(gym.Wrapper[np.ndarray, np.int64, np.ndarray, np.i
     def step(self, action: Any) -> tuple[np.ndarray, Any, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
         if self.beta:
-            reward = float(reward) + float(self._term(np.asarray(action, dtype=np.int64).reshape(1))[0])
+            term = float(self._term(np.asarray(action, dtype=np.int64).reshape(1))[0])
+            reward = float(reward) + term
+            info = {**info, REFERENCE_TERM: term}
         return obs, reward, terminated, truncated, info
 
 
@@ -116,10 +126,15 @@ class ReferencePenaltyVectorWrapper(VectorWrapper):
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         obs, rewards, terminated, truncated, info = self.env.step(actions)
         if self.beta:
-            rewards = rewards + self._term(np.asarray(actions, dtype=np.int64).reshape(-1))
+            terms = self._term(np.asarray(actions, dtype=np.int64).reshape(-1))
+            rewards = rewards + terms
             finished = np.asarray(terminated | truncated)
+            every = np.ones(self.num_envs, dtype=bool)
+            info = {**info, REFERENCE_TERM: terms, f"_{REFERENCE_TERM}": every}
             if finished.any():
                 self._term.restart(finished)
+                final = {**info.get("final_info", {}), REFERENCE_TERM: terms, f"_{REFERENCE_TERM}": finished}
+                info.update(final_info=final, _final_info=finished | info.get("_final_info", False))
         return obs, rewards, terminated, truncated, info
 
 
@@ -130,4 +145,4 @@ def with_reference_penalty(env: Any, reference: TokenLSTM, beta: float) -> Any:
     return ReferencePenaltyWrapper(env, reference, beta)
 
 
-__all__ = ["ReferencePenaltyVectorWrapper", "ReferencePenaltyWrapper", "with_reference_penalty"]
+__all__ = ["REFERENCE_TERM", "ReferencePenaltyVectorWrapper", "ReferencePenaltyWrapper", "with_reference_penalty"]

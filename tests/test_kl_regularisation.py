@@ -1,5 +1,5 @@
 """The KL-regularised reward end to end: the reference's term from the env's wrapper, the policy's
-term from the agent's ``kl_coef``; beta > 0 keeps the policy nearer its MLE start."""
+term from the agent's ``kl_beta``; beta > 0 keeps the policy nearer its MLE start."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def train_rloo(beta: float, updates: int = 15) -> tuple[float, float]:
     generator = Generator.from_preset(preset)
     reference = copy.deepcopy(generator).requires_grad_(False)
     envs = with_reference_penalty(gym.make_vec("SeqGAN-Tiny-v0", num_envs=32, reward="oracle"), reference, beta)
-    agent = RlooAgent(generator, RlooConfig(lr=0.05, group_size=4, kl_coef=beta), seed=0)
+    agent = RlooAgent(generator, RlooConfig(lr=0.05, group_size=4, kl_beta=beta), seed=0)
     for update in range(updates):
         agent.learn(collect_episodes(envs, agent, seed=update))
     kl = kl_to_reference(generator, reference, 2000, torch.Generator().manual_seed(0)).kl

@@ -14,7 +14,8 @@ from agents import ReinforceAgent, ReinforceConfig, collect_episodes
 from agents.base import policy_kl
 from train.cli import main
 
-PER_UPDATE = ("kl", "entropy", "mean_reward", "env_steps_per_s")
+PER_UPDATE = ("policy_kl", "policy_entropy", "mean_reward", "env_steps_per_s")
+"""The update's statistics in metrics.csv (an agent's ``kl`` and ``entropy``, named apart from the evaluation's)."""
 
 
 def test_policy_kl_is_zero_for_the_same_policy_and_positive_otherwise():
@@ -64,7 +65,7 @@ def test_train_logs_kl_entropy_and_speed_per_update(tmp_path, algo):
     for row in rows:
         values = {key: float(row[key]) for key in PER_UPDATE}
         assert all(np.isfinite(v) for v in values.values()), values
-        assert values["kl"] > 0  # every update changed the policy
+        assert values["policy_kl"] > 0  # every update changed the policy
         assert values["env_steps_per_s"] > 0
     if algo == "reinforce":
         assert all(float(row["grad_norm"]) > 0 for row in rows)

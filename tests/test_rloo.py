@@ -104,7 +104,7 @@ def test_expected_gradient_equals_the_true_gradient_by_enumeration():
 def test_save_and_load_round_trip(tmp_path):
     envs = gym.make_vec("SeqGAN-Tiny-v0", num_envs=4, reward="random")
     torch.manual_seed(0)
-    agent = make_rloo(Generator.from_preset(get_preset("tiny")), envs, seed=3, group_size=2, kl_coef=0.1)
+    agent = make_rloo(Generator.from_preset(get_preset("tiny")), envs, seed=3, group_size=2, kl_beta=0.1)
     agent.learn(collect_episodes(envs, agent, seed=0))
     agent.save(tmp_path / "rloo.pt")
     loaded = RlooAgent.load(tmp_path / "rloo.pt")

@@ -5,8 +5,11 @@ Monte Carlo discriminator reward), learns from them, the env's rollout policy fo
 agent's, and D is retrained on fresh generator samples versus real data.
 
 Every step's statistics include what RL users look for first: ``env_steps_per_s``
-(generated tokens per second of the whole step), ``kl`` (the policy's mean KL divergence to
-its previous self over the states the update learned from), ``entropy``, ``mean_reward``
+(generated tokens per second of the whole step), ``policy_kl`` (the policy's mean KL divergence
+to its previous self over the states the update learned from) and ``policy_entropy`` (the
+update's mean next-token entropy): an agent reports them as ``kl`` and ``entropy``, renamed here
+so that an evaluation's ``kl`` (to the MLE generator) and ``entropy`` on the same row do not
+overwrite them; ``mean_reward``
 and, for REINFORCE, ``grad_norm`` (SB3 does not report it).
 """
 
@@ -17,6 +20,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,7 +28,9 @@ from tqdm.auto import tqdm
 
 import seqgan_env
 from agents.base import Agent, collect_episodes, policy_kl
+from seqgan_env.checkpoint import load_model
 from seqgan_env.diagnostics import held_out_metrics, held_out_real
+from seqgan_env.divergence import kl_to_reference
 from seqgan_env.models import Discriminator, Generator, Oracle
 from seqgan_env.precision import adam
 from seqgan_env.rewards import resolve_dtype
@@ -60,9 +66,14 @@ class AdversarialConfig:
 
 @torch.no_grad()
 def evaluate(generator: Generator, oracle: Oracle | None, test_data: torch.Tensor | None,
-             num_samples: int, rng: torch.Generator, return_samples: bool = False) -> Any:
-    """NLL-oracle of G's samples, NLL-test of G on held-out real data, G's entropy.
+             num_samples: int, rng: torch.Generator, return_samples: bool = False,
+             reference: Generator | None = None) -> Any:
+    """NLL-oracle of G's samples, NLL-test of G on held-out real data, G's entropy and, with a
+    ``reference`` (pi_ref: the MLE generator the run started from), ``kl`` and ``kl_stderr``.
 
+    Entropy per token and KL(G || reference) per sequence (nats) are estimated on the same
+    first 2,000 of the evaluation's own samples (:func:`seqgan_env.divergence.kl_to_reference`),
+    so the KL costs one teacher-forced pass of the reference over them and nothing else.
     With ``return_samples=True``, returns ``(metrics, samples)`` so callers can score the
     same samples further (BLEU).
     """
@@ -72,9 +83,22 @@ def evaluate(generator: Generator, oracle: Oracle | None, test_data: torch.Tenso
         out["nll_oracle"] = oracle.nll(samples)
     if test_data is not None:
         out["nll_test"] = generator.nll(test_data)
-    # Per-token entropy estimated on G's own samples: -mean log G(sample).
-    out["entropy"] = generator.nll(samples[: min(num_samples, 2000)])
+    scored = samples[: min(num_samples, 2000)]
+    if reference is not None and scored.shape[0] >= 2:
+        estimate = kl_to_reference(generator, reference, samples=scored)
+        out.update(entropy=estimate.entropy, kl=estimate.kl, kl_stderr=estimate.kl_stderr)
+    else:  # per-token entropy estimated on G's own samples: -mean log G(sample)
+        out["entropy"] = generator.nll(scored)
     return (out, samples) if return_samples else out
+
+
+def frozen_generator(path: str | Path, device: str | torch.device = "cpu") -> Generator:
+    """The generator saved in ``path`` (e.g. a run's ``generator_mle.pt``), frozen, as a reference
+    pi_ref. Building it draws initial weights from torch's global generator; those draws are
+    undone, so loading a reference does not change a run's later random draws (nor its resume)."""
+    with torch.random.fork_rng(devices=[]):
+        reference = load_model(path, "generator", device=device)
+    return reference.requires_grad_(False).eval()
 
 
 HeldOutSource = Oracle | torch.Tensor
@@ -137,8 +161,9 @@ def reinforce_step(agent: Agent, envs: Any) -> GeneratorStep:
     return step
 
 
-def sb3_step(model: Any, generator: Generator) -> GeneratorStep:
+def sb3_step(model: Any, generator: Generator, callback: Any = None) -> GeneratorStep:
     """One SB3 rollout (an episode per env) and its update; the actor is copied into ``generator``.
+    ``callback`` (an SB3 callback, e.g. :class:`agents.sb3.KLPenaltyCallback`) runs in each ``learn()``.
 
     The env is reset with the step's seed first, as :func:`reinforce_step` does, so a step
     depends only on the seed, the models and the random states a checkpoint saves, not on
@@ -152,7 +177,7 @@ def sb3_step(model: Any, generator: Generator) -> GeneratorStep:
         model.env.seed(seed)
         model._last_obs = None  # makes learn() reset the env, with that seed
         previous = copy.deepcopy(model.policy)
-        model.learn(total_timesteps=rollout, reset_num_timesteps=False)
+        model.learn(total_timesteps=rollout, reset_num_timesteps=False, callback=callback)
         copy_actor_to_generator(model.policy, generator)
         stats = {"mean_reward": float(model.rollout_buffer.rewards.mean()), "env_steps": float(rollout),
                  "kl": sb3_policy_kl(previous, model.policy, model.rollout_buffer.observations)}
@@ -210,6 +235,9 @@ def adversarial_train(
     for step in bar:
         step_started = time.time()
         stats = g_step(int(torch.randint(2**31 - 1, (1,), generator=rng)))
+        for key in ("kl", "entropy"):  # the update's, named apart from the evaluation's on the same row
+            if key in stats:
+                stats[f"policy_{key}"] = stats.pop(key)
         if config.d_target_accuracy is not None:
             stats["d_accuracy_fresh"] = fresh_accuracy(discriminator, generator, held_out, config.d_negatives, rng)
         if config.d_target_accuracy is None or stats["d_accuracy_fresh"] < config.d_target_accuracy:

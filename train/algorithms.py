@@ -1,5 +1,11 @@
 """The generator-training algorithms: one entry each, read by training, the comparison, tuning and the CLI.
 
+Every algorithm takes ``kl_beta`` (default 0, the algorithm as it was): the coefficient of
+the KL-regularised reward ``r_t - beta * (log pi - log pi_ref)``; the run wraps the env in
+:func:`seqgan_env.reference_penalty.with_reference_penalty` (the reference's half) and the
+agent adds the policy's half (:mod:`agents.kl_penalty`; SB3: :func:`sb3_kl_callback`; RLlib's
+PPO: :class:`agents.rllib.KLPenaltyCallback`).
+
 An entry (:class:`Algorithm`) says how the algorithm builds its agent, which hyperparameters it
 takes (with their defaults) and which ones the caller sets itself, its search space for
 ``seqgan tune``, whether the comparison's controls run under it and whether ``seqgan train
@@ -190,7 +196,8 @@ SB3_SET_HERE = {"policy": "the comparison's generator policy", "env": "the compa
 def sb3_algorithm(name: str, summary: str, search_space: Mapping[str, tuple]) -> Algorithm:
     """PPO or A2C of stable-baselines3 with the presets of :mod:`agents.sb3.presets`."""
 
-    def make_agent(envs: Any, **kwargs: Any) -> Any:
+    def make_agent(envs: Any, kl_beta: float = 0.0, **kwargs: Any) -> Any:
+        # kl_beta is not SB3's: the run wraps the env and adds sb3_kl_callback(kl_beta) to learn().
         from agents.sb3 import make_a2c, make_ppo
 
         return (make_ppo if name == "ppo" else make_a2c)(envs, **kwargs)
@@ -198,9 +205,18 @@ def sb3_algorithm(name: str, summary: str, search_space: Mapping[str, tuple]) ->
     def hparams() -> dict[str, Any]:
         from stable_baselines3 import A2C, PPO
 
-        return keyword_names((PPO if name == "ppo" else A2C).__init__)
+        return {**keyword_names((PPO if name == "ppo" else A2C).__init__), "kl_beta": 0.0}
 
     return Algorithm(name, summary, "sb3", make_agent, hparams, SB3_SET_HERE, search_space=search_space, train=True)
+
+
+def sb3_kl_callback(kl_beta: float) -> Any:
+    """The SB3 callback of the policy's half of the KL-regularised reward, or ``None`` for ``kl_beta = 0``."""
+    if not kl_beta:
+        return None
+    from agents.sb3 import KLPenaltyCallback
+
+    return KLPenaltyCallback(kl_beta)
 
 
 def sequence_level_algorithm(name: str, summary: str, module: str, config_class: str, factory: str,
@@ -234,7 +250,7 @@ def _rllib_hparams() -> dict[str, Any]:
         from ray.rllib.algorithms.ppo import PPOConfig
     except ImportError:
         raise ValueError("hparams for rllib-ppo need RLlib: pip install 'seqgan-env[ray]'") from None
-    return {**keyword_names(AlgorithmConfig.training), **keyword_names(PPOConfig.training)}
+    return {**keyword_names(AlgorithmConfig.training), **keyword_names(PPOConfig.training), "kl_beta": 0.0}
 
 
 for _entry in (
@@ -262,7 +278,7 @@ for _entry in (
     }),
     sequence_level_algorithm("rloo", "REINFORCE, leave-one-out baseline over k samples", "agents.rloo", "RlooConfig",
                              "make_rloo", {"lr": ("loguniform", 1e-4, 5e-2), "group_size": ("choice", [2, 4, 8]),
-                                           "kl_coef": ("loguniform", 1e-3, 1.0)}),
+                                           "kl_beta": ("loguniform", 1e-3, 1.0)}),
     sequence_level_algorithm("grpo", "group-normalised advantages, clipped ratio, KL to the start", "agents.grpo",
                              "GrpoConfig", "make_grpo", {"lr": ("loguniform", 1e-4, 1e-2),
                                                          "clip_eps": ("choice", [0.1, 0.2, 0.3]),

@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="how D is pretrained and retrained (default: paper, the preset's own: the paper's CNN); "
                             "density-ratio: log p_M - log p_G with M a language model fitted to fresh oracle "
                             "sequences (synthetic data only; see docs/discriminator.md)")
+    train.add_argument("--kl-beta", type=float, default=None,
+                       help="KL-regularised reward of the adversarial phase: each step's reward less "
+                            "beta * (log G - log G_mle) (default 0: none)")
     train.add_argument("--steps", type=int, default=None,
                        help="adversarial generator updates (preset's if unset); with --resume, more extend the run")
     train.add_argument("--seed", type=int, default=None)
@@ -92,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "correlation of its logit with the true log ratio")
     ev.add_argument("--d-samples", type=int, default=2000,
                     help="--discriminator: real and generated sequences it is judged on, each")
+    ev.add_argument("--reference", default=None,
+                    help="a generator.pt or a run folder (its generator_mle.pt): also print KL(generator || "
+                         "reference) per sequence ± its standard error")
     ev.add_argument("--data", default=None, help="held-out text (text generators): NLL-test, BLEU, self-BLEU")
     ev.add_argument("--bleu-samples", type=int, default=1000, help="generated sentences scored by BLEU")
     ev.add_argument("--preset", default="default", choices=sorted(PRESETS))

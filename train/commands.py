@@ -15,6 +15,7 @@ import torch
 from seqgan_env.checkpoint import CheckpointError, load_checkpoint, model_from_payload
 from seqgan_env.corpora import corpus_lines, is_builtin_corpus
 from seqgan_env.devices import resolve_device
+from seqgan_env.divergence import kl_to_reference
 from seqgan_env.factory import resolve_oracle
 from seqgan_env.metrics import bleu, self_bleu
 from seqgan_env.models import Generator
@@ -38,7 +39,7 @@ def load_text(spec: str, config: TrainConfig) -> Corpus:
 def _schedule(config: TrainConfig) -> dict:
     """What ``--preset`` decides, i.e. the config without what other options set."""
     schedule = config.to_dict()
-    for key in ("seed", "algo", "data", "device"):
+    for key in ("seed", "algo", "data", "device", "kl_beta"):
         schedule.pop(key, None)
     schedule["adversarial"].pop("steps")
     schedule["text"].pop("max_length")
@@ -48,6 +49,7 @@ def _schedule(config: TrainConfig) -> dict:
 def check_resume_options(args: argparse.Namespace, config: TrainConfig) -> None:
     """Refuse options that a resumed run cannot honour, naming the conflict (``--steps`` is applied instead)."""
     given = {"--algo": (args.algo, config.algo), "--seed": (args.seed, config.seed),
+             "--kl-beta": (args.kl_beta, config.kl_beta),
              "--data": (args.data, config.data), "--max-length": (args.max_length, config.text.max_length),
              "--d-schedule": (args.d_schedule, config.d_schedule)}
     for option, (value, runs) in given.items():
@@ -83,6 +85,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         config.algo = args.algo or "reinforce"
         if args.d_schedule is not None:
             with_d_schedule(config, args.d_schedule)
+        if args.kl_beta is not None:
+            if not args.kl_beta >= 0.0:
+                raise ValueError(f"--kl-beta must be >= 0, got {args.kl_beta}")
+            config.kl_beta = args.kl_beta
     if args.device is not None:  # where a run computes can change on resume
         config.device = args.device
         if payload is not None:
@@ -163,6 +169,29 @@ def load_generator(path: str) -> tuple[Generator, Vocabulary | None]:
     return model_from_payload(payload, str(file)), vocab
 
 
+def load_reference(path: str, generator: Generator) -> Generator:
+    """pi_ref of ``seqgan evaluate --reference``: a generator file, or a run folder's MLE generator
+    (``generator_mle.pt``, what its adversarial phase started from); shaped as ``generator``."""
+    folder = Path(path)
+    if folder.is_dir():
+        if not (folder / "generator_mle.pt").is_file():
+            raise CheckpointError(f"{path!r} is a folder without generator_mle.pt: not a run that finished MLE")
+        path = str(folder / "generator_mle.pt")
+    reference, _ = load_generator(path)
+    if (reference.vocab_size, reference.seq_len) != (generator.vocab_size, generator.seq_len):
+        raise ValueError(f"the reference writes vocab {reference.vocab_size} x length {reference.seq_len}, "
+                         f"the generator vocab {generator.vocab_size} x length {generator.seq_len}")
+    return reference.eval()
+
+
+def print_metrics(metrics: dict[str, float]) -> None:
+    """The metrics as JSON on stdout; KL ± its standard error, when measured, also in words on stderr."""
+    print(json.dumps({k: round(v, 4) for k, v in metrics.items()}, indent=1))
+    if "kl" in metrics:
+        print(f"KL(generator || reference) = {metrics['kl']:.3f} ± {metrics['kl_stderr']:.3f} nats per sequence",
+              file=sys.stderr)
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     generator, vocab = load_generator(args.checkpoint)
     if args.decode and vocab is None:
@@ -188,18 +217,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         return evaluate_agent(args)
     generator, vocab = load_generator(args.checkpoint)
+    reference = load_reference(args.reference, generator) if args.reference is not None else None
     rng = torch.Generator().manual_seed(args.seed)
     if vocab is not None or args.data is not None:
-        return evaluate_text(args, generator, vocab, rng)
+        return evaluate_text(args, generator, vocab, rng, reference)
     preset = get_preset(args.preset).replace(vocab_size=generator.vocab_size, seq_len=generator.seq_len)
     oracle = resolve_oracle(args.oracle, preset)
     if (oracle.vocab_size, oracle.seq_len) != (generator.vocab_size, generator.seq_len):
         raise ValueError(f"the generator writes vocab {generator.vocab_size} x length {generator.seq_len}, "
                          f"the oracle vocab {oracle.vocab_size} x length {oracle.seq_len}")
     test = oracle.sample(args.num, rng)
-    metrics = evaluate(generator, oracle, test, args.num, rng)
+    metrics = evaluate(generator, oracle, test, args.num, rng, reference=reference)
     metrics.update(discriminator_metrics(args, generator, oracle=oracle))
-    print(json.dumps({k: round(v, 4) for k, v in metrics.items()}, indent=1))
+    print_metrics(metrics)
     return 0
 
 
@@ -218,7 +248,7 @@ def discriminator_metrics(args: argparse.Namespace, generator: Generator, oracle
 
 
 def evaluate_text(args: argparse.Namespace, generator: Generator, vocab: Vocabulary | None,
-                  rng: torch.Generator) -> int:
+                  rng: torch.Generator, reference: Generator | None = None) -> int:
     """NLL-test on ``--data`` (one sentence per line), BLEU-2..5 against it, self-BLEU-2..4."""
     if vocab is None:
         raise ValueError(f"{args.checkpoint} was trained on synthetic data: evaluate it with --oracle, not --data")
@@ -232,10 +262,13 @@ def evaluate_text(args: argparse.Namespace, generator: Generator, vocab: Vocabul
     samples = generator.sample(args.bleu_samples, rng)
     hypotheses = [vocab.decode_tokens(row) for row in samples.tolist()]
     metrics = {"nll_test": generator.nll(test), "entropy": generator.nll(samples)}
+    if reference is not None:
+        estimate = kl_to_reference(generator, reference, samples=samples)
+        metrics.update(kl=estimate.kl, kl_stderr=estimate.kl_stderr)
     metrics.update({f"bleu{n}": v for n, v in bleu(hypotheses, [vocab.tokenize(x) for x in lines]).items()})
     metrics.update({f"self_bleu{n}": v for n, v in self_bleu(hypotheses, (2, 3, 4)).items()})
     metrics.update(discriminator_metrics(args, generator, held_out=test))
-    print(json.dumps({k: round(v, 4) for k, v in metrics.items()}, indent=1))
+    print_metrics(metrics)
     return 0
 
 

@@ -61,6 +61,9 @@ class TrainConfig:
     """Seed of data, models and sampling."""
     algo: str = "reinforce"
     """Generator update of the adversarial phase: ``reinforce`` (the paper's), ``ppo`` or ``a2c``."""
+    kl_beta: float = 0.0
+    """beta of the KL-regularised reward of the adversarial phase: each step's reward less
+    ``beta * (log G - log G_mle)``, G_mle the generator MLE made (:mod:`agents.kl_penalty`); 0: none."""
     start_from_shipped: bool = False
     """Start from the embedded default's generator and discriminator instead of fresh ones
     (``default`` model preset only); pretraining phases then usually have 0 epochs/rounds."""

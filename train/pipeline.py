@@ -4,7 +4,9 @@ A run lives in one folder. ``checkpoint.pt`` (written atomically every
 ``config.checkpoint_every`` epochs, rounds or steps, and at every phase change) holds the
 models, optimisers, agent, RNG states, data and the history of metrics, so a run killed at
 any moment continues with ``resume=True`` from its last checkpoint and loses nothing that
-was written. Metrics go to ``metrics.csv`` and TensorBoard (``tb/``); ``learning_curve.png``
+was written. Metrics go to ``metrics.csv`` and TensorBoard (``tb/``), in the adversarial phase
+with ``kl`` and ``kl_stderr``, the generator's KL to the MLE generator (``generator_mle.pt``,
+written when MLE ends) per sequence; ``learning_curve.png``
 plots NLL-oracle against epochs, as the paper's figure does.
 """
 
@@ -41,9 +43,17 @@ from seqgan_env.models import Generator, Oracle
 from seqgan_env.optimal import DensityRatioDiscriminator, save_density_ratio
 from seqgan_env.precision import adam
 from seqgan_env.presets import get_preset
+from seqgan_env.reference_penalty import with_reference_penalty
 from seqgan_env.text import Corpus, Vocabulary, text_preset
 from train import algorithms
-from train.adversarial import adversarial_train, discriminator_diagnostics, evaluate, reinforce_step, sb3_step
+from train.adversarial import (
+    adversarial_train,
+    discriminator_diagnostics,
+    evaluate,
+    frozen_generator,
+    reinforce_step,
+    sb3_step,
+)
 from train.config import TrainConfig
 from train.pretrain import build_discriminator, pretrain_generator, train_discriminator
 
@@ -132,6 +142,8 @@ class Run:
         if config.algo not in algorithms.names(train=True):
             raise ValueError(f"unknown algorithm {config.algo!r}; choose one of {list(algorithms.names(train=True))}")
         self.algorithm = algorithms.get_algorithm(config.algo)
+        self.reference: Generator | None = None
+        """pi_ref of the adversarial phase's KL (measured, and penalised with ``config.kl_beta``): the MLE generator."""
         self.agent: ReinforceAgent | None = None
         self.sb3_model: Any = None
         self.sb3_state: dict[str, Any] | None = None
@@ -238,7 +250,7 @@ class Run:
         """NLL-oracle (synthetic data) or BLEU against the test split (text), NLL-test, entropy."""
         cfg = self.config
         stats, samples = evaluate(self.generator, self.oracle, self.test, cfg.adversarial.eval_samples,
-                                  self._evaluation_rng(), return_samples=True)
+                                  self._evaluation_rng(), return_samples=True, reference=self.reference)
         if self.references is not None:
             hypotheses = self._decode(samples[: cfg.bleu_samples])
             stats.update({f"bleu{n}": v for n, v in bleu(hypotheses, self.references, (2, 3, 4, 5)).items()})
@@ -273,7 +285,8 @@ class Run:
 
     # -- phases --------------------------------------------------------------------------
     def _make_agent(self) -> ReinforceAgent:
-        return self.algorithm.make_agent(self.generator, None, self.config.seed)
+        extra = {"kl_beta": self.config.kl_beta} if self.config.kl_beta else {}
+        return self.algorithm.make_agent(self.generator, None, self.config.seed, **extra)
 
     def run(self) -> dict[str, Any]:
         from torch.utils.tensorboard import SummaryWriter
@@ -344,16 +357,20 @@ class Run:
 
     def _adversarial(self, writer: Any, started: float) -> None:
         cfg = self.config.adversarial
+        # The MLE generator, written before any adversarial step: a resumed run finds the same one.
+        self.reference = frozen_generator(self.out / "generator_mle.pt", self.device)
         envs = gym.make_vec("SeqGAN-v0", num_envs=cfg.batch_size, preset=self.preset,
                             discriminator=self.discriminator, rollout_policy=self.generator,
                             num_rollouts=cfg.num_rollouts, device=self.device)
+        if self.config.kl_beta:  # the reference's half of the KL-regularised reward; the agent adds its own
+            envs = with_reference_penalty(envs, self.reference, self.config.kl_beta)
         if self.algorithm.family == "reinforce":
             if self.agent is None:
                 self.agent = self._make_agent()
             seqgan_env.set_rollout_policy(envs, self.agent.rollout_policy)
             g_step = reinforce_step(self.agent, envs)
         else:  # SB3's actor is copied into self.generator after every update: it is the rollout policy
-            g_step = sb3_step(self._sb3_model(envs), self.generator)
+            g_step = sb3_step(self._sb3_model(envs), self.generator, algorithms.sb3_kl_callback(self.config.kl_beta))
 
         def on_step(step: int, stats: dict[str, float]) -> None:
             self.state.adversarial_steps = step

@@ -18,6 +18,7 @@ The pieces, and why each exists:
   the paper's objective (see :func:`discount_for`).
 * :class:`DiscriminatorRetrainCallback`: SeqGAN's adversarial half, retraining D on each
   rollout's sequences and handing it to the env's reward.
+* :class:`KLPenaltyCallback`: the policy's half of the KL-regularised reward (``kl_beta``).
 * :class:`SB3Agent`: the :class:`agents.base.Agent` face of an SB3 model, for code that
   samples through that interface.
 
@@ -31,13 +32,13 @@ SB3 algorithms learn from the rollouts they collect themselves, so they train wi
 
 from agents.sb3.adapter import SB3VecEnvAdapter, seqgan_vector_env
 from agents.sb3.agent import SB3Agent
-from agents.sb3.callbacks import DiscriminatorRetrainCallback
+from agents.sb3.callbacks import DiscriminatorRetrainCallback, KLPenaltyCallback
 from agents.sb3.policies import GeneratorActorCriticPolicy, TokenLSTMExtractor, copy_actor_to_generator
 from agents.sb3.presets import discount_for, make_a2c, make_ppo, make_recurrent_ppo, quiet_logger
 from agents.sb3.state import SB3_ALGORITHMS, sb3_from_state_dict, sb3_state_dict
 
 __all__ = [
-    "SB3_ALGORITHMS", "DiscriminatorRetrainCallback", "GeneratorActorCriticPolicy", "SB3Agent", "SB3VecEnvAdapter",
+    "SB3_ALGORITHMS", "DiscriminatorRetrainCallback", "GeneratorActorCriticPolicy", "KLPenaltyCallback", "SB3Agent", "SB3VecEnvAdapter",
     "TokenLSTMExtractor", "copy_actor_to_generator", "discount_for", "make_a2c", "make_ppo", "make_recurrent_ppo",
     "quiet_logger", "sb3_from_state_dict", "sb3_state_dict", "seqgan_vector_env",
 ]

@@ -1,4 +1,4 @@
-"""The callback that retrains D between SB3 rollouts: SeqGAN's adversarial half."""
+"""SB3 callbacks: retraining D between rollouts (SeqGAN's adversarial half), and the KL penalty."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
 import seqgan_env
+from agents.kl_penalty import kl_regularised_rewards
 from agents.sb3.adapter import seqgan_vector_env
 from seqgan_env.models import Discriminator
 from seqgan_env.models.discriminator import fit_discriminator
 from seqgan_env.precision import adam
+from seqgan_env.reference_penalty import REFERENCE_TERM
 
 
 class DiscriminatorRetrainCallback(BaseCallback):
@@ -74,3 +76,47 @@ class DiscriminatorRetrainCallback(BaseCallback):
         picks = torch.randint(self.real.shape[0], (fake.shape[0],), generator=self.rng).to(self.real.device)
         return fit_discriminator(self.discriminator, self.real[picks], fake, self.epochs, self.optimizer,
                                  self.batch_size, self.rng)
+
+
+class KLPenaltyCallback(BaseCallback):
+    """The policy's half of the KL-regularised reward for PPO/A2C: ``- beta * log pi(a_t | s_t)``.
+
+    At the rollout's end (after SB3 computed the returns, before the update) it adds the term
+    to each step's reward in the rollout buffer, from the log-probabilities the buffer recorded
+    while acting, and recomputes the returns and advantages
+    (``rollout_buffer.compute_returns_and_advantage``) with the rollout's last values. The
+    reference's half, ``+ beta * log pi_ref``, is the env's wrapper
+    (:func:`seqgan_env.reference_penalty.with_reference_penalty`); for a reward that estimates
+    the final outcome (``gamma = 0``) each step also gets the penalties still to come in its
+    episode (:func:`agents.kl_penalty.kl_regularised_rewards`), read from the steps' infos.
+
+    Args:
+        beta: the KL coefficient (> 0).
+        verbose: SB3 verbosity.
+    """
+
+    def __init__(self, beta: float, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        if not beta > 0.0:
+            raise ValueError(f"the KL penalty's beta must be > 0, got {beta}")
+        self.beta = float(beta)
+        self._terms: list[np.ndarray] = []
+        self._additive = True
+
+    def _init_callback(self) -> None:
+        self._additive = bool(seqgan_env.reward_wrapper(seqgan_vector_env(self.training_env)).reward_model.per_token)
+
+    def _on_rollout_start(self) -> None:
+        self._terms = []
+
+    def _on_step(self) -> bool:
+        self._terms.append(np.array([float(info.get(REFERENCE_TERM, 0.0)) for info in self.locals["infos"]]))
+        return True
+
+    def _on_rollout_end(self) -> None:
+        buffer = self.model.rollout_buffer
+        terms = np.stack(self._terms) if len(self._terms) == buffer.rewards.shape[0] else None
+        buffer.rewards[:] = kl_regularised_rewards(buffer.rewards, buffer.log_probs, self.beta,
+                                                   buffer.episode_starts.astype(bool), terms, self._additive)
+        buffer.compute_returns_and_advantage(last_values=self.locals["values"], dones=self.locals["dones"])
+        self.logger.record("train/kl_penalty_beta", self.beta)

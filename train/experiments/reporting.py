@@ -50,6 +50,7 @@ def controls_for(name: str, controls: Sequence[str]) -> list[str]:
 
 
 METRICS = (("nll_oracle", "NLL-oracle"), ("nll_test", "NLL-test"), ("entropy", "entropy (nats/token)"),
+           ("kl", "KL to MLE (nats/seq)"),
            ("vs_temperature", "NLL-oracle vs cooled MLE"),
            ("mean_reward", "final mean reward"), ("wall_time", "wall time (s)"))
 
@@ -178,7 +179,7 @@ def write_table(root: Path, rows: list[dict[str, Any]], token_budget: int,
             writer.writerow(flat)
     labels = dict(METRICS)
     labels.update(D_METRICS)
-    columns = ["nll_oracle", "iqm", "nll_test", "entropy", "vs_temperature", "mean_reward", "wall_time", "curve"]
+    columns = ["nll_oracle", "iqm", "nll_test", "entropy", "kl", "vs_temperature", "mean_reward", "wall_time", "curve"]
     columns += [key for key, _ in D_METRICS]
     titles = {**labels, "iqm": "IQM NLL-oracle [95% CI]", "curve": "final − best (best at tokens; last change)"}
     header = "| setting | method | seeds | " + " | ".join(titles[c] for c in columns) + " | status |"
@@ -187,6 +188,7 @@ def write_table(root: Path, rows: list[dict[str, Any]], token_budget: int,
              f"({bootstrap_reps:,} resamples). "
              "NLL-oracle vs cooled MLE: the run's NLL-oracle minus that of the MLE generator "
              "sampled at the temperature giving the same NLL-test; negative is better than cooling. "
+             "KL to MLE: KL(run's generator || base generator) per sequence, on the evaluation's samples. "
              "final − best: the mean curve's last NLL-oracle minus its lowest (0: still at its best), "
              "the tokens where the lowest was, and the change over the last evaluation interval "
              "(clearly negative: still falling). D's held-out AUC and accuracy: the reward's "

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from agents.sequence_level import frozen_copy
 from seqgan_env.models import Generator, Oracle
 from seqgan_env.optimal import OptimalDiscriminator
 from seqgan_env.precision import adam
@@ -24,9 +25,11 @@ from train.experiments.steps import StepInputs, generator_step
 from train.pretrain import DiscriminatorSchedule, train_discriminator
 
 
-def _evaluate(generator: Generator, oracle: Oracle, test: torch.Tensor, samples: int, seed: int) -> dict[str, float]:
-    """The pipeline's evaluation on a fixed sampling seed, so every evaluation of every run is alike."""
-    return evaluate(generator, oracle, test, samples, torch.Generator().manual_seed(seed))
+def _evaluate(generator: Generator, oracle: Oracle, test: torch.Tensor, samples: int, seed: int,
+              reference: Generator | None = None) -> dict[str, float]:
+    """The pipeline's evaluation on a fixed sampling seed, so every evaluation of every run is alike;
+    with ``reference`` (the base generator), ``kl`` and ``kl_stderr`` to it."""
+    return evaluate(generator, oracle, test, samples, torch.Generator().manual_seed(seed), reference=reference)
 
 
 def reward_arguments(env_reward: str, available: dict[str, Any]) -> dict[str, Any]:
@@ -55,10 +58,11 @@ def train_run(folder: str | Path, job: Job | RunSpec, config_data: dict[str, Any
     ``folder/base``; its result (nothing is written).
 
     The algorithm takes its ``hparams`` from ``config_data``. ``report(point)`` receives each
-    evaluation (tokens, NLL-oracle, NLL-test, the rewards' mean and within-batch spread, the
-    reward's D's held-out metrics ``d_heldout_*`` where it reads a D, and D's accuracy on its
-    training positives ``d_train_accuracy`` where D is retrained) as it is made; a Tune trial
-    passes Tune's ``report`` (see :func:`compare_trial`). A caller such as a tuning trial may run a run that its config's
+    evaluation (tokens, NLL-oracle, NLL-test, entropy, KL to the base generator ``kl`` with its
+    standard error ``kl_stderr``, the rewards' mean and within-batch spread, the reward's D's
+    held-out metrics ``d_heldout_*`` where it reads a D, and D's accuracy on its training
+    positives ``d_train_accuracy`` where D is retrained) as it is made; a Tune trial passes
+    Tune's ``report`` (see :func:`compare_trial`). A caller such as a tuning trial may run a run that its config's
     :meth:`CompareConfig.runs` does not list.
     """
     from seqgan_env.factory import resolve_oracle
@@ -103,13 +107,16 @@ def train_run(folder: str | Path, job: Job | RunSpec, config_data: dict[str, Any
             last_d.update(stats)
             return stats
 
+    reference = frozen_copy(generator)  # the base generator: pi_ref of the KL measured and of kl_beta's penalty
     step = generator_step(algorithm, StepInputs(generator, env_kwargs, config.batch_size,
-                                                dict(config.hparams.get(run.algorithm, {})), run.seed, retrain_d))
+                                                dict(config.hparams.get(run.algorithm, {})), run.seed, retrain_d,
+                                                reference))
     generator = step.generator
     started = time.time()
 
     def evaluation(tokens: int, **extra: float) -> dict[str, Any]:
-        point = {"tokens": tokens, **_evaluate(generator, oracle, test, config.eval_samples, run.seed), **extra,
+        point = {"tokens": tokens, **_evaluate(generator, oracle, test, config.eval_samples, run.seed, reference),
+                 **extra,
                  "wall_time": time.time() - started}
         if reward_d is not None:  # on the same fresh sequences at every evaluation (its own seeded stream)
             point.update(discriminator_diagnostics(reward_d, generator, oracle, min(config.eval_samples, 2_000),

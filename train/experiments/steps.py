@@ -18,8 +18,9 @@ import torch
 import seqgan_env
 from agents.base import Agent, collect_episodes
 from seqgan_env.models import Generator, TokenLSTM
+from seqgan_env.reference_penalty import with_reference_penalty
 from train.adversarial import sb3_step
-from train.algorithms import Algorithm
+from train.algorithms import Algorithm, sb3_kl_callback
 
 
 def reward_spread(rewards: Any, mask: Any = None) -> float:
@@ -76,6 +77,21 @@ class StepInputs:
     hparams: dict[str, Any]
     seed: int
     retrain_d: Callable[[Generator], dict[str, float]] | None
+    reference: Generator | None = None
+    """pi_ref of the KL-regularised reward (``hparams["kl_beta"] > 0``): a frozen copy of the base generator."""
+
+    @property
+    def kl_beta(self) -> float:
+        return float(self.hparams.get("kl_beta", 0.0))
+
+    def make_envs(self) -> Any:
+        """The run's vector env, wrapped in the reference's half of the KL penalty when ``kl_beta > 0``."""
+        envs = gym.make_vec("SeqGAN-v0", num_envs=self.batch_size, **self.env_kwargs)
+        if not self.kl_beta:
+            return envs
+        if self.reference is None:
+            raise ValueError("kl_beta > 0 needs the reference generator (StepInputs.reference)")
+        return with_reference_penalty(envs, self.reference, self.kl_beta)
 
 
 def generator_step(algorithm: Algorithm, inputs: StepInputs) -> GeneratorStep:
@@ -86,9 +102,10 @@ def generator_step(algorithm: Algorithm, inputs: StepInputs) -> GeneratorStep:
 def _rllib_step(algorithm: Algorithm, inputs: StepInputs) -> GeneratorStep:
     from agents.rllib import env_steps, make_ppo, mean_step_reward
 
+    hparams = {**inputs.hparams, "kl_beta": inputs.kl_beta}
     model = make_ppo(inputs.env_kwargs, inputs.generator, num_envs=inputs.batch_size, seed=inputs.seed,
                      discriminator=inputs.env_kwargs["discriminator"] if inputs.retrain_d else None,
-                     retrain=inputs.retrain_d, **inputs.hparams)
+                     retrain=inputs.retrain_d, reference=inputs.reference, **hparams)
 
     def iteration(episode_seed: int) -> dict[str, float]:
         result = model.train()  # RLlib reports no per-step rewards: no reward_std
@@ -98,11 +115,11 @@ def _rllib_step(algorithm: Algorithm, inputs: StepInputs) -> GeneratorStep:
 
 
 def _sb3_step(algorithm: Algorithm, inputs: StepInputs) -> GeneratorStep:
-    envs = gym.make_vec("SeqGAN-v0", num_envs=inputs.batch_size, **inputs.env_kwargs)
+    envs = inputs.make_envs()
     generator = inputs.generator
     model = algorithm.make_agent(envs, generator=generator, seed=inputs.seed, device=generator.device,
                                  **inputs.hparams)
-    update, rollout = sb3_step(model, generator), model.n_envs * model.n_steps
+    update, rollout = sb3_step(model, generator, sb3_kl_callback(inputs.kl_beta)), model.n_envs * model.n_steps
 
     def sb3_update(episode_seed: int) -> dict[str, float]:
         stats = update(episode_seed)
@@ -113,7 +130,7 @@ def _sb3_step(algorithm: Algorithm, inputs: StepInputs) -> GeneratorStep:
 
 
 def _agent_step(algorithm: Algorithm, inputs: StepInputs) -> GeneratorStep:
-    envs = gym.make_vec("SeqGAN-v0", num_envs=inputs.batch_size, **inputs.env_kwargs)
+    envs = inputs.make_envs()
     agent = algorithm.make_agent(inputs.generator, envs, inputs.seed, **inputs.hparams)
     if not isinstance(agent, Agent):
         raise TypeError(f"agent {algorithm.name!r} built a {type(agent).__name__}, not an agents.Agent")
