@@ -40,6 +40,7 @@ from seqgan_env.devices import resolve_device
 from seqgan_env.models import Oracle
 from train.experiments.base import prepare_base
 from train.experiments.config import CompareConfig, check_config
+from train.experiments.kl_report import write_kl_report
 from train.experiments.reporting import write_report
 from train.experiments.runner import RESULT_KEY, compare_trial
 from train.experiments.runs import RunSpec, write_json
@@ -191,4 +192,5 @@ def report(root: Path, config: CompareConfig, oracle: Oracle, failures: dict[str
             errors.setdefault((run.setting, run.name), []).append(f"seed {run.seed}: {failures[run.key]}")
     curve = temperature_curve(root / "base", oracle, config.temperatures, config.eval_samples, config.seeds)
     rows = write_report(root, config.jobs(), results, errors, curve, config.seeds, config.token_budget)
+    rows = write_kl_report(root, config, oracle, results, rows)  # best-of-n rows, fits, KL budgets
     return {"rows": rows, "temperature_curve": curve}

@@ -50,7 +50,7 @@ def controls_for(name: str, controls: Sequence[str]) -> list[str]:
 
 
 METRICS = (("nll_oracle", "NLL-oracle"), ("nll_test", "NLL-test"), ("entropy", "entropy (nats/token)"),
-           ("vs_temperature", "NLL-oracle vs cooled MLE"),
+           ("vs_temperature", "NLL-oracle vs cooled MLE"), ("kl", "KL to MLE (nats/seq)"),
            ("mean_reward", "final mean reward"), ("wall_time", "wall time (s)"))
 
 
@@ -172,7 +172,7 @@ def write_table(root: Path, rows: list[dict[str, Any]], token_budget: int,
                     flat[f"{improvement_column(entry['control'])}{end}"] = entry[key]
             writer.writerow(flat)
     labels = dict(METRICS)
-    columns = ["nll_oracle", "iqm", "nll_test", "entropy", "vs_temperature", "mean_reward", "wall_time", "curve"]
+    columns = ["nll_oracle", "iqm", "nll_test", "entropy", "vs_temperature", "kl", "mean_reward", "wall_time", "curve"]
     titles = {**labels, "iqm": "IQM NLL-oracle [95% CI]", "curve": "final − best (best at tokens; last change)"}
     header = "| setting | method | seeds | " + " | ".join(titles[c] for c in columns) + " | status |"
     lines = [f"Budget: {token_budget:,} generated tokens per run; mean ± 95% CI over seeds (Student's t). "
