@@ -137,6 +137,26 @@ def test_table_and_plots_are_written(comparison):
         assert (out / name).stat().st_size > 10_000
 
 
+def test_the_report_at_equal_kl_is_written(comparison):
+    """Best-of-n rows and a KL column in the table, the KL-budget table, the fits and the curves
+    (the runs' KL, where they carry none yet, is left out with a note, not invented)."""
+    out, _ = comparison
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert "kl" in rows[0]
+    best = {r["method"]: r for r in rows if r["setting"] == "best-of-n"}
+    assert {"best-of-4 @ optimal", "best-of-64 @ optimal", "best-of-64 @ monte_carlo"} <= set(best)
+    assert float(best["best-of-64 @ optimal"]["nll_oracle"]) < float(best["best-of-4 @ optimal"]["nll_oracle"])
+    assert best["best-of-64 @ optimal"]["nll_test"] == ""  # best-of-n has no model to score the test set with
+    points = list(csv.DictReader(open(out / "best_of_n.csv")))
+    assert all(float(p["kl"]) <= float(p["kl_bound"]) + 1e-9 for p in points)
+    budgets = list(csv.DictReader(open(out / "kl_budgets.csv")))
+    assert {b["budget"] for b in budgets} == {"1.0", "4.0", "16.0", "64.0"}
+    assert any(b["method"] == "tempered MLE" for b in budgets)
+    table = (out / "results.md").read_text()
+    assert "## At equal KL" in table and "| KL budget |" in table and "KL to MLE" in table
+    assert (out / "overoptimisation.png").stat().st_size > 10_000
+
+
 def test_a_restarted_comparison_redoes_only_missing_runs(comparison, capsys):
     out, argv = comparison
     files = sorted((out / "runs").rglob("seed*.json"))
