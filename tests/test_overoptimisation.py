@@ -13,7 +13,7 @@ from seqgan_env.best_of_n import best_of_n
 from seqgan_env.divergence import sequence_log_probs
 from seqgan_env.models import Generator
 from train.experiments.config import CompareConfig
-from train.experiments.kl_report import budget_rows, fit_rows, plot_panels, write_budgets
+from train.experiments.kl_report import answer_lines, budget_rows, fit_rows, plot_panels, write_budgets
 from train.experiments.overoptimisation import fit_gao, gao_gain, value_at_kl
 from train.experiments.plots import plot_overoptimisation
 from train.experiments.reference_points import OPTIMAL, best_of_n_points, sequence_scorers, tempered_points
@@ -104,6 +104,16 @@ def test_budget_table_matches_hand_computation_and_counts_unreached_runs():
     assert "p_vs_random/rloo" not in rows[(1.0, "rloo, random reward")]  # the control is not compared with itself
     # Best-of-n along n: KL 1 lies between n = 4 (0.636) and n = 16 (1.835).
     assert rows[(1.0, "best-of-n @ optimal")]["reached"] == 3
+
+
+def test_the_short_answer_names_the_best_gold_at_each_budget():
+    results, references = synthetic()
+    budgets = budget_rows(results, references, (1.0, 16.0), bootstrap_reps=100)
+    lines = answer_lines(budgets, fit_rows(results, references["best_of_n"]))
+    # KL 1: rloo 3.656 (mean of 3.5, 3.7, 3.767) < best-of-n 3.729 < grpo 3.878; cooled MLE 3.933.
+    assert lines[0].startswith("- KL 1: best gold rloo (fixed), NLL-oracle 3.656")
+    assert "the MLE cooled to this KL 3.933" in lines[0] and lines[0].endswith("rloo, grpo, best-of-n @ optimal.")
+    assert lines[1] == "- KL 16: no method reached it in every seed."
 
 
 def test_fits_curves_and_table_are_written(tmp_path):

@@ -75,8 +75,11 @@ def table_rows(rows: list[dict[str, Any]], ns: Sequence[int]) -> list[dict[str, 
     """Best-of-n rows for the results table (at ``ns``), in its row format: setting ``best-of-n``,
     the proxy as the mean reward, the sampled KL as ``kl``; NLL-test stays empty (n/a)."""
     out = []
+    still = {row["reward"] for row in rows} - set(moving_rewards(rows))
+    largest = {reward: max(r["n"] for r in rows if r["reward"] == reward) for reward in still}
     for row in rows:
-        if row["n"] not in ns:
+        # A control's best-of-n is the generator at every n: its largest n alone says so.
+        if row["n"] not in ns or (row["reward"] in still and row["n"] != largest[row["reward"]]):
             continue
         out.append({"setting": "best-of-n", "method": f"best-of-{row['n']} @ {row['reward']}", "seeds": row["seeds"],
                     "nll_oracle": row["nll_oracle"], "nll_oracle_ci": row["nll_oracle_ci"],
@@ -129,8 +132,9 @@ def _curves(results: dict[tuple[str, str], list[dict[str, Any]]], references: di
                                             "curves": [r["curve"] if has_kl(r) else [] for r in runs]}
     for reward in moving_rewards(references["best_of_n"]):
         seeds = by_seed([p for p in references["best_of_n"] if p["reward"] == reward], "n")
+        curves = list(seeds.values())
         groups[f"best-of-n\t{reward}"] = {"setting": "best-of-n", "method": f"best-of-n @ {reward}", "name": reward,
-                                          "curves": list(seeds.values())}
+                                          "curves": curves, "ceiling": bool(curves[0][0].get("ceiling"))}
     groups["tempered"] = {"setting": "-", "method": TEMPERED, "name": TEMPERED,
                           "curves": list(cooled(references["tempered"]).values())}
     return {key: g for key, g in groups.items() if any(g["curves"])}  # runs without KL: left out, with a note
@@ -158,7 +162,8 @@ def budget_rows(results: dict[tuple[str, str], list[dict[str, Any]]], references
         reached = {key: [v for v in values["nll_oracle"] if math.isfinite(v)] for key, values in at.items()}
         for key, group in groups.items():
             row: dict[str, Any] = {"budget": budget, "setting": group["setting"], "method": group["method"],
-                                   "runs": len(group["curves"]), "reached": len(reached[key])}
+                                   "runs": len(group["curves"]), "reached": len(reached[key]),
+                                   "ceiling": group.get("ceiling", False)}
             for k in BUDGET_KEYS:
                 row[k], row[f"{k}_ci"] = _stats(at[key][k])
             if reached[key]:
@@ -177,6 +182,38 @@ def budget_rows(results: dict[tuple[str, str], list[dict[str, Any]]], references
                 row[f"p_vs_{label}"] = p
             rows.append(row)
     return rows
+
+
+def answer_lines(budgets: list[dict[str, Any]], fits: list[dict[str, Any]]) -> list[str]:
+    """The comparison's answer in a few lines: at each KL budget, the method (and reward) with the best
+    gold among those every seed of which reached it, against the MLE cooled to that KL; then where
+    the fitted gold turns."""
+    lines = []
+    for budget in dict.fromkeys(r["budget"] for r in budgets):
+        at = [r for r in budgets if r["budget"] == budget]
+        candidates = [r for r in at if r["setting"] not in ("-", "baseline") and 0 < r["reached"] == r["runs"]
+                      and not r.get("ceiling")]
+        if not candidates:
+            lines.append(f"- KL {budget:g}: no method reached it in every seed.")
+            continue
+        best = min(candidates, key=lambda r: r["nll_oracle"])
+        tempered = next((r for r in at if r["method"] == TEMPERED and r["reached"]), None)
+        text = f"- KL {budget:g}: best gold {best['method']} ({best['setting']}), NLL-oracle {best['nll_oracle']:.3f}; "
+        if tempered is None:
+            lines.append(text + "the tempered MLE does not reach this KL.")
+            continue
+        beats = [r["method"] for r in candidates if r.get(f"p_vs_{TEMPERED}", (math.nan,) * 3)[1] > 0.5]
+        lines.append(text + f"the MLE cooled to this KL {tempered['nll_oracle']:.3f}; beating it (P(improve) "
+                     f"interval above 0.5): {', '.join(beats) or 'none'}.")
+    turns = sorted((f for f in fits if math.isfinite(f["d_star"])), key=lambda f: f["kl_star"])
+    if turns:
+        named = [(f["method"] if f["setting"] == "best-of-n" else f"{f['method']} ({f['setting']})",
+                  f"{f['kl_star']:.3g}" + (" (extrapolated)" if f["note"] else "")) for f in turns]
+        lines.append("- Gold turns (fitted) at KL: " + "; ".join(f"{name} {kl}" for name, kl in named) + ".")
+    flat = [f"{f['method']} ({f['setting']})" for f in fits if not math.isfinite(f["d_star"]) and math.isfinite(f["beta"])]
+    if flat:
+        lines.append(f"- No turn in the fitted gold: {', '.join(flat)}.")
+    return lines
 
 
 def _cell(mean: float, half: float) -> str:
@@ -334,6 +371,9 @@ def write_kl_report(root: Path, config: CompareConfig, oracle: Oracle,
               "Gao et al.'s fits of the gain in gold R = NLL-oracle at the start - NLL-oracle against d = sqrt(KL) "
               "(best-of-n: R = d (alpha - beta d); RL: R = d (alpha - beta log d)); d*: where the fitted gold "
               "turns (over-optimisation sets in).", "", *fits_lines(fits), "",
+              "In short (best gold among the RL runs and best-of-n every seed of which reached the KL; best-of-n on the "
+              "oracle's own likelihood is a ceiling, left out):",
+              "", *answer_lines(budgets, fits), "",
               "KL budgets: each run's curve read where its KL first reaches the budget (linear between the "
               "evaluations around it); a run that never reaches it counts as not reached (n/a), never "
               "extrapolated. IQM over the runs that reached it. P(improve): P(NLL-oracle of a run < that of a "

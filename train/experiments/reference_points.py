@@ -54,7 +54,8 @@ from train.experiments.runs import write_json
 
 CACHE_FILE = "reference_points.json"
 OPTIMAL = "optimal"
-"""The best-of-n row name of D* (oracle against the MLE generator), computed whatever the rewards."""
+"""The best-of-n row name of D* (oracle against the MLE generator), computed whatever the rewards,
+when no reward of the comparison is D*'s (whose name it then takes)."""
 OPTIMAL_KINDS = ("optimal", "optimal-terminal")
 """Env reward kinds whose whole-sequence score is D*'s."""
 
@@ -86,6 +87,8 @@ class SequenceScorer:
     """The proxy reward reported from the ranking score (D*: its P(real))."""
     independent: bool = False
     """The score does not depend on the sequence (the random control): best-of-n is pi, KL 0."""
+    ceiling: bool = False
+    """The score is the gold itself (the oracle's likelihood): a ceiling, not a competitor."""
 
 
 def _discriminator_rank(model: Any) -> Callable[[PoolScores, torch.Generator], torch.Tensor]:
@@ -102,6 +105,10 @@ def sequence_scorers(base: Path, config: CompareConfig, device: str = "cpu") -> 
     and a note for each reward left out (one that scores no whole sequence)."""
     scorers: dict[str, SequenceScorer] = {}
     skipped = []
+    # D*'s row takes the name of the comparison's D* reward, where it has one, so its runs and its
+    # best-of-n share a panel.
+    optimal = next((name for name in (*config.rewards, *config.baselines)
+                    if get_comparison_reward(name).env_reward in OPTIMAL_KINDS), OPTIMAL)
     for name in (*config.rewards, *config.baselines):
         entry = get_comparison_reward(name)
         if entry.discriminator_file is not None:
@@ -111,7 +118,7 @@ def sequence_scorers(base: Path, config: CompareConfig, device: str = "cpu") -> 
             continue  # D*, added below under its own name
         elif entry.env_reward == "oracle":
             scorers[name] = SequenceScorer("oracle log-likelihood (the gold itself)",
-                                           lambda pool, _rng: pool.log_oracle.clone())
+                                           lambda pool, _rng: pool.log_oracle.clone(), ceiling=True)
         elif entry.env_reward == "constant":
             scorers[name] = SequenceScorer("constant control", lambda pool, _rng: torch.ones_like(pool.log_pi))
         elif entry.env_reward == "random":
@@ -120,7 +127,7 @@ def sequence_scorers(base: Path, config: CompareConfig, device: str = "cpu") -> 
                 independent=True)
         else:
             skipped.append(f"{name}: its reward ({entry.env_reward}) scores no whole sequence")
-    scorers[OPTIMAL] = SequenceScorer("D* (oracle vs the MLE generator): P(real)",
+    scorers[optimal] = SequenceScorer("D* (oracle vs the MLE generator): P(real)",
                                       lambda pool, _rng: pool.log_oracle - pool.log_pi, proxy=torch.sigmoid)
     return scorers, skipped
 
@@ -157,7 +164,7 @@ def best_of_n_points(generator: Generator, oracle: Oracle, scorers: dict[str, Se
             scores = scorer.rank(pool, rng).reshape(-1).double().cpu()
         proxy = scorer.proxy(scores)
         for n in ns:
-            points.append({"reward": name, "label": scorer.label, "seed": seed,
+            points.append({"reward": name, "label": scorer.label, "seed": seed, "ceiling": scorer.ceiling,
                            **best_of_n_point(pool, scores, n, proxy, scorer.independent)})
     return points
 
