@@ -4,6 +4,7 @@ points on the base generator and the tempered-MLE curve."""
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -175,3 +176,16 @@ def test_tempered_kl_is_zero_at_one_and_grows_away_from_it(tiny_models):
     assert points[0.5]["kl"] > points[0.7]["kl"] > 0.3
     assert points[1.6]["kl"] > points[1.3]["kl"] > 0.05
     assert points[0.5]["entropy"] < points[1.0]["entropy"] < points[1.6]["entropy"]
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("best_of_n", (1, 0), "best_of_n must be whole numbers of at least 1"),
+    ("best_of_n_samples", 100, "best_of_n_samples (100) must be at least the largest n (1024)"),
+    ("kl_temperatures", (1.0, 0.0), "kl_temperatures must be positive"),
+    ("kl_budgets", (4.0, -1.0), "kl_budgets must be positive"),
+])
+def test_bad_reference_settings_are_named(field, value, message):
+    from train.experiments.config import check_config
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        check_config(CompareConfig(**{field: value}))
