@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,16 +169,19 @@ def best_of_n_points(generator: Generator, oracle: Oracle, scorers: dict[str, Se
     return points
 
 
-def tempered_points(generator: Generator, oracle: Oracle, test: torch.Tensor, temperatures: tuple[float, ...],
-                    samples: int, seed: int) -> list[dict[str, float]]:
-    """NLL-oracle, NLL-test, entropy and KL to the untempered generator at each temperature, on one seed."""
+def tempered_points(generator: Generator, oracle: Oracle, test: torch.Tensor, temperatures: Sequence[float],
+                    samples: int, seed: int, kl: bool = True) -> list[dict[str, float]]:
+    """NLL-oracle and NLL-test of the generator at each temperature, on one sampling seed, and (``kl``)
+    its entropy and KL to the untempered generator on the same samples."""
     points = []
     for temperature in temperatures:
         drawn = generator.sample(samples, torch.Generator().manual_seed(seed), temperature=temperature)
-        estimate = kl_to_reference(generator, generator, temperature=temperature, samples=drawn)
-        points.append({"temperature": temperature, "seed": seed, "nll_oracle": oracle.nll(drawn),
-                       "nll_test": generator.nll(test, temperature=temperature), "entropy": estimate.entropy,
-                       "kl": estimate.kl, "kl_stderr": estimate.kl_stderr})
+        point = {"temperature": temperature, "seed": seed, "nll_oracle": oracle.nll(drawn),
+                 "nll_test": generator.nll(test, temperature=temperature)}
+        if kl:
+            estimate = kl_to_reference(generator, generator, temperature=temperature, samples=drawn)
+            point.update(entropy=estimate.entropy, kl=estimate.kl, kl_stderr=estimate.kl_stderr)
+        points.append(point)
     return points
 
 
