@@ -367,7 +367,8 @@ def write_kl_report(root: Path, config: CompareConfig, oracle: Oracle,
         missing = [method_label(s, n) for (s, n), runs in results.items() if runs and not all(has_kl(r) for r in runs)]
         if missing:
             lines += [f"Runs without KL in their evaluations, left out at equal KL: {', '.join(missing)}.", ""]
-    lines += [*(f"Left out of best-of-n: {note}." for note in references.get("notes", [])), "",
+    notes = references.get("notes", [])
+    lines += [*(f"Left out of best-of-n: {note}." for note in notes), *([""] if notes else []),
               "Gao et al.'s fits of the gain in gold R = NLL-oracle at the start - NLL-oracle against d = sqrt(KL) "
               "(best-of-n: R = d (alpha - beta d); RL: R = d (alpha - beta log d)); d*: where the fitted gold "
               "turns (over-optimisation sets in).", "", *fits_lines(fits), "",
