@@ -8,6 +8,7 @@ import dataclasses
 import json
 import math
 import shutil
+import statistics
 
 import gymnasium as gym
 import pytest
@@ -155,6 +156,34 @@ def test_the_report_at_equal_kl_is_written(comparison):
     table = (out / "results.md").read_text()
     assert "## At equal KL" in table and "| KL budget |" in table and "KL to MLE" in table
     assert (out / "overoptimisation.png").stat().st_size > 10_000
+
+
+def test_runs_that_carry_kl_enter_the_curves_fits_and_budget_table(comparison, tmp_path):
+    """The runs' evaluations with ``kl`` (here written into copies of the fixture's results: 0 at the
+    start, then 2 nats per evaluation) are read at the KL budgets and fitted."""
+    out, _ = comparison
+    for path in ("base", "runs", "compare.json", "reference_points.json"):
+        (shutil.copytree if (out / path).is_dir() else shutil.copy)(out / path, tmp_path / path)
+    for path in (tmp_path / "runs").rglob("seed*.json"):
+        result = json.loads(path.read_text())
+        for i, point in enumerate(result["curve"]):
+            point["kl"], point["kl_stderr"] = 2.0 * i, 0.1
+        result["final"]["kl"] = result["curve"][-1]["kl"]
+        path.write_text(json.dumps(result))
+    config = train.experiments.config.CompareConfig.from_dict(json.loads((out / "compare.json").read_text()))
+    report(tmp_path, config, resolve_oracle(None, get_preset(get_train_config(config.base_preset).model_preset)))
+    budgets = {(b["budget"], b["setting"], b["method"]): b for b in csv.DictReader(open(tmp_path / "kl_budgets.csv"))}
+    runs = json.loads((tmp_path / "runs" / "fixed" / "reinforce" / "seed0.json").read_text())
+    assert len(runs["curve"]) == 3  # KL 0, 2, 4: reached at 1 and 4, not at 16
+    row = budgets[("1.0", "fixed", "reinforce")]
+    assert row["reached"] == "2" and float(row["nll_oracle"]) == pytest.approx(statistics.fmean(
+        (r["curve"][0]["nll_oracle"] + r["curve"][1]["nll_oracle"]) / 2 for r in _results(tmp_path).values()
+        if r["setting"] == "fixed" and r["name"] == "reinforce"))
+    assert budgets[("16.0", "fixed", "reinforce")]["reached"] == "0"
+    fits = list(csv.DictReader(open(tmp_path / "gao_fits.csv")))
+    assert any(f["setting"] == "fixed" and f["form"] == "rl" and f["points"] == "4" for f in fits)
+    assert "KL 1: best gold" in (tmp_path / "results.md").read_text()
+    assert next(r for r in csv.DictReader(open(tmp_path / "results.csv")) if r["method"] == "reinforce")["kl"] == "4.0"
 
 
 def test_a_restarted_comparison_redoes_only_missing_runs(comparison, capsys):
