@@ -91,6 +91,18 @@ class SequenceScorer:
     """The score is the gold itself (the oracle's likelihood): a ceiling, not a competitor."""
 
 
+def load_discriminator(base: Path, entry: Any, generator: Generator, device: str) -> Any:
+    """The base's D of a reward, as its runs load it: through ``base.load_reward_discriminator``
+    where the base module has it (a density-ratio D is rebuilt around the MLE generator), else
+    as a saved model."""
+    from train.experiments import base as base_module
+
+    loader = getattr(base_module, "load_reward_discriminator", None)
+    if loader is not None:
+        return loader(base, entry, generator, device)
+    return load_model(base / entry.discriminator_file, entry.checkpoint_kind, device=device).eval()
+
+
 def _discriminator_rank(model: Any) -> Callable[[PoolScores, torch.Generator], torch.Tensor]:
     return lambda pool, _rng: model.score(pool.sequences.to(model_device(model))).double().cpu()
 
@@ -99,10 +111,11 @@ def model_device(model: Any) -> torch.device:
     return next(model.parameters()).device
 
 
-def sequence_scorers(base: Path, config: CompareConfig, device: str = "cpu") -> tuple[dict[str, SequenceScorer],
-                                                                                      list[str]]:
+def sequence_scorers(base: Path, config: CompareConfig, generator: Generator | None = None,
+                     device: str = "cpu") -> tuple[dict[str, SequenceScorer], list[str]]:
     """The whole-sequence scorers of ``config``'s rewards and baselines (by reward name), D* always,
-    and a note for each reward left out (one that scores no whole sequence)."""
+    and a note for each reward left out (one that scores no whole sequence). ``generator``: the
+    base's MLE generator (the reference of a density-ratio D), read from ``base`` if not given."""
     scorers: dict[str, SequenceScorer] = {}
     skipped = []
     # D*'s row takes the name of the comparison's D* reward, where it has one, so its runs and its
@@ -112,7 +125,9 @@ def sequence_scorers(base: Path, config: CompareConfig, device: str = "cpu") -> 
     for name in (*config.rewards, *config.baselines):
         entry = get_comparison_reward(name)
         if entry.discriminator_file is not None:
-            model = load_model(base / entry.discriminator_file, entry.checkpoint_kind, device=device).eval()
+            if generator is None:
+                generator = base_models(base, device)[0].eval()
+            model = load_discriminator(base, entry, generator, device)
             scorers[name] = SequenceScorer(f"{name}: its D's P(real)", _discriminator_rank(model))
         elif entry.env_reward in OPTIMAL_KINDS:
             continue  # D*, added below under its own name
@@ -205,7 +220,7 @@ def reference_points(root: Path, config: CompareConfig, oracle: Oracle, device: 
             return held
     generator, _, test, _ = base_models(root / "base", device)
     generator.eval()
-    scorers, notes = sequence_scorers(root / "base", config, device)
+    scorers, notes = sequence_scorers(root / "base", config, generator, device)
     out: dict[str, Any] = {"settings": settings, "best_of_n": [], "tempered": [], "notes": notes}
     for seed in config.seeds:
         if config.best_of_n:

@@ -172,8 +172,10 @@ def write_table(root: Path, rows: list[dict[str, Any]], token_budget: int,
                     flat[f"{improvement_column(entry['control'])}{end}"] = entry[key]
             writer.writerow(flat)
     labels = dict(METRICS)
-    columns = ["nll_oracle", "iqm", "nll_test", "entropy", "vs_temperature", "kl", "mean_reward", "wall_time", "curve"]
+    columns = ["nll_oracle", "iqm", "nll_test", "entropy", "vs_temperature", "mean_reward", "wall_time", "curve"]
     titles = {**labels, "iqm": "IQM NLL-oracle [95% CI]", "curve": "final − best (best at tokens; last change)"}
+
+    columns.insert(columns.index("mean_reward"), "kl")  # KL to the MLE generator (train.experiments.kl_report)
     header = "| setting | method | seeds | " + " | ".join(titles[c] for c in columns) + " | status |"
     lines = [f"Budget: {token_budget:,} generated tokens per run; mean ± 95% CI over seeds (Student's t). "
              "IQM: interquartile mean over seeds with a 95% stratified-bootstrap interval "
