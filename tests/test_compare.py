@@ -8,6 +8,7 @@ import dataclasses
 import json
 import math
 import shutil
+import statistics
 
 import gymnasium as gym
 import pytest
@@ -135,6 +136,54 @@ def test_table_and_plots_are_written(comparison):
     assert reinforce["vs_temperature"] != "" and rows[0]["vs_temperature"] == ""
     for name in ("learning_curves.png", "quality_diversity.png"):
         assert (out / name).stat().st_size > 10_000
+
+
+def test_the_report_at_equal_kl_is_written(comparison):
+    """Best-of-n rows and a KL column in the table, the KL-budget table, the fits and the curves
+    (the runs' KL, where they carry none yet, is left out with a note, not invented)."""
+    out, _ = comparison
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert "kl" in rows[0]
+    best = {r["method"]: r for r in rows if r["setting"] == "best-of-n"}
+    assert {"best-of-4 @ optimal", "best-of-64 @ optimal", "best-of-64 @ monte_carlo"} <= set(best)
+    assert float(best["best-of-64 @ optimal"]["nll_oracle"]) < float(best["best-of-4 @ optimal"]["nll_oracle"])
+    assert best["best-of-64 @ optimal"]["nll_test"] == ""  # best-of-n has no model to score the test set with
+    points = list(csv.DictReader(open(out / "best_of_n.csv")))
+    assert all(float(p["kl"]) <= float(p["kl_bound"]) + 1e-9 for p in points)
+    budgets = list(csv.DictReader(open(out / "kl_budgets.csv")))
+    assert {b["budget"] for b in budgets} == {"1.0", "4.0", "16.0", "64.0"}
+    assert any(b["method"] == "tempered MLE" for b in budgets)
+    table = (out / "results.md").read_text()
+    assert "## At equal KL" in table and "| KL budget |" in table and "KL to MLE" in table
+    assert (out / "overoptimisation.png").stat().st_size > 10_000
+
+
+def test_runs_that_carry_kl_enter_the_curves_fits_and_budget_table(comparison, tmp_path):
+    """The runs' evaluations with ``kl`` (here written into copies of the fixture's results: 0 at the
+    start, then 2 nats per evaluation) are read at the KL budgets and fitted."""
+    out, _ = comparison
+    for path in ("base", "runs", "compare.json", "reference_points.json"):
+        (shutil.copytree if (out / path).is_dir() else shutil.copy)(out / path, tmp_path / path)
+    for path in (tmp_path / "runs").rglob("seed*.json"):
+        result = json.loads(path.read_text())
+        for i, point in enumerate(result["curve"]):
+            point["kl"], point["kl_stderr"] = 2.0 * i, 0.1
+        result["final"]["kl"] = result["curve"][-1]["kl"]
+        path.write_text(json.dumps(result))
+    config = train.experiments.config.CompareConfig.from_dict(json.loads((out / "compare.json").read_text()))
+    report(tmp_path, config, resolve_oracle(None, get_preset(get_train_config(config.base_preset).model_preset)))
+    budgets = {(b["budget"], b["setting"], b["method"]): b for b in csv.DictReader(open(tmp_path / "kl_budgets.csv"))}
+    runs = json.loads((tmp_path / "runs" / "fixed" / "reinforce" / "seed0.json").read_text())
+    assert len(runs["curve"]) == 3  # KL 0, 2, 4: reached at 1 and 4, not at 16
+    row = budgets[("1.0", "fixed", "reinforce")]
+    assert row["reached"] == "2" and float(row["nll_oracle"]) == pytest.approx(statistics.fmean(
+        (r["curve"][0]["nll_oracle"] + r["curve"][1]["nll_oracle"]) / 2 for r in _results(tmp_path).values()
+        if r["setting"] == "fixed" and r["name"] == "reinforce"))
+    assert budgets[("16.0", "fixed", "reinforce")]["reached"] == "0"
+    fits = list(csv.DictReader(open(tmp_path / "gao_fits.csv")))
+    assert any(f["setting"] == "fixed" and f["form"] == "rl" and f["points"] == "4" for f in fits)
+    assert "KL 1: best gold" in (tmp_path / "results.md").read_text()
+    assert next(r for r in csv.DictReader(open(tmp_path / "results.csv")) if r["method"] == "reinforce")["kl"] == "4.0"
 
 
 def test_a_restarted_comparison_redoes_only_missing_runs(comparison, capsys):

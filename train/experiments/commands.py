@@ -57,8 +57,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
                      gpus_per_trial=args.gpus_per_trial, threads=args.threads, device=args.device,
                      storage=args.storage)
     print(Path(args.out, "results.md").read_text())
-    print(f"table: {args.out}/results.md, results.csv; plots: {args.out}/learning_curves.png, "
-          f"{args.out}/quality_diversity.png ({len(result['rows'])} rows)")
+    print(f"table: {args.out}/results.md, results.csv; at equal KL: kl_budgets.csv, best_of_n.csv, gao_fits.csv; "
+          f"plots: {args.out}/learning_curves.png, {args.out}/quality_diversity.png, "
+          f"{args.out}/overoptimisation.png ({len(result['rows'])} rows)")
     return 0
 
 

@@ -33,13 +33,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from seqgan_env.checkpoint import load_checkpoint, load_model
 from seqgan_env.devices import resolve_device
 from seqgan_env.models import Oracle
 from train.experiments.base import prepare_base
 from train.experiments.config import CompareConfig, check_config
+from train.experiments.kl_report import write_kl_report
+from train.experiments.reference_points import tempered_points
 from train.experiments.reporting import write_report
 from train.experiments.runner import RESULT_KEY, compare_trial
 from train.experiments.runs import RunSpec, write_json
@@ -162,13 +162,12 @@ def temperature_curve(base: Path, oracle: Oracle, temperatures: tuple[float, ...
     """NLL-oracle and NLL-test of the MLE generator sampled at each temperature (mean over seeds)."""
     generator = load_model(base / "generator.pt", "generator")
     test = load_checkpoint(base / "checkpoint.pt", "training-run")["test"]
+    points = [tempered_points(generator, oracle, test, temperatures, samples, s, kl=False) for s in seeds]
     rows = []
-    for temperature in temperatures:
-        nll_oracle = [oracle.nll(generator.sample(samples, torch.Generator().manual_seed(s), temperature=temperature))
-                      for s in seeds]
-        mean, half = mean_ci(nll_oracle)
+    for i, temperature in enumerate(temperatures):
+        mean, half = mean_ci([per_seed[i]["nll_oracle"] for per_seed in points])
         rows.append({"temperature": temperature, "nll_oracle": mean, "nll_oracle_ci": half,
-                     "nll_test": generator.nll(test, temperature=temperature)})
+                     "nll_test": points[0][i]["nll_test"]})
     return rows
 
 
@@ -191,4 +190,5 @@ def report(root: Path, config: CompareConfig, oracle: Oracle, failures: dict[str
             errors.setdefault((run.setting, run.name), []).append(f"seed {run.seed}: {failures[run.key]}")
     curve = temperature_curve(root / "base", oracle, config.temperatures, config.eval_samples, config.seeds)
     rows = write_report(root, config.jobs(), results, errors, curve, config.seeds, config.token_budget)
+    rows = write_kl_report(root, config, oracle, results, rows)  # best-of-n rows, fits, KL budgets
     return {"rows": rows, "temperature_curve": curve}

@@ -78,6 +78,14 @@ class CompareConfig:
     """Samples for NLL-oracle at each evaluation."""
     seed: int = 0
     """Seed of the base pretraining."""
+    best_of_n: tuple[int, ...] = tuple(2**k for k in range(11))
+    """Best-of-n reference points on the base generator (:mod:`train.experiments.reference_points`): each n."""
+    best_of_n_samples: int = 16_384
+    """Samples of the base generator per seed behind every best-of-n point."""
+    kl_temperatures: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.15, 1.3)
+    """Temperatures of the tempered-MLE curve drawn against KL (each with its KL to temperature 1)."""
+    kl_budgets: tuple[float, ...] = (1.0, 4.0, 16.0, 64.0)
+    """KL budgets (nats per sequence) of the table of :mod:`train.experiments.overoptimisation`."""
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
@@ -133,7 +141,8 @@ COMPARE_PRESETS: dict[str, CompareConfig] = {
     "tiny": CompareConfig(algos=("reinforce", "reinforce-mean", "a2c"), seeds=(0, 1),
                           rewards=("monte_carlo", "monte_carlo-reg", "dense"), temperatures=(1.0, 0.7),
                           base_preset="tiny", base_mle_epochs=None, base_d_rounds=None, token_budget=32 * 8 * 4,
-                          batch_size=32, num_rollouts=4, d_negatives=200, evaluations=2, eval_samples=500),
+                          batch_size=32, num_rollouts=4, d_negatives=200, evaluations=2, eval_samples=500,
+                          best_of_n=(1, 2, 4, 8, 16, 32, 64), best_of_n_samples=512, kl_temperatures=(0.5, 0.7, 1.0, 1.3)),
 }
 
 
@@ -178,7 +187,21 @@ def check_config(config: CompareConfig) -> None:
         raise ValueError(f"the control{'s' if len(controls) > 1 else ''} {', '.join(map(repr, controls))} run under "
                          f"the REINFORCE variants in algos, and algos {list(config.algos)} has none: add one of "
                          f"{list(algorithms.names(runs_controls=True))}, or leave the controls out of the baselines")
+    _check_reference_points(config)
     check_hparams(config.hparams)
+
+
+def _check_reference_points(config: CompareConfig) -> None:
+    """The best-of-n, tempered-MLE and KL-budget settings (:mod:`train.experiments.kl_report`)."""
+    if any(not isinstance(n, int) or n < 1 for n in config.best_of_n):
+        raise ValueError(f"best_of_n must be whole numbers of at least 1, got {list(config.best_of_n)}")
+    if config.best_of_n and config.best_of_n_samples < max(config.best_of_n):
+        raise ValueError(f"best_of_n_samples ({config.best_of_n_samples}) must be at least the largest n "
+                         f"({max(config.best_of_n)})")
+    if any(not t > 0 for t in config.kl_temperatures):
+        raise ValueError(f"kl_temperatures must be positive, got {list(config.kl_temperatures)}")
+    if any(not b > 0 for b in config.kl_budgets):
+        raise ValueError(f"kl_budgets must be positive (nats per sequence), got {list(config.kl_budgets)}")
 
 
 def check_hparams(hparams: dict[str, dict[str, Any]]) -> None:

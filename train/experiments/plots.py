@@ -196,3 +196,49 @@ def plot_quality_diversity(path: Path, curve: list[dict[str, float]],
     axes[0].set_ylabel("NLL-oracle (lower: samples the oracle finds likely)")
     axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     save_figure(fig, path)
+
+
+def _band(ax: Any, xs: list[float], stats: list[tuple[float, float]], label: str, style: dict[str, Any]) -> Any:
+    """A line of means with its 95% band; the line drawn."""
+    line, = ax.plot(xs, [m for m, _ in stats], label=label, **style)
+    ax.fill_between(xs, [m - h for m, h in stats], [m + h for m, h in stats], color=line.get_color(), alpha=0.15)
+    return line
+
+
+def plot_overoptimisation(path: Path, panels: list[dict[str, Any]]) -> None:
+    """Gold (NLL-oracle) and proxy (mean reward) against ``d = sqrt(KL)``, one row of two panels per reward.
+
+    Each panel's series (:func:`train.experiments.kl_report.plot_panels`): the runs on that reward
+    (mean and 95% band over seeds), best-of-n by that reward's score (hollow markers: the same
+    points at the analytic bound's ``d``), the tempered MLE, and each fit of Gao et al. (dashed).
+    """
+    panels = [p for p in panels if p["series"]]
+    if not panels:
+        path.unlink(missing_ok=True)
+        return
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(panels), 2, figsize=(12, 3.6 * len(panels)), squeeze=False)
+    styles = {"run": {"marker": "."}, "best-of-n": {"marker": "o", "markersize": 3},
+              "tempered": {"color": "k", "linestyle": ":", "marker": "x", "markersize": 4}}
+    for (gold_ax, proxy_ax), panel in zip(axes, panels):
+        for series in panel["series"]:
+            if not series["d"]:
+                continue
+            line = _band(gold_ax, series["d"], series["gold"], series["label"], styles[series["kind"]])
+            if series.get("fit"):
+                gold_ax.plot(*series["fit"], linestyle="--", linewidth=0.9, color=line.get_color())
+            if series.get("d_bound"):
+                gold_ax.plot(series["d_bound"], [m for m, _ in series["gold"]], linestyle="none", marker="o",
+                             markerfacecolor="none", markersize=4, color=line.get_color())
+            if series["proxy_d"]:
+                _band(proxy_ax, series["proxy_d"], series["proxy"], series["label"],
+                      {**styles[series["kind"]], "color": line.get_color()})
+        gold_ax.set_title(f"{panel['title']}: gold", fontsize=9)
+        proxy_ax.set_title(f"{panel['title']}: proxy (its own reward)", fontsize=9)
+        gold_ax.set_ylabel("NLL-oracle (lower is better)")
+        proxy_ax.set_ylabel("mean reward / best-of-n score")
+        for ax in (gold_ax, proxy_ax):
+            ax.set_xlabel("d = sqrt(KL to the MLE generator, nats per sequence)")
+            ax.grid(alpha=0.3)
+        gold_ax.legend(fontsize=7)
+    save_figure(fig, path)
