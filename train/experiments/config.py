@@ -78,6 +78,10 @@ class CompareConfig:
     """Samples for NLL-oracle at each evaluation."""
     seed: int = 0
     """Seed of the base pretraining."""
+    prompt_length: int = 0
+    """``k``: every run trains on prompted episodes (the oracle's first ``k`` tokens, then the
+    agent's; ``group_size`` of RLOO and GRPO = their own), evaluated on NLL-oracle given the
+    prompts besides the usual metrics (:mod:`train.experiments.prompted`). 0: no prompts."""
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
@@ -178,6 +182,8 @@ def check_config(config: CompareConfig) -> None:
         raise ValueError(f"the control{'s' if len(controls) > 1 else ''} {', '.join(map(repr, controls))} run under "
                          f"the REINFORCE variants in algos, and algos {list(config.algos)} has none: add one of "
                          f"{list(algorithms.names(runs_controls=True))}, or leave the controls out of the baselines")
+    if not isinstance(config.prompt_length, int) or config.prompt_length < 0:
+        raise ValueError(f"prompt_length must be a non-negative integer, got {config.prompt_length!r}")
     check_hparams(config.hparams)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from train.adversarial import evaluate
 from train.algorithms import get_algorithm
 from train.experiments.base import base_models, with_reward_schedule
 from train.experiments.config import CompareConfig, check_hparams
+from train.experiments.prompted import prompt_env_kwargs, prompted_metrics
 from train.experiments.runs import Job, RunSpec, write_json
 from train.experiments.steps import StepInputs, generator_step
 from train.pretrain import DiscriminatorSchedule, train_discriminator
@@ -79,7 +81,9 @@ def train_run(folder: str | Path, job: Job | RunSpec, config_data: dict[str, Any
     available = dict(discriminator=discriminator, rollout_policy=generator, oracle=oracle,
                      num_rollouts=config.num_rollouts)
     env_kwargs = dict(preset=preset, reward=reward.env_reward, device=device,
-                      **reward_arguments(reward.env_reward, available))
+                      **reward_arguments(reward.env_reward, available),
+                      **prompt_env_kwargs(config.prompt_length, run.algorithm, config.hparams.get(run.algorithm, {})))
+    start = copy.deepcopy(generator).requires_grad_(False)  # KL to where the run started
     last_d: dict[str, float] = {}
     # The adversarial setting's D-step, the same for every algorithm (a reward without a learned D has none).
     retrain_d = None
@@ -102,6 +106,8 @@ def train_run(folder: str | Path, job: Job | RunSpec, config_data: dict[str, Any
 
     def evaluation(tokens: int, **extra: float) -> dict[str, Any]:
         point = {"tokens": tokens, **_evaluate(generator, oracle, test, config.eval_samples, run.seed), **extra,
+                 **prompted_metrics(generator, start, oracle, config.prompt_length, min(config.eval_samples, 2000),
+                                    run.seed),
                  "wall_time": time.time() - started}
         if report is not None:
             report(point)
