@@ -319,3 +319,27 @@ def test_rloo_learns_from_prompted_groups_and_refuses_groups_across_prompts(tiny
         make_rloo(Generator.from_preset(tiny), envs, seed=0, group_size=8)
     with pytest.raises(ValueError, match="group_size=4"):
         make_grpo(Generator.from_preset(tiny), prompted(8, reward="random"), seed=0, group_size=4)
+
+
+# -- the comparison's prompt axis -------------------------------------------------------------
+def test_the_comparison_passes_prompts_to_each_run(tiny_models):
+    from train.cli import build_parser
+    from train.experiments.config import CompareConfig, check_config
+    from train.experiments.prompted import prompt_env_kwargs, prompted_metrics
+
+    assert build_parser().parse_args(["compare", "--prompt-length", "4"]).prompt_length == 4
+    assert CompareConfig.from_dict(CompareConfig(prompt_length=4).to_dict()).prompt_length == 4
+    with pytest.raises(ValueError, match="prompt_length"):
+        check_config(CompareConfig(prompt_length=-1))
+    assert prompt_env_kwargs(0, "rloo", {}) == {}
+    assert prompt_env_kwargs(4, "rloo", {}) == {"prompt_length": 4, "group_size": RlooConfig().group_size}
+    assert prompt_env_kwargs(4, "grpo", {"group_size": 8}) == {"prompt_length": 4, "group_size": 8}
+    assert prompt_env_kwargs(4, "reinforce-mean", {}) == {"prompt_length": 4}
+
+    oracle, generator = tiny_models["oracle"], tiny_models["generator"]
+    metrics = prompted_metrics(generator, generator, oracle, K, 200, seed=0)
+    assert metrics["kl_ref"] == pytest.approx(0.0, abs=1e-9)
+    prompts = complete(oracle, torch.zeros((200, 0), dtype=torch.long), torch.Generator().manual_seed(2027), length=K)
+    completions = complete(generator, prompts, torch.Generator().manual_seed(0))
+    assert metrics["nll_oracle_prompted"] == pytest.approx(nll_oracle_given_prompt(oracle, completions, K))
+    assert set(prompted_metrics(generator, generator, oracle, 0, 50, seed=0)) == {"kl_ref"}
