@@ -343,3 +343,11 @@ def test_the_comparison_passes_prompts_to_each_run(tiny_models):
     completions = complete(generator, prompts, torch.Generator().manual_seed(0))
     assert metrics["nll_oracle_prompted"] == pytest.approx(nll_oracle_given_prompt(oracle, completions, K))
     assert set(prompted_metrics(generator, generator, oracle, 0, 50, seed=0)) == {"kl_ref"}
+
+
+def test_sb3_rollouts_hold_one_prompted_episode_per_env(tiny):
+    pytest.importorskip("stable_baselines3")
+    from agents.sb3 import make_ppo
+
+    model = make_ppo(prompted(4, reward="random"), Generator.from_preset(tiny))
+    assert model.n_steps == tiny.seq_len - K  # the agent's steps, not the prompt's tokens
