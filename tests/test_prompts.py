@@ -351,3 +351,22 @@ def test_sb3_rollouts_hold_one_prompted_episode_per_env(tiny):
 
     model = make_ppo(prompted(4, reward="random"), Generator.from_preset(tiny))
     assert model.n_steps == tiny.seq_len - K  # the agent's steps, not the prompt's tokens
+
+
+def test_the_reference_penalty_is_paid_on_the_completion_given_the_prompt(tiny_models, tiny):
+    from seqgan_env.reference_penalty import with_reference_penalty
+
+    reference = tiny_models["generator"]
+    envs = with_reference_penalty(prompted(2, reward="constant"), reference, beta=0.5)
+    obs, _ = envs.reset(seed=0)
+    paid = np.zeros(2)
+    for t in range(2 * (tiny.seq_len - K)):  # two episodes: the autoreset's prompts too
+        if t == tiny.seq_len - K:
+            prompt, paid = obs[:, :K].copy(), np.zeros(2)
+        obs, rewards, terminated, _, info = envs.step(np.array([t % 64, (5 * t) % 64]))
+        paid += rewards - 1.0  # the constant reward pays 1
+    sequences = torch.as_tensor(np.stack(info["final_obs"]))
+    assert (sequences[:, :K].numpy() == prompt).all()
+    with torch.no_grad():
+        expected = 0.5 * reference.log_probs(sequences)[:, K:].sum(1).double().numpy()
+    np.testing.assert_allclose(paid, expected, rtol=1e-4)
