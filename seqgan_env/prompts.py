@@ -72,11 +72,11 @@ class UniformPrompts:
     """``prompt_length`` tokens drawn uniformly from ``[0, vocab_size)``, the end token excluded."""
 
     def __init__(self, prompt_length: int, vocab_size: int, eos_token: int | None = None) -> None:
-        self.prompt_length, self.vocab_size, self.eos_token = prompt_length, vocab_size, eos_token
+        self.prompt_length = prompt_length
+        self._choices = np.array([t for t in range(vocab_size) if t != eos_token], dtype=np.int64)
 
     def __call__(self, count: int, rng: np.random.Generator) -> np.ndarray:
-        choices = np.array([t for t in range(self.vocab_size) if t != self.eos_token], dtype=np.int64)
-        return choices[rng.integers(0, len(choices), size=(count, self.prompt_length))]
+        return self._choices[rng.integers(0, len(self._choices), size=(count, self.prompt_length))]
 
 
 class OraclePrompts:

@@ -370,3 +370,10 @@ def test_the_reference_penalty_is_paid_on_the_completion_given_the_prompt(tiny_m
     with torch.no_grad():
         expected = 0.5 * reference.log_probs(sequences)[:, K:].sum(1).double().numpy()
     np.testing.assert_allclose(paid, expected, rtol=1e-4)
+
+
+def test_the_bare_mdp_draws_uniform_prompts_without_the_end_token():
+    env = seqgan_env.SeqGANEnv(vocab_size=4, seq_len=5, eos_token=1, prompt_length=3)
+    prompts = np.stack([env.reset(seed=seed)[1]["prompt"] for seed in range(200)])
+    assert set(prompts.ravel().tolist()) == {0, 2, 3}  # every token but the end token
+    assert abs((prompts == 0).mean() - 1 / 3) < 0.05
