@@ -377,3 +377,21 @@ def test_the_bare_mdp_draws_uniform_prompts_without_the_end_token():
     prompts = np.stack([env.reset(seed=seed)[1]["prompt"] for seed in range(200)])
     assert set(prompts.ravel().tolist()) == {0, 2, 3}  # every token but the end token
     assert abs((prompts == 0).mean() - 1 / 3) < 0.05
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("reward", ["monte_carlo", "oracle", "dense"])
+def test_prompted_rewards_on_cuda_agree_with_cpu(reward, tiny_models, tiny):
+    """The same seed gives the same prompts on either device (drawn on the oracle's CPU copy from
+    the env's generator); the rewards given them agree in the mean over 256 rows."""
+    args = model_arguments(reward, tiny_models)
+    if reward == "monte_carlo":
+        args["compute_dtype"] = "float32"
+    obs, means = {}, {}
+    for device in ("cpu", "cuda"):
+        envs = prompted(256, reward=reward, device=device, group_size=16, **args)
+        obs[device] = envs.reset(seed=0)[0]
+        means[device] = np.array([envs.step(np.full(256, a))[1].mean() for a in range(tiny.seq_len - K)])
+    np.testing.assert_array_equal(obs["cuda"], obs["cpu"])
+    np.testing.assert_allclose(means["cuda"], means["cpu"], atol=0.02, rtol=1e-3)
