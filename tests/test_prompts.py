@@ -395,3 +395,20 @@ def test_prompted_rewards_on_cuda_agree_with_cpu(reward, tiny_models, tiny):
         means[device] = np.array([envs.step(np.full(256, a))[1].mean() for a in range(tiny.seq_len - K)])
     np.testing.assert_array_equal(obs["cuda"], obs["cpu"])
     np.testing.assert_allclose(means["cuda"], means["cpu"], atol=0.02, rtol=1e-3)
+
+
+def test_groups_share_their_prompt_in_a_batch_of_episodes_of_different_lengths():
+    """With an end token the rows of a group finish at different steps; the batch's episodes (each
+    row's first after reset) still share their group's prompt."""
+    from agents.reinforce import ReinforceAgent, ReinforceConfig
+    from seqgan_env.presets import Preset
+
+    preset = Preset(name="eos", vocab_size=6, seq_len=8, eos_token=2, gen_embedding_dim=8, gen_hidden_dim=8,
+                    oracle_embedding_dim=8, oracle_hidden_dim=8)
+    envs = gym.make_vec("SeqGAN-v0", num_envs=12, preset=preset, reward="random", prompt_length=2, group_size=4)
+    torch.manual_seed(0)
+    batch = collect_episodes(envs, ReinforceAgent(Generator.from_preset(preset), ReinforceConfig()), seed=0)
+    groups = batch.sequences[:, :2].reshape(3, 4, 2)
+    assert (groups == groups[:, :1]).all() and not (batch.sequences[:, :2] == 2).any()
+    assert len(set(batch.lengths.tolist())) > 1  # rows did finish at different steps
+    assert (batch.mask.sum(1) == batch.lengths - 2).all()
