@@ -42,16 +42,18 @@ def policy_kl(old_log_probs: torch.Tensor, new_log_probs: torch.Tensor,
 class EpisodeBatch:
     """``B`` finished episodes of the token MDP.
 
-    In this MDP the actions are the sequence, and the observation before step ``t`` is the
-    prefix ``sequences[:, :t]`` padded with ``pad_token``; :meth:`observations` rebuilds them.
+    In this MDP the actions are the sequence, and the observation before the step that writes
+    position ``t`` is the prefix ``sequences[:, :t]`` padded with ``pad_token``;
+    :meth:`observations` rebuilds them. With prompts (``prompt_length = k > 0``) the first ``k``
+    positions hold each episode's prompt, which no step wrote: :attr:`mask` leaves them out.
     """
 
     sequences: np.ndarray
-    """``(B, L)`` int64: the actions, padded with ``pad_token`` after each episode's end."""
+    """``(B, L)`` int64: the prompt (if any), then the actions, padded with ``pad_token`` after each episode's end."""
     rewards: np.ndarray
-    """``(B, L)`` float32: the reward of each step (0 after the end)."""
+    """``(B, L)`` float32: the reward of the step that wrote each position (0 in the prompt and after the end)."""
     lengths: np.ndarray
-    """``(B,)`` int64: steps in each episode."""
+    """``(B,)`` int64: tokens in each sequence, the prompt's included (steps: ``lengths - prompt_length``)."""
     pad_token: int
     """The PAD id of the observations."""
     per_token: bool | None = None
@@ -62,15 +64,19 @@ class EpisodeBatch:
     """``(B, L)`` float32: the part of each step's reward that a reference-penalty wrapper
     (:mod:`seqgan_env.reference_penalty`) added, ``beta * log pi_ref(y_t | y_<t)``; ``None``
     where the env has no such wrapper."""
+    prompt_length: int = 0
+    """``k``: the first ``k`` positions of every sequence are its prompt, not actions."""
 
     @property
     def actions(self) -> np.ndarray:
+        """The sequences; the actions are the positions :attr:`mask` selects."""
         return self.sequences
 
     @property
     def mask(self) -> np.ndarray:
-        """``(B, L)`` bool: which steps belong to an episode."""
-        return np.arange(self.sequences.shape[1])[None, :] < self.lengths[:, None]
+        """``(B, L)`` bool: which positions the episode's steps wrote (past the prompt, before the end)."""
+        grid = np.arange(self.sequences.shape[1])[None, :]
+        return (grid >= self.prompt_length) & (grid < self.lengths[:, None])
 
     def observations(self) -> np.ndarray:
         """``(B, L, L)`` int64: the observation before each step."""
@@ -172,18 +178,21 @@ def collect_episodes(envs: Any, agent: Agent, seed: int | None = None) -> Episod
     """Run one episode in each of the vector env's rows; the env is reset first.
 
     Rows that finish early (an end-of-sequence token) are reset by the env and keep
-    stepping; what they do after their first episode is discarded.
+    stepping; what they do after their first episode is discarded. With prompts, each
+    sequence starts with its row's prompt (the reset's observation) and the steps follow it.
     """
     num_envs = envs.num_envs
     obs, _ = envs.reset(seed=seed)
     seq_len = obs.shape[1]
     pad = int(envs.unwrapped.pad_token)
+    prompt_length = int(getattr(envs.unwrapped, "prompt_length", 0))
     sequences = np.full((num_envs, seq_len), pad, dtype=np.int64)
+    sequences[:, :prompt_length] = obs[:, :prompt_length]
     rewards = np.zeros((num_envs, seq_len), dtype=np.float32)
-    lengths = np.zeros(num_envs, dtype=np.int64)
+    lengths = np.full(num_envs, prompt_length, dtype=np.int64)
     finished = np.zeros(num_envs, dtype=bool)
     reference_terms = None
-    step = 0
+    step = prompt_length
     while not finished.all():
         actions = np.asarray(agent.act(obs), dtype=np.int64).reshape(num_envs)
         obs, reward, terminated, truncated, info = envs.step(actions)
@@ -198,7 +207,7 @@ def collect_episodes(envs: Any, agent: Agent, seed: int | None = None) -> Episod
         finished |= terminated | truncated
         step += 1
     return EpisodeBatch(sequences, rewards, lengths, pad, per_token=reward_is_per_token(envs),
-                        reference_terms=reference_terms)
+                        reference_terms=reference_terms, prompt_length=prompt_length)
 
 
 def reward_is_per_token(env: Any) -> bool | None:

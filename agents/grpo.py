@@ -35,6 +35,7 @@ from agents.base import EpisodeBatch, policy_kl
 from agents.sequence_level import (
     SEQUENCE_REWARDS,
     SequenceLevelAgent,
+    check_env_groups,
     check_group_size,
     frozen_copy,
     masked_entropy,
@@ -53,7 +54,8 @@ class GrpoConfig:
     grad_clip: float = 5.0
     """Gradient-norm clipping threshold."""
     group_size: int = 4
-    """k: samples per group (consecutive rows of a batch); the batch size must be a multiple."""
+    """k: samples per group (consecutive rows of a batch); the batch size must be a multiple. With
+    prompts, the rows of a group must share a prompt: the env's ``group_size`` a multiple of k."""
     clip_eps: float = 0.2
     """e: the importance ratio is clipped to [1 - e, 1 + e]."""
     epochs: int = 4
@@ -85,8 +87,11 @@ class GrpoConfig:
             raise ValueError(f"epochs and minibatch_size must be >= 1, got {self.epochs} and {self.minibatch_size}")
 
 
-def group_normalised_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-4) -> torch.Tensor:
-    """``(R_i - group mean) / (group std + eps)`` for ``(B,)`` rewards in groups of consecutive rows."""
+def group_normalised_advantages(rewards: torch.Tensor, group_size: int | None = None,
+                                eps: float = 1e-4) -> torch.Tensor:
+    """``(R_i - group mean) / (group std + eps)`` for ``(B,)`` rewards in groups of ``group_size``
+    consecutive rows (``None``: one group, the whole batch)."""
+    group_size = rewards.shape[0] if group_size is None else group_size
     check_group_size(group_size, rewards.shape[0])
     groups = rewards.view(-1, group_size)
     mean, std = groups.mean(dim=1, keepdim=True), groups.std(dim=1, keepdim=True)
@@ -172,9 +177,10 @@ class GrpoAgent(SequenceLevelAgent):
 
 def make_grpo(generator: Generator, envs: Any, seed: int, **hparams: Any) -> GrpoAgent:
     """``seqgan compare --algos agents.grpo:make_grpo``: GRPO on ``envs``'s rows (groups of
-    ``group_size`` consecutive envs), pi_ref the generator as given."""
+    ``group_size`` consecutive envs, each within one of the env's prompt groups when it has
+    prompts), pi_ref the generator as given."""
     config = GrpoConfig(**hparams)
-    check_group_size(config.group_size, int(envs.num_envs))
+    check_env_groups(config.group_size, envs)
     return GrpoAgent(generator, config, seed)
 
 

@@ -350,8 +350,9 @@ def ppo_config(env_kwargs: dict[str, Any], generator: TokenLSTM, num_envs: int =
     gamma, lambda_ = discount_for(probe)
     seq_len = int(probe.single_observation_space.shape[0])
     fixed_length = probe.unwrapped.eos_token is None
+    steps = seq_len - int(getattr(probe.unwrapped, "prompt_length", 0))  # the prompt's tokens are no steps
     probe.close()
-    rollout = num_envs * seq_len
+    rollout = num_envs * steps
     settings = dict(train_batch_size_per_learner=rollout, minibatch_size=max(2, rollout // 4), num_epochs=4,
                     lr=1e-3, gamma=gamma, lambda_=lambda_, entropy_coeff=0.0, clip_param=0.2, grad_clip=0.5,
                     vf_loss_coeff=0.5, use_kl_loss=False)
@@ -364,7 +365,7 @@ def ppo_config(env_kwargs: dict[str, Any], generator: TokenLSTM, num_envs: int =
         PPOConfig()
         .environment(ENV_NAME, env_config=env_config)
         .framework("torch")
-        .env_runners(num_env_runners=0, num_envs_per_env_runner=num_envs, rollout_fragment_length=seq_len,
+        .env_runners(num_env_runners=0, num_envs_per_env_runner=num_envs, rollout_fragment_length=steps,
                      gym_env_vectorize_mode="vector_entry_point" if fixed_length else "sync")
         .learners(num_learners=0)
         .training(**settings)

@@ -30,6 +30,7 @@ from agents.base import EpisodeBatch, policy_kl
 from agents.sequence_level import (
     SEQUENCE_REWARDS,
     SequenceLevelAgent,
+    check_env_groups,
     check_group_size,
     masked_entropy,
     token_log_probs,
@@ -46,7 +47,8 @@ class RlooConfig:
     grad_clip: float = 5.0
     """Gradient-norm clipping threshold."""
     group_size: int = 4
-    """k: samples per group (consecutive rows of a batch); the batch size must be a multiple."""
+    """k: samples per group (consecutive rows of a batch); the batch size must be a multiple. With
+    prompts, the rows of a group must share a prompt: the env's ``group_size`` a multiple of k."""
     kl_beta: float = 0.0
     """beta of the policy's term ``-beta * log pi(y)`` added to each sequence's reward (0: none)."""
     sequence_reward: str = "sum"
@@ -61,9 +63,10 @@ class RlooConfig:
             raise ValueError(f"kl_beta must be >= 0, got {self.kl_beta}")
 
 
-def leave_one_out_advantages(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+def leave_one_out_advantages(rewards: torch.Tensor, group_size: int | None = None) -> torch.Tensor:
     """``R_i`` minus the mean of the other rewards of its group, for ``(B,)`` rewards in groups
-    of ``group_size`` consecutive rows."""
+    of ``group_size`` consecutive rows (``None``: one group, the whole batch)."""
+    group_size = rewards.shape[0] if group_size is None else group_size
     check_group_size(group_size, rewards.shape[0])
     groups = rewards.view(-1, group_size)
     others = (groups.sum(dim=1, keepdim=True) - groups) / (group_size - 1)
@@ -115,9 +118,9 @@ class RlooAgent(SequenceLevelAgent):
 
 def make_rloo(generator: Generator, envs: Any, seed: int, **hparams: Any) -> RlooAgent:
     """``seqgan compare --algos agents.rloo:make_rloo``: RLOO on ``envs``'s rows (groups of
-    ``group_size`` consecutive envs)."""
+    ``group_size`` consecutive envs, each within one of the env's prompt groups when it has prompts)."""
     config = RlooConfig(**hparams)
-    check_group_size(config.group_size, int(envs.num_envs))
+    check_env_groups(config.group_size, envs)
     return RlooAgent(generator, config, seed)
 
 

@@ -2,8 +2,11 @@
 
 They learn from one number per sequence (the sum of its episode's rewards, or the last
 step's reward) and compare the ``k`` samples of a group with each other. A group is ``k``
-consecutive rows of the batch: today every row starts from the empty prefix, so any ``k``
-rows are samples of the same prompt; with prompts, the rows of one prompt sit together.
+consecutive rows of the batch. Without prompts every row starts from the empty prefix, so
+any ``k`` rows are samples of the same prompt. With prompts (the env's ``prompt_length``) the
+env's ``group_size=g`` puts the ``g`` rows of one prompt side by side, and ``k`` must divide
+``g`` so that every group compares completions of one prompt (:func:`check_env_groups`), as
+the methods' papers mean; the log-probabilities are those of the completion given the prompt.
 
 The policy is the generator itself (acting by sampling its next-token distribution, one
 cached LSTM step per env step), lent to the Monte Carlo reward as its rollout policy.
@@ -37,6 +40,17 @@ def check_group_size(group_size: int, rows: int | None = None) -> None:
     if rows is not None and rows % group_size:
         raise ValueError(f"a batch of {rows} episodes does not split into groups of {group_size}: "
                          f"use a batch size (number of envs) that is a multiple of group_size")
+
+
+def check_env_groups(group_size: int, envs: Any) -> None:
+    """A clear error unless ``group_size`` divides ``envs``'s rows and, when its episodes have
+    prompts, the env's prompt groups (so that each group of the agent shares one prompt)."""
+    check_group_size(group_size, int(envs.num_envs))
+    env = envs.unwrapped
+    if getattr(env, "prompt_length", 0) and getattr(env, "group_size", 1) % group_size:
+        raise ValueError(f"the env's rows share prompts in groups of {getattr(env, 'group_size', 1)}, which do not "
+                         f"split into the agent's groups of group_size={group_size}: make the env with "
+                         f"group_size={group_size} (gymnasium.make_vec(..., prompt_length=k, group_size={group_size}))")
 
 
 def sequence_rewards(batch: EpisodeBatch, how: str, device: torch.device | str = "cpu") -> torch.Tensor:

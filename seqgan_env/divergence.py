@@ -16,6 +16,11 @@ plus one of pi_ref, and an evaluation that already samples pi passes its samples
 ``temperature`` makes pi the policy sampled at that temperature: the tempered MLE
 generator's KL to the untempered one is ``kl_to_reference(g, g, temperature=t)``.
 
+For prompted episodes (``prompt_length=k``) the KL is that of the completions given the same
+prompts, ``E_prompt E_pi[ sum_{t >= k} log pi(y_t | y_<t) - log pi_ref(y_t | y_<t) ]``: pi
+completes the given prompts (or the prompts inside ``samples``), and only positions ``>= k``
+count, in the KL and in the entropy.
+
 :func:`all_sequences` enumerates a tiny model's whole sequence space, for exact checks.
 """
 
@@ -27,6 +32,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from seqgan_env.models.lstm import TokenLSTM
+from seqgan_env.prompts import complete
 
 ENUMERATION_LIMIT = 1_000_000
 """Most sequences :func:`all_sequences` writes out."""
@@ -51,17 +57,18 @@ class KLEstimate:
 
 
 def sequence_log_probs(model: TokenLSTM, sequences: torch.Tensor, temperature: float = 1.0,
-                       batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+                       batch_size: int = 64, first: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """``(log p(y), tokens)``, each ``(B,)`` float64: the log-probability of each whole sequence
     under ``model`` at ``temperature`` and how many tokens it has (PAD after an end token
     is not a token). One teacher-forced pass, ``batch_size`` rows at a time (64, as
     :meth:`~seqgan_env.models.TokenLSTM.nll` reads them: on 2,000 samples of the default
-    preset 1.8x faster than blocks of 1,024 rows, whose 5,000-way logits leave the cache)."""
+    preset 1.8x faster than blocks of 1,024 rows, whose 5,000-way logits leave the cache).
+    ``first``: only positions from ``first`` on count (a completion given its prompt)."""
     totals, counts = [], []
     with torch.inference_mode():
         for begin in range(0, sequences.shape[0], batch_size):
             chunk = sequences[begin : begin + batch_size].to(model.device)
-            valid = chunk < model.vocab_size
+            valid = (chunk < model.vocab_size) & (torch.arange(chunk.shape[1], device=chunk.device) >= first)
             log_probs = model.log_probs(chunk, temperature).double()
             totals.append(torch.where(valid, log_probs, 0.0).sum(dim=1))
             counts.append(valid.sum(dim=1).double())
@@ -73,7 +80,8 @@ def sequence_log_probs(model: TokenLSTM, sequences: torch.Tensor, temperature: f
 
 def kl_to_reference(policy: TokenLSTM, reference: TokenLSTM, num_samples: int = 2000,
                     rng: torch.Generator | None = None, temperature: float = 1.0,
-                    samples: torch.Tensor | None = None, batch_size: int = 64) -> KLEstimate:
+                    samples: torch.Tensor | None = None, batch_size: int = 64, prompt_length: int = 0,
+                    prompts: torch.Tensor | None = None) -> KLEstimate:
     """Estimate KL(pi || pi_ref) per sequence and pi's entropy per token on samples of pi.
 
     Args:
@@ -84,18 +92,29 @@ def kl_to_reference(policy: TokenLSTM, reference: TokenLSTM, num_samples: int = 
         temperature: pi samples and scores at this temperature.
         samples: sequences already drawn from pi at ``temperature`` (an evaluation's), reused.
         batch_size: rows per teacher-forced pass.
+        prompt_length: ``k`` of prompted episodes: the KL of the completions (positions ``>= k``)
+            given the prompts; ``0`` (default): of whole sequences.
+        prompts: ``(N, k)`` prompts that pi completes when ``samples`` is not given (one
+            completion each; e.g. the oracle's, :class:`seqgan_env.prompts.OraclePrompts`).
     """
     if policy.vocab_size != reference.vocab_size or policy.seq_len != reference.seq_len:
         raise ValueError(f"the policy (vocabulary {policy.vocab_size}, length {policy.seq_len}) and the reference "
                          f"(vocabulary {reference.vocab_size}, length {reference.seq_len}) differ in shape")
+    if not 0 <= prompt_length < policy.seq_len:
+        raise ValueError(f"prompt_length must be in [0, {policy.seq_len}), got {prompt_length}")
+    if samples is None and prompt_length:
+        if prompts is None or prompts.dim() != 2 or prompts.shape[1] != prompt_length:
+            raise ValueError(f"prompt_length={prompt_length} without samples needs prompts=... of shape "
+                             f"(N, {prompt_length}) for pi to complete")
+        samples = complete(policy, prompts, rng, temperature)
     if samples is None:
         if num_samples < 2:
             raise ValueError(f"num_samples must be at least 2 for a standard error, got {num_samples}")
         samples = policy.sample(num_samples, rng, temperature=temperature)
     elif samples.shape[0] < 2:
         raise ValueError(f"a KL estimate needs at least 2 samples, got {samples.shape[0]}")
-    own, tokens = sequence_log_probs(policy, samples, temperature, batch_size)
-    theirs, _ = sequence_log_probs(reference, samples.to(reference.device), 1.0, batch_size)
+    own, tokens = sequence_log_probs(policy, samples, temperature, batch_size, prompt_length)
+    theirs, _ = sequence_log_probs(reference, samples.to(reference.device), 1.0, batch_size, prompt_length)
     per_sequence = own - theirs.to(own.device)
     count = per_sequence.shape[0]
     return KLEstimate(

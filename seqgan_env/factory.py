@@ -22,6 +22,14 @@ Keyword arguments (all optional) accepted by both:
 * ``compute_dtype``: ``"auto"``, ``"float32"`` or ``"bfloat16"`` for the discriminator.
 * ``device``: ``"cpu"`` or a CUDA device.
 * ``render_mode``: ``None`` or ``"ansi"``.
+* ``prompt_length``: ``k`` tokens that start every episode, not written by the agent (default 0,
+  none): the oracle's first ``k`` tokens (the ``oracle`` argument's, read for that whatever the
+  reward; default the preset's), or for ``SeqGAN-Text-v0`` the first ``k`` tokens of a held-out
+  line; drawn from the env's own generator at every reset. ``0 <= k < seq_len``.
+* ``group_size`` (``make_vec`` only): ``g`` consecutive rows share each prompt; needs
+  ``prompt_length > 0`` (an error without: every row already shares the empty prefix) and
+  must divide ``num_envs``. Default: every row draws its own prompt.
+* ``prompts``: another :class:`~seqgan_env.prompts.PromptSource` for the prompts.
 
 An argument that the chosen reward does not read (``oracle`` with the Monte Carlo reward,
 ``discriminator`` with the oracle reward, ...) raises ``ValueError`` naming it, rather than
@@ -41,6 +49,7 @@ from seqgan_env.corpora import corpus_lines, is_builtin_corpus
 from seqgan_env.devices import resolve_device
 from seqgan_env.envs import SeqGANEnv, SeqGANVectorEnv
 from seqgan_env.presets import Preset, get_preset
+from seqgan_env.prompts import HeldOutPrompts, OraclePrompts, PromptSource, check_prompt_length
 from seqgan_env.rewards import RewardModel
 from seqgan_env.rewards_registry import (  # noqa: F401 (the resolvers' import path since the first version)
     DEFAULT_DISCRIMINATOR_FILE,
@@ -90,31 +99,51 @@ def check_reward_arguments(reward: str, **given: Any) -> None:
 
 
 def build_reward_model(preset: Preset, reward: str = "monte_carlo", *, device: str | torch.device = "cpu",
-                       eos_token: int | None = None, **arguments: Any) -> RewardModel:
+                       eos_token: int | None = None, prompt_length: int = 0, **arguments: Any) -> RewardModel:
     """The reward model of one reward kind (its entry in :data:`~seqgan_env.rewards_registry.REWARDS`),
     from the ``make`` arguments it reads, with its models resolved and checked."""
     kind = get_reward_kind(reward)
     check_reward_arguments(reward, **arguments)
     inputs = RewardInputs(kind, preset, resolve_device(device), eos_token,
-                          {name: arguments.get(name) for name in kind.arguments})
+                          {name: arguments.get(name) for name in kind.arguments}, prompt_length)
     return kind.build(inputs)
+
+
+def _prompt_setup(preset: Preset, prompt_length: int, prompts: PromptSource | None, oracle: Any,
+                  reward: str, eos_token: int | None) -> tuple[PromptSource | None, Any]:
+    """The prompt source (default: the oracle's first ``k`` tokens) and the ``oracle`` argument
+    left for the reward (the prompts read it whatever the reward, so a reward that does not is
+    not told about it)."""
+    k = check_prompt_length(prompt_length, preset.seq_len)
+    if not k:
+        if prompts is not None:
+            raise ValueError("prompts=... given with prompt_length=0: pass prompt_length=k > 0")
+        return None, oracle
+    if prompts is None:
+        prompts = OraclePrompts(resolve_oracle(oracle, preset), k, eos_token)
+    return prompts, oracle if "oracle" in get_reward_kind(reward).arguments else None
 
 
 def make_env(
     preset: str | Preset = "default", reward: str = "monte_carlo", discriminator: Any = None,
     rollout_policy: Any = None, oracle: Any = None, num_rollouts: int | None = None,
     compute_dtype: str = "auto", device: str = "cpu", render_mode: str | None = None,
-    eos_token: int | None = None, decode: Any = None, **reward_arguments: Any,
+    eos_token: int | None = None, decode: Any = None, prompt_length: int = 0,
+    prompts: PromptSource | None = None, **reward_arguments: Any,
 ) -> SeqGANRewardWrapper:
     """Entry point of ``gymnasium.make("SeqGAN-v0", ...)``: the MDP in its reward wrapper.
 
     ``reward_arguments``: the arguments of reward kinds registered with other names than these."""
+    if "group_size" in reward_arguments:
+        raise TypeError("group_size groups the rows of a vector env: pass it to gymnasium.make_vec, not make")
     preset = get_preset(preset)
     eos_token = preset.eos_token if eos_token is None else eos_token
-    env = SeqGANEnv(preset.vocab_size, preset.seq_len, eos_token=eos_token, render_mode=render_mode, decode=decode)
-    model = build_reward_model(preset, reward, device=device, eos_token=eos_token, discriminator=discriminator,
-                               rollout_policy=rollout_policy, oracle=oracle, num_rollouts=num_rollouts,
-                               compute_dtype=compute_dtype, **reward_arguments)
+    prompts, oracle = _prompt_setup(preset, prompt_length, prompts, oracle, reward, eos_token)
+    env = SeqGANEnv(preset.vocab_size, preset.seq_len, eos_token=eos_token, render_mode=render_mode, decode=decode,
+                    prompt_length=prompt_length, prompts=prompts)
+    model = build_reward_model(preset, reward, device=device, eos_token=eos_token, prompt_length=prompt_length,
+                               discriminator=discriminator, rollout_policy=rollout_policy, oracle=oracle,
+                               num_rollouts=num_rollouts, compute_dtype=compute_dtype, **reward_arguments)
     return SeqGANRewardWrapper(env, model)
 
 
@@ -123,17 +152,19 @@ def make_vector_env(
     discriminator: Any = None, rollout_policy: Any = None, oracle: Any = None,
     num_rollouts: int | None = None, compute_dtype: str = "auto", device: str = "cpu",
     render_mode: str | None = None, eos_token: int | None = None, decode: Any = None,
+    prompt_length: int = 0, group_size: int | None = None, prompts: PromptSource | None = None,
     **reward_arguments: Any,
 ) -> SeqGANVectorRewardWrapper:
     """Entry point of ``gymnasium.make_vec("SeqGAN-v0", num_envs=B, ...)``."""
     reward_arguments.pop("max_episode_steps", None)  # make_vec passes the spec's, which is None here
     preset = get_preset(preset)
     eos_token = preset.eos_token if eos_token is None else eos_token
-    env = SeqGANVectorEnv(num_envs, preset.vocab_size, preset.seq_len, eos_token=eos_token,
-                          render_mode=render_mode, decode=decode)
-    model = build_reward_model(preset, reward, device=device, eos_token=eos_token, discriminator=discriminator,
-                               rollout_policy=rollout_policy, oracle=oracle, num_rollouts=num_rollouts,
-                               compute_dtype=compute_dtype, **reward_arguments)
+    prompts, oracle = _prompt_setup(preset, prompt_length, prompts, oracle, reward, eos_token)
+    env = SeqGANVectorEnv(num_envs, preset.vocab_size, preset.seq_len, eos_token=eos_token, render_mode=render_mode,
+                          decode=decode, prompt_length=prompt_length, group_size=group_size, prompts=prompts)
+    model = build_reward_model(preset, reward, device=device, eos_token=eos_token, prompt_length=prompt_length,
+                               discriminator=discriminator, rollout_policy=rollout_policy, oracle=oracle,
+                               num_rollouts=num_rollouts, compute_dtype=compute_dtype, **reward_arguments)
     return SeqGANVectorRewardWrapper(env, model)
 
 
@@ -156,7 +187,15 @@ def make_text_env(corpus: Any = None, max_length: int = 32, **kwargs: Any) -> Se
     to words. Other keyword arguments as for :func:`make_env`."""
     text = load_text_corpus(corpus, max_length)
     preset = text_preset(get_preset(kwargs.pop("preset", "text")), text.vocab, text.max_length)
-    return make_env(preset=preset, decode=text.vocab.decode, **kwargs)
+    return make_env(preset=preset, decode=text.vocab.decode, **_held_out_prompts(text, preset, kwargs))
+
+
+def _held_out_prompts(text: Corpus, preset: Preset, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with prompts from the held-out split when ``prompt_length > 0`` (text has no oracle)."""
+    k = check_prompt_length(kwargs.get("prompt_length", 0), preset.seq_len)
+    if k and kwargs.get("prompts") is None:
+        kwargs["prompts"] = HeldOutPrompts(text.test, k, preset.eos_token, preset.vocab_size)
+    return kwargs
 
 
 def make_text_vector_env(num_envs: int = 1, corpus: Any = None, max_length: int = 32,
@@ -164,4 +203,4 @@ def make_text_vector_env(num_envs: int = 1, corpus: Any = None, max_length: int 
     """Entry point of ``gymnasium.make_vec("SeqGAN-Text-v0", num_envs=B, corpus=...)``."""
     text = load_text_corpus(corpus, max_length)
     preset = text_preset(get_preset(kwargs.pop("preset", "text")), text.vocab, text.max_length)
-    return make_vector_env(num_envs, preset=preset, decode=text.vocab.decode, **kwargs)
+    return make_vector_env(num_envs, preset=preset, decode=text.vocab.decode, **_held_out_prompts(text, preset, kwargs))

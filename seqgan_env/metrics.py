@@ -1,4 +1,9 @@
-"""Text metrics: BLEU against a reference set and self-BLEU.
+"""Sample metrics: NLL-oracle of completions given their prompts; BLEU against a reference set and self-BLEU.
+
+:func:`nll_oracle_given_prompt` is the gold of prompted episodes (``prompt_length=k``): the
+oracle's mean negative log-likelihood per token of what was written after each prompt,
+``-1/n sum_{t >= k} log p_oracle(y_t | y_<t)`` over the ``n`` completion tokens of all rows.
+With ``k = 0`` it is the paper's NLL-oracle.
 
 Text-GAN papers (SeqGAN, Yu et al. 2017; the Texygen benchmark, Zhu et al. 2018) score each
 generated sentence with sentence-level BLEU against the *whole* held-out set as its
@@ -21,11 +26,26 @@ import math
 from collections import Counter
 from collections.abc import Hashable, Iterable, Sequence
 
+import torch
+
+from seqgan_env.divergence import sequence_log_probs
+from seqgan_env.models.lstm import TokenLSTM
+
 Sentence = Sequence[Hashable]
 """A tokenised sentence: a sequence of words, characters or token ids."""
 
 SMOOTHING_EPSILON = 0.1
 """NLTK's ``SmoothingFunction().method1``: a zero match count is replaced by this."""
+
+
+def nll_oracle_given_prompt(oracle: TokenLSTM, sequences: torch.Tensor, prompt_length: int) -> float:
+    """Mean per-token ``-log p_oracle`` of the tokens at positions ``>= prompt_length`` of
+    ``(B, L)`` sequences (each a prompt and its completion; PAD after an end token counts nothing)."""
+    if sequences.dim() != 2 or not 0 <= prompt_length < sequences.shape[1]:
+        raise ValueError(f"expected (batch, length) sequences longer than prompt_length={prompt_length}, "
+                         f"got shape {tuple(sequences.shape)}")
+    totals, counts = sequence_log_probs(oracle, sequences, first=prompt_length)
+    return float(-totals.sum() / counts.sum().clamp(min=1.0))
 
 
 def ngrams(sentence: Sentence, n: int) -> Counter:

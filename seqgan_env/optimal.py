@@ -41,17 +41,22 @@ from seqgan_env.precision import parameter_versions
 from seqgan_env.presets import DiscriminatorConfig
 
 
-def sequence_log_likelihood(model: TokenLSTM, tokens: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+def sequence_log_likelihood(model: TokenLSTM, tokens: torch.Tensor, batch_size: int = 1024,
+                            first: int = 0) -> torch.Tensor:
     """``log p_model(x)`` of each row of ``(B, T)`` tokens, ``(B,)`` float32: the sum of its
     per-token log-probabilities; PAD positions (ids ``>= vocab_size``, after an end token) are
-    not tokens and count nothing. Differentiable where gradients are enabled."""
+    not tokens and count nothing. ``first``: only positions from ``first`` on count (``log p(x_first..
+    | x_<first)``, a completion given its prompt). Differentiable where gradients are enabled."""
     if tokens.dim() != 2:
         raise ValueError(f"expected (batch, length) token ids, got shape {tuple(tokens.shape)}")
     out = []
     for start in range(0, tokens.shape[0], batch_size):
         chunk = tokens[start : start + batch_size].to(model.device)
         log_probs = model.log_probs(chunk).float()
-        out.append(log_probs.masked_fill(chunk >= model.vocab_size, 0.0).sum(dim=1))
+        skip = chunk >= model.vocab_size
+        if first:
+            skip = skip | (torch.arange(chunk.shape[1], device=chunk.device) < first)
+        out.append(log_probs.masked_fill(skip, 0.0).sum(dim=1))
     return torch.cat(out) if out else torch.empty(0, device=model.device)
 
 
@@ -70,6 +75,10 @@ class DensityRatioDiscriminator(Discriminator):
         reference: the generator whose samples D tells apart (e.g. the MLE generator, or the
             policy being trained).
         batch_size: rows scored together.
+        prompt_length: ``k``, for prompted episodes (the generated sequences are real prompts
+            completed by the reference): the log ratio is summed over positions ``>= k``. That is
+            still the Bayes-optimal score of the whole sequence: real and generated sequences
+            share the prompt's density p_numerator(x_<k), which cancels from the ratio.
 
     D's parameters are the numerator's alone: the reference is read, never trained through D
     (it is held outside the module's registry, so ``parameters()``, ``state_dict()`` and an
@@ -78,9 +87,13 @@ class DensityRatioDiscriminator(Discriminator):
     two-class cross-entropy on ``[0, log ratio]`` is the logistic loss of the log ratio.
     """
 
-    def __init__(self, numerator: TokenLSTM, reference: TokenLSTM, batch_size: int = 1024) -> None:
+    def __init__(self, numerator: TokenLSTM, reference: TokenLSTM, batch_size: int = 1024,
+                 prompt_length: int = 0) -> None:
         nn.Module.__init__(self)  # none of the CNN's layers: the two models are the whole discriminator
         _check_token_model(numerator, "numerator")
+        if not 0 <= prompt_length < numerator.seq_len:
+            raise ValueError(f"prompt_length must be in [0, {numerator.seq_len}), got {prompt_length}")
+        self.prompt_length = int(prompt_length)
         self.numerator = numerator
         self.vocab_size = numerator.vocab_size
         self.seq_len = numerator.seq_len
@@ -133,9 +146,10 @@ class DensityRatioDiscriminator(Discriminator):
         if tokens.shape[-1] != self.seq_len:
             raise ValueError(f"{type(self).__name__} scores whole sequences of {self.seq_len} tokens, "
                              f"got {tokens.shape[-1]}")
+        k = self.prompt_length
         with torch.no_grad():
-            reference = sequence_log_likelihood(self.reference, tokens, self.batch_size).to(self.device)
-        return sequence_log_likelihood(self.numerator, tokens.to(self.device), self.batch_size) - reference
+            reference = sequence_log_likelihood(self.reference, tokens, self.batch_size, k).to(self.device)
+        return sequence_log_likelihood(self.numerator, tokens.to(self.device), self.batch_size, k) - reference
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Two-class logits ``(B, 2)`` as the CNN gives them: ``[0, log ratio]`` (column 1 = real)."""
@@ -185,6 +199,7 @@ class OptimalDiscriminator(DensityRatioDiscriminator):
         reference: the generator D* tells real data apart from; in an adversarial loop pass
             the policy being trained (D* then follows it) or swap it with :meth:`set_reference`.
         batch_size: rows scored together.
+        prompt_length: ``k`` of prompted episodes (see :class:`DensityRatioDiscriminator`).
 
     Raises:
         ValueError: no oracle (real text has no known density: D* does not exist there), or a
@@ -194,13 +209,14 @@ class OptimalDiscriminator(DensityRatioDiscriminator):
 
     _numerator_name = "oracle"
 
-    def __init__(self, oracle: Oracle | None, reference: TokenLSTM, batch_size: int = 1024) -> None:
+    def __init__(self, oracle: Oracle | None, reference: TokenLSTM, batch_size: int = 1024,
+                 prompt_length: int = 0) -> None:
         if oracle is None:
             raise ValueError("the Bayes-optimal discriminator needs the oracle's density: pass oracle=... "
                              "(an Oracle; it exists only for synthetic data, not for real text)")
         if not isinstance(oracle, Oracle):
             raise TypeError(f"oracle must be a seqgan_env Oracle, got {type(oracle).__name__}")
-        super().__init__(oracle, reference, batch_size)
+        super().__init__(oracle, reference, batch_size, prompt_length)
 
     @property
     def oracle(self) -> Oracle:

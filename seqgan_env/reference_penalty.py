@@ -54,14 +54,18 @@ class _ReferenceTerm:
         self.beta = float(beta)
         self.states = PrefixStates(reference, rows) if self.beta else None
 
-    def restart(self, rows: np.ndarray | None = None) -> None:
-        """Put every row (``None``) or the rows of a bool mask back at the empty prefix."""
+    def restart(self, rows: np.ndarray | None = None, obs: np.ndarray | None = None, prompt_length: int = 0) -> None:
+        """Put every row (``None``) or the rows of a bool mask back at the empty prefix, or after
+        their prompt: the first ``prompt_length`` tokens of ``obs``, the observations they start from."""
         if self.states is None:
             return
         device = self.reference.device
         mask = torch.ones(self.states.batch_size, dtype=torch.bool, device=device) if rows is None \
             else torch.as_tensor(rows, device=device)
-        self.states.reset(mask)
+        prompts = None
+        if prompt_length and obs is not None:
+            prompts = torch.as_tensor(obs[..., :prompt_length], device=device).view(self.states.batch_size, -1)
+        self.states.reset(mask, prompts)
 
     @torch.inference_mode()
     def __call__(self, actions: np.ndarray) -> np.ndarray:
@@ -92,8 +96,9 @@ class ReferencePenaltyWrapper(gym.Wrapper[np.ndarray, np.int64, np.ndarray, np.i
 
     def reset(self, *, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-        self._term.restart()
-        return self.env.reset(seed=seed, options=options)
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._term.restart(None, obs, getattr(self.env.unwrapped, "prompt_length", 0))
+        return obs, info
 
     def step(self, action: Any) -> tuple[np.ndarray, Any, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
@@ -108,7 +113,7 @@ class ReferencePenaltyVectorWrapper(VectorWrapper):
     """Adds ``beta * log pi_ref(y_t | y_<t)`` to each row's reward of a vector env.
 
     Rows that finish are reset by the env in the same step (``SAME_STEP`` autoreset); their
-    reference state goes back to the empty prefix with them. Arguments as
+    reference state goes back to the empty prefix (or their new prompt) with them. Arguments as
     :class:`ReferencePenaltyWrapper`.
     """
 
@@ -120,8 +125,9 @@ class ReferencePenaltyVectorWrapper(VectorWrapper):
 
     def reset(self, *, seed: int | list[int] | None = None,
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-        self._term.restart()
-        return self.env.reset(seed=seed, options=options)
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._term.restart(None, obs, getattr(self.env.unwrapped, "prompt_length", 0))
+        return obs, info
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         obs, rewards, terminated, truncated, info = self.env.step(actions)
@@ -132,7 +138,7 @@ class ReferencePenaltyVectorWrapper(VectorWrapper):
             every = np.ones(self.num_envs, dtype=bool)
             info = {**info, REFERENCE_TERM: terms, f"_{REFERENCE_TERM}": every}
             if finished.any():
-                self._term.restart(finished)
+                self._term.restart(finished, obs, getattr(self.env.unwrapped, "prompt_length", 0))
                 final = {**info.get("final_info", {}), REFERENCE_TERM: terms, f"_{REFERENCE_TERM}": finished}
                 info.update(final_info=final, _final_info=finished | info.get("_final_info", False))
         return obs, rewards, terminated, truncated, info

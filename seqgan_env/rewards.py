@@ -11,7 +11,8 @@ env step: the sequences so far and their lengths, plus which rows just finished.
   :class:`~seqgan_env.models.PrefixDiscriminator`, which scores every prefix (ScratchGAN's
   discriminator, de Masson d'Autume et al., 2019): no Monte Carlo rollouts.
 * :class:`OracleLikelihoodReward`: stationary; the oracle's log-probability of each token,
-  so an episode's return is the sequence's log-likelihood under the oracle.
+  so an episode's return is the sequence's log-likelihood under the oracle (of the agent's
+  tokens given the prompt, when the env has prompts).
 * :class:`ConstantReward` and :class:`RandomReward`: rewards that carry no information about
   the sequence, as controls: how much of a method's gain comes from the discriminator at all.
 """
@@ -82,8 +83,12 @@ class RewardModel(abc.ABC):
         """Prepare per-row caches for ``batch_size`` envs."""
         self.batch_size = batch_size
 
-    def reset(self, rows: torch.Tensor) -> None:  # noqa: B027 (optional: most rewards keep no per-row state)
-        """Rows (bool mask) that start a new, empty sequence."""
+    def reset(self, rows: torch.Tensor, prompts: torch.Tensor | None = None) -> None:  # noqa: B027 (optional)
+        """Rows (bool mask) that start a new sequence: empty, or, with ``prompts`` ``(B, k)``, the
+        row's prompt (tokens the agent did not write; rows outside the mask are ignored). The
+        wrappers pass ``prompts`` only when the env has them: a reward that keeps per-row state
+        and overrides this method with ``reset(rows)`` alone then fails loudly, rather than
+        silently scoring from the empty prefix. Most rewards keep no per-row state."""
 
     @abc.abstractmethod
     def step(self, sequences: torch.Tensor, lengths: torch.Tensor, actions: torch.Tensor,
@@ -188,11 +193,15 @@ class MonteCarloReward(_DiscriminatorReward):
         self.prefixes = PrefixStates(self.rollout_policy, batch_size)
         self._stale = False
 
-    def reset(self, rows):
+    def reset(self, rows, prompts=None):
         if self.prefixes is None or self.prefixes.batch_size != rows.shape[0]:
             self.bind(rows.shape[0])
+            if prompts is not None:
+                self.prefixes.reset(rows, prompts)
         elif not self._stale:  # a stale cache is rebuilt from the sequences at the next step
-            self.prefixes.reset(rows)
+            self.prefixes.reset(rows, prompts)
+        if prompts is not None:
+            self._prefix_key = None  # D's pooled prefixes restart from the prompts
 
     def step(self, sequences, lengths, actions, finished):
         if self.prefixes is None:
@@ -277,12 +286,14 @@ class DensePrefixReward(RewardModel):
         self.state = self.discriminator.initial_state(batch_size)
         self._weights = self.discriminator.weights_key()
 
-    def reset(self, rows):
+    def reset(self, rows, prompts=None):
         if self.state is None or self.state[0].shape[0] != rows.shape[0]:
             self.bind(rows.shape[0])
-            return
-        keep = ~rows.to(self.device).unsqueeze(1)
-        self.state = tuple(part * keep for part in self.state)  # zero = the initial state
+        else:
+            keep = ~rows.to(self.device).unsqueeze(1)
+            self.state = tuple(part * keep for part in self.state)  # zero = the initial state
+        if prompts is not None:
+            self._weights = None  # D's states after the prompts: rebuilt from the sequences at the next step
 
     def step(self, sequences, lengths, actions, finished):
         if self.state is None:
@@ -329,11 +340,13 @@ class OracleLikelihoodReward(RewardModel):
         super().bind(batch_size)
         self.prefixes = PrefixStates(self.oracle, batch_size)
 
-    def reset(self, rows):
+    def reset(self, rows, prompts=None):
         if self.prefixes is None or self.prefixes.batch_size != rows.shape[0]:
             self.bind(rows.shape[0])
+            if prompts is not None:
+                self.prefixes.reset(rows, prompts)
         else:
-            self.prefixes.reset(rows)
+            self.prefixes.reset(rows, prompts)
 
     def step(self, sequences, lengths, actions, finished):
         if self.prefixes is None:

@@ -62,6 +62,8 @@ class RewardInputs:
     device: torch.device
     eos_token: int | None
     arguments: dict[str, Any]
+    prompt_length: int = 0
+    """``k`` of prompted episodes (0: none); a scorer that depends on it (D*) reads it."""
 
     def get(self, name: str, default: Any = None) -> Any:
         """The raw argument ``name`` (``default`` where not given)."""
@@ -294,7 +296,7 @@ def _optimal_discriminator(inputs: RewardInputs) -> Any:
     if not isinstance(reference, TokenLSTM):
         raise TypeError(f"reference must be a generator (a seqgan_env TokenLSTM or its file), got "
                         f"{type(reference).__name__}")
-    return OptimalDiscriminator(inputs.oracle(), reference.to(inputs.device))
+    return OptimalDiscriminator(inputs.oracle(), reference.to(inputs.device), prompt_length=inputs.prompt_length)
 
 
 def _optimal_monte_carlo(inputs: RewardInputs) -> RewardModel:

@@ -73,14 +73,22 @@ class PrefixStates:
         with torch.inference_mode():
             self.logits, self.state = policy.start(batch_size)
         self._fresh: torch.Tensor | None = None
+        self._prompts: torch.Tensor | None = None  # (B, k): what fresh rows read after the start
 
-    def reset(self, rows: torch.Tensor) -> None:
-        """Put the rows selected by the bool mask ``rows`` back at the start of a sequence.
+    def reset(self, rows: torch.Tensor, prompts: torch.Tensor | None = None) -> None:
+        """Put the rows selected by the bool mask ``rows`` back at the start of a sequence, or
+        after their prompt (``prompts``: ``(B, k)`` tokens, one row per row of the batch).
 
-        The start is computed lazily at the next :meth:`advance`: a training loop usually
-        updates the policy between the reset and the next episode's first step.
+        The start (and the prompt's replay) is computed lazily at the next :meth:`advance`: a
+        training loop usually updates the policy between the reset and the next episode's first step.
         """
         self._fresh = rows.clone() if self._fresh is None else self._fresh | rows
+        if prompts is not None:
+            prompts = prompts.to(rows.device)
+            if self._prompts is None or self._prompts.shape != prompts.shape:
+                self._prompts = prompts.clone()
+            else:
+                self._prompts[rows] = prompts[rows]
 
     @torch.inference_mode()
     def sync(self) -> None:
@@ -90,14 +98,22 @@ class PrefixStates:
         rows, self._fresh = self._fresh, None
         count = int(rows.sum())
         if count == self.batch_size:
-            self.logits, self.state = self.policy.start(count)
+            self.logits, self.state = self._start(rows)
         elif count:
-            logits, state = self.policy.start(count)
+            logits, state = self._start(rows)
             self.logits = self.logits.clone()
             self.logits[rows] = logits
             self.state = tuple(part.clone() for part in self.state)
             for mine, new in zip(self.state, state):
                 mine[rows] = new
+
+    def _start(self, rows: torch.Tensor) -> tuple[torch.Tensor, State]:
+        """The logits and state of the selected rows after the start token and their prompt."""
+        logits, state = self.policy.start(int(rows.sum()))
+        if self._prompts is not None:
+            for token in self._prompts[rows].unbind(1):
+                logits, state = self.policy.step(token, state)
+        return logits, state
 
     @torch.inference_mode()
     def advance(self, tokens: torch.Tensor) -> None:

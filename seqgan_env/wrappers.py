@@ -4,7 +4,8 @@ Both wrappers hand the sequences after each step to a :class:`~seqgan_env.reward
 that works on batches; the single env is a batch of one. The reward's randomness is seeded
 from the env's own generator at every ``reset`` (a vector env's autoresets included), so the
 same seed and the same actions give the same rewards, and a one-row vector env gives exactly
-what ``SyncVectorEnv`` over the single env gives.
+what ``SyncVectorEnv`` over the single env gives. With prompts, the rows that start again are
+passed to the reward with their prompts (:meth:`~seqgan_env.rewards.RewardModel.reset`).
 
 To retrain the discriminator between episodes, call :meth:`set_discriminator` (and
 :meth:`set_rollout_policy` for a new rollout policy). On an env from ``gymnasium.make``,
@@ -26,6 +27,15 @@ from seqgan_env.rewards import RewardModel
 
 def _seed_from(rng: np.random.Generator) -> int:
     return int(rng.integers(0, 2**62))
+
+
+def _reset_rewards(model: RewardModel, rows: torch.Tensor, obs: np.ndarray, prompt_length: int) -> None:
+    """Tell the reward which rows start again, and from which prompts (the first ``prompt_length``
+    tokens of their new observations); without prompts, exactly the call it always was."""
+    if prompt_length:
+        model.reset(rows, prompts=torch.as_tensor(obs[..., :prompt_length], device=rows.device).view(rows.shape[0], -1))
+    else:
+        model.reset(rows)
 
 
 class _Swappable:
@@ -58,7 +68,8 @@ class SeqGANRewardWrapper(gym.Wrapper[np.ndarray, np.int64, np.ndarray, np.int64
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         obs, info = self.env.reset(seed=seed, options=options)
         self.reward_model.seed(_seed_from(self.np_random))
-        self.reward_model.reset(torch.ones(1, dtype=torch.bool, device=self._device))
+        _reset_rewards(self.reward_model, torch.ones(1, dtype=torch.bool, device=self._device), obs,
+                       self.env.unwrapped.prompt_length)
         return obs, info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -86,7 +97,8 @@ class SeqGANVectorRewardWrapper(VectorWrapper, _Swappable):
             seed = seed[0]  # one generator drives the whole batch
         obs, info = self.env.reset(seed=seed, options=options)
         self.reward_model.seed(_seed_from(self.np_random))
-        self.reward_model.reset(torch.ones(self.num_envs, dtype=torch.bool, device=self._device))
+        _reset_rewards(self.reward_model, torch.ones(self.num_envs, dtype=torch.bool, device=self._device), obs,
+                       self.env.unwrapped.prompt_length)
         return obs, info
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
@@ -107,5 +119,5 @@ class SeqGANVectorRewardWrapper(VectorWrapper, _Swappable):
             # An autoreset is a reset: reseed the reward from the env's generator, as the single
             # env does, so one row reproduces SyncVectorEnv over SeqGANEnv exactly.
             self.reward_model.seed(_seed_from(self.np_random))
-            self.reward_model.reset(done)
+            _reset_rewards(self.reward_model, done, obs, self.env.unwrapped.prompt_length)
         return obs, rewards.double().cpu().numpy(), terminated, truncated, info

@@ -114,9 +114,34 @@ def test_exercise_4_d_only_knows_what_it_was_shown(trained_tiny_copy):
     assert by_g[-1] > by_random[-1] + 0.1, (by_g, by_random)
 
 
-@pytest.mark.parametrize("exercise", [1, 2, 3, 4])
+@pytest.mark.parametrize("exercise", [1, 2, 3, 4, 5])
 def test_exercises_are_documented(exercise):
     from tests.conftest import REPO
 
     text = (REPO / "docs" / "exercises.md").read_text()
     assert f"## Exercise {exercise}" in text and f"test_exercise_{exercise}_" in text
+
+
+def prompt_group_rewards(models, prompt_length):
+    """D's score of 256 sequences by G: 16 groups of 16 rows sharing a prompt (or none)."""
+    from agents.sequence_level import sequence_rewards
+
+    prompts = dict(prompt_length=prompt_length, group_size=16) if prompt_length else {}
+    envs = gym.make_vec("SeqGAN-Tiny-v0", num_envs=256, reward="terminal", discriminator=models["discriminator"],
+                        **prompts)
+    sampler = ReinforceAgent(models["generator"], ReinforceConfig(lr=0.0, rollout_beta=0.0), seed=0)
+    return sequence_rewards(collect_episodes(envs, sampler, seed=1), "sum")
+
+
+def test_exercise_5_a_prompt_decides_part_of_the_reward(trained_tiny):
+    """With half the sequence a real prompt, the prompt groups hold a large share of D's reward
+    variance (chance: 1/16); the group baseline removes it, a batch-wide one does not."""
+    from agents.rloo import leave_one_out_advantages
+
+    shares, ratios = {}, {}
+    for k in (0, 4):
+        rewards = prompt_group_rewards(trained_tiny, k)
+        shares[k] = float(rewards.view(16, 16).mean(1).var() / rewards.var())
+        ratios[k] = float(leave_one_out_advantages(rewards, 16).var() / leave_one_out_advantages(rewards).var())
+    assert shares[0] < 0.15 and shares[4] > 0.3, shares
+    assert ratios[4] < 0.8 and ratios[0] > 0.9, ratios

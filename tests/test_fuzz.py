@@ -6,7 +6,9 @@ reward kinds and actions, valid and invalid:
 * an invalid action raises ``ValueError`` naming it, and leaves the episode as it was;
   stepping a finished single env raises ``RuntimeError`` (call reset); nothing else is raised;
 * a valid action is accepted, and rewards are finite and in the README's range for the kind;
-* the same seed and the same actions give the same observations and rewards.
+* the same seed and the same actions give the same observations and rewards;
+* with prompts (``prompt_length``, and ``group_size`` in the vector env) all of the above, and
+  the prompt stays in front of what the agent writes.
 
 The finished-episode info layout of the vector env is not asserted here (see test_vector_env).
 """
@@ -55,19 +57,25 @@ def _reward_options(reward: str) -> dict[str, Any]:
 
 
 @cache
-def single_env(preset: str, reward: str) -> gym.Env:
+def single_env(preset: str, reward: str, prompt_length: int = 0) -> gym.Env:
     """One env per preset and reward kind, shared by the examples (each starts with a seeded reset)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # untrained D and rollout policy: their reward means little, fine here
-        return gym.make("SeqGAN-v0", preset=PRESETS[preset], reward=reward, **_reward_options(reward))
+        return gym.make("SeqGAN-v0", preset=PRESETS[preset], reward=reward, prompt_length=prompt_length,
+                        **_reward_options(reward))
 
 
 @cache
-def vector_env(preset: str, reward: str, num_envs: int) -> Any:
+def vector_env(preset: str, reward: str, num_envs: int, prompt_length: int = 0) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        groups = {"group_size": num_envs} if prompt_length else {}  # every row one prompt
         return gym.make_vec("SeqGAN-v0", num_envs=num_envs, preset=PRESETS[preset], reward=reward,
-                            **_reward_options(reward))
+                            prompt_length=prompt_length, **groups, **_reward_options(reward))
+
+
+PROMPT_LENGTH = 2
+PROMPTED_KINDS = ("monte_carlo", "terminal", "oracle", "dense")
 
 
 # -- actions -------------------------------------------------------------------------------
@@ -109,8 +117,10 @@ def assert_reward_in_range(reward: float, kind: str, final: bool) -> None:
 def play_single(env: gym.Env, kind: str, seed: int, script: list[tuple[bool, Any]]) -> list[tuple]:
     """Play ``script`` from ``reset(seed)``, checking each step; returns what the valid steps gave."""
     preset = env.unwrapped
+    k = preset.prompt_length
     obs, _ = env.reset(seed=seed)
-    trace, length = [], 0
+    prompt = obs[:k].copy()
+    trace, length = [], k
     for is_valid, action in script:
         if not is_valid:
             with pytest.raises(ValueError, match="invalid action"):
@@ -121,6 +131,7 @@ def play_single(env: gym.Env, kind: str, seed: int, script: list[tuple[bool, Any
         length += 1
         assert type(reward) is float and type(terminated) is bool and truncated is False
         assert env.observation_space.contains(obs) and obs[length - 1] == token
+        assert (obs[:k] == prompt).all()
         assert info["prefix_length"] == length
         assert terminated == (length == preset.seq_len or token == preset.eos_token)
         assert_reward_in_range(reward, kind, terminated)
@@ -129,7 +140,7 @@ def play_single(env: gym.Env, kind: str, seed: int, script: list[tuple[bool, Any
             with pytest.raises(RuntimeError, match="reset"):
                 env.step(0)
             obs, _ = env.reset()  # no seed: the env's own generator goes on, still reproducible
-            length = 0
+            length, prompt = k, obs[:k].copy()
     return trace
 
 
@@ -137,6 +148,20 @@ def play_single(env: gym.Env, kind: str, seed: int, script: list[tuple[bool, Any
 @pytest.mark.parametrize("kind", list(REWARD_RANGES))
 def test_single_env_steps_raise_only_documented_errors_and_replay_exactly(preset, kind):
     env = single_env(preset, kind)
+
+    @FUZZ
+    @given(seed=st.integers(0, 2**63 - 1), script=action_script(VOCAB[preset]))
+    def check(seed, script):
+        first = play_single(env, kind, seed, script)
+        assert play_single(env, kind, seed, script) == first
+
+    check()
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+@pytest.mark.parametrize("kind", PROMPTED_KINDS)
+def test_prompted_single_env_steps_raise_only_documented_errors_and_replay_exactly(preset, kind):
+    env = single_env(preset, kind, PROMPT_LENGTH)
 
     @FUZZ
     @given(seed=st.integers(0, 2**63 - 1), script=action_script(VOCAB[preset]))
@@ -177,8 +202,10 @@ def invalid_batch(vocab: int, num_envs: int) -> st.SearchStrategy:
 
 def play_vector(envs: Any, kind: str, seed: int, script: list[tuple[bool, Any]]) -> list[tuple]:
     unwrapped = envs.unwrapped
+    k = unwrapped.prompt_length
     obs, _ = envs.reset(seed=seed)
-    lengths = np.zeros(envs.num_envs, dtype=np.int64)
+    prompts = obs[:, :k].copy()
+    lengths = np.full(envs.num_envs, k, dtype=np.int64)
     trace = []
     for is_valid, actions in script:
         if not is_valid:
@@ -196,11 +223,14 @@ def play_vector(envs: Any, kind: str, seed: int, script: list[tuple[bool, Any]])
         assert envs.observation_space.contains(obs)
         for row in range(envs.num_envs):
             assert_reward_in_range(float(rewards[row]), kind, bool(terminated[row]))
-            if terminated[row]:  # same-step autoreset: the row already shows an empty prefix
-                assert (obs[row] == unwrapped.pad_token).all()
+            if terminated[row]:  # same-step autoreset: the row already shows an empty prefix (or a new prompt)
+                assert (obs[row, k:] == unwrapped.pad_token).all() and (obs[row, :k] < unwrapped.pad_token).all()
+                prompts[row] = obs[row, :k]
             else:
-                assert obs[row, lengths[row] - 1] == tokens[row]
-        lengths[terminated] = 0
+                assert obs[row, lengths[row] - 1] == tokens[row] and (obs[row, :k] == prompts[row]).all()
+        lengths[terminated] = k
+        if k and unwrapped.group_size == envs.num_envs and terminated.all():
+            assert (obs[:, :k] == obs[:1, :k]).all()  # one group: one prompt
         trace.append((obs.tolist(), rewards.tolist(), terminated.tolist()))
     return trace
 
@@ -214,6 +244,24 @@ def test_vector_env_steps_raise_only_documented_errors_and_replay_exactly(preset
     @given(num_envs=st.sampled_from(NUM_ENVS), seed=st.integers(0, 2**63 - 1), data=st.data())
     def check(num_envs, seed, data):
         envs = vector_env(preset, kind, num_envs)
+        step = st.one_of(*[st.tuples(st.just(True), valid_batch(vocab, num_envs))] * 3,
+                         st.tuples(st.just(False), invalid_batch(vocab, num_envs)))
+        script = data.draw(st.lists(step, min_size=1, max_size=20), label="script")
+        first = play_vector(envs, kind, seed, script)
+        assert play_vector(envs, kind, seed, script) == first
+
+    check()
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+@pytest.mark.parametrize("kind", PROMPTED_KINDS)
+def test_prompted_vector_env_steps_raise_only_documented_errors_and_replay_exactly(preset, kind):
+    vocab = VOCAB[preset]
+
+    @FUZZ
+    @given(num_envs=st.sampled_from(NUM_ENVS), seed=st.integers(0, 2**63 - 1), data=st.data())
+    def check(num_envs, seed, data):
+        envs = vector_env(preset, kind, num_envs, PROMPT_LENGTH)
         step = st.one_of(*[st.tuples(st.just(True), valid_batch(vocab, num_envs))] * 3,
                          st.tuples(st.just(False), invalid_batch(vocab, num_envs)))
         script = data.draw(st.lists(step, min_size=1, max_size=20), label="script")

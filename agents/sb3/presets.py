@@ -45,10 +45,16 @@ def _as_sb3_env(envs: VecEnv | VectorEnv) -> VecEnv:
     return envs if isinstance(envs, VecEnv) else VecMonitor(SB3VecEnvAdapter(envs))
 
 
+def episode_steps(venv: VecEnv) -> int:
+    """Steps of a full-length episode: ``seq_len``, less the prompt's tokens when the env has prompts."""
+    prompt_length = getattr(seqgan_vector_env(venv).unwrapped, "prompt_length", 0)
+    return int(venv.observation_space.shape[0]) - int(prompt_length)
+
+
 def _episode_presets(venv: VecEnv) -> dict[str, Any]:
     """What every algorithm here shares: one episode per env per rollout, the discount of :func:`discount_for`."""
     gamma, gae_lambda = discount_for(venv)
-    return dict(n_steps=int(venv.observation_space.shape[0]), gamma=gamma, gae_lambda=gae_lambda)
+    return dict(n_steps=episode_steps(venv), gamma=gamma, gae_lambda=gae_lambda)
 
 
 def quiet_logger(model: BaseAlgorithm) -> BaseAlgorithm:
@@ -102,7 +108,7 @@ def make_ppo(envs: VecEnv | VectorEnv, generator: TokenLSTM | None = None, **ove
         overrides: any ``PPO`` keyword argument.
     """
     venv = _as_sb3_env(envs)
-    rollout = venv.num_envs * overrides.get("n_steps", int(venv.observation_space.shape[0]))
+    rollout = venv.num_envs * overrides.get("n_steps", episode_steps(venv))
     defaults = dict(batch_size=max(2, rollout // 4), n_epochs=4, learning_rate=1e-3, ent_coef=0.0)
     return _build(PPO, venv, generator, defaults, overrides)
 

@@ -16,12 +16,15 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from seqgan_env.prompts import PromptSource, UniformPrompts, check_prompt_groups, check_prompt_length
+
 Decoder = Callable[[Sequence[int]], str]
 """Turns token ids into text, for ``render_mode="ansi"``."""
 
 
 def _setup(env: Any, num: int, vocab_size: int, seq_len: int, eos_token: int | None,
-           render_mode: str | None, decode: Decoder | None) -> tuple[spaces.Discrete, spaces.MultiDiscrete]:
+           render_mode: str | None, decode: Decoder | None, prompt_length: int = 0,
+           prompts: PromptSource | None = None) -> tuple[spaces.Discrete, spaces.MultiDiscrete]:
     """Check and store the arguments both envs share; return the single action/observation spaces."""
     if vocab_size < 2:
         raise ValueError(f"vocab_size must be at least 2, got {vocab_size}")
@@ -34,6 +37,13 @@ def _setup(env: Any, num: int, vocab_size: int, seq_len: int, eos_token: int | N
     env.vocab_size, env.seq_len, env.eos_token = vocab_size, seq_len, eos_token
     env.pad_token = vocab_size
     env.render_mode, env.decode = render_mode, decode
+    env.prompt_length = check_prompt_length(prompt_length, seq_len)
+    if prompts is None and env.prompt_length:
+        prompts = UniformPrompts(env.prompt_length, vocab_size, eos_token)
+    if prompts is not None and prompts.prompt_length != env.prompt_length:
+        raise ValueError(f"the prompt source draws prompts of {prompts.prompt_length} tokens, "
+                         f"prompt_length is {env.prompt_length}")
+    env.prompts = prompts if env.prompt_length else None
     env._seqs = _Sequences(num, vocab_size, seq_len, eos_token)
     env._seqs.finished[:] = True  # step() before reset() is an error
     return (spaces.Discrete(vocab_size),
@@ -53,9 +63,13 @@ class _Sequences:
         # Rows whose sequence is complete: full length, or ended by an end-of-sequence token.
         self.finished = np.zeros(num, dtype=bool)
 
-    def clear(self, rows: np.ndarray | slice = slice(None)) -> None:
+    def clear(self, rows: np.ndarray | slice = slice(None), prompts: np.ndarray | None = None) -> None:
+        """Start the selected rows again, from ``prompts`` (one per selected row) or empty."""
         self.tokens[rows] = self.pad_token
         self.lengths[rows] = 0
+        if prompts is not None and prompts.shape[-1]:
+            self.tokens[rows, : prompts.shape[-1]] = prompts
+            self.lengths[rows] = prompts.shape[-1]
         self.finished[rows] = False
 
     def append(self, actions: np.ndarray) -> np.ndarray:
@@ -114,7 +128,8 @@ class SeqGANEnv(gym.Env[np.ndarray, np.int64]):
 
     ## Observation Space
     ``MultiDiscrete([vocab_size + 1] * seq_len)``, int64: the prefix, left-aligned, padded
-    with the PAD id ``vocab_size`` (inside the space, outside the action space).
+    with the PAD id ``vocab_size`` (inside the space, outside the action space). With a prompt,
+    the prefix is the prompt followed by what the agent wrote after it.
 
     ## Rewards
     Always ``0.0`` for the bare MDP. The reward wrappers (:mod:`seqgan_env.wrappers`) add one of
@@ -143,14 +158,27 @@ class SeqGANEnv(gym.Env[np.ndarray, np.int64]):
     The registry :data:`seqgan_env.rewards_registry.REWARDS` lists every kind with the
     arguments it reads; a new kind is one entry there.
 
+    With a prompt every reward reads the whole sequence, prompt included: the Monte Carlo reward
+    completes the prompt and the agent's tokens; D scores the whole sequence (what it is trained
+    on); the oracle reward pays log p_oracle of the agent's tokens given the prompt; D* is the
+    Bayes-optimal discriminator of prompted data (real: oracle sequences; generated: oracle
+    prompts completed by the reference), whose logit is log p_oracle - log p_reference of the
+    completion given the prompt, since the prompt's oracle density is on both sides.
+
     ## Starting State
-    The empty prefix (all PAD). The generator's start token is its own business and is not
-    part of the observation.
+    The empty prefix (all PAD), or, with ``prompt_length=k > 0``, a prompt of ``k`` tokens the
+    agent did not write, drawn afresh at every reset from the env's own generator (the same seed
+    gives the same prompts): the oracle's first ``k`` tokens (``make``'s synthetic variants), the
+    first ``k`` tokens of a held-out line (``SeqGAN-Text-v0``), or ``k`` uniform tokens (the bare
+    MDP without a ``prompts`` source). The reset ``info`` then holds ``prompt_length`` and
+    ``prompt`` (its ``k`` tokens); with ``k = 0`` the info is as it always was. The generator's
+    start token is its own business and is not part of the observation.
 
     ## Episode End
-    ``terminated=True`` once ``seq_len`` tokens are written, or when ``eos_token`` (text
-    data) is emitted. The episode is never truncated. At the end ``info["sequence"]`` holds
-    the finished sequence (without padding).
+    ``terminated=True`` once ``seq_len`` tokens are in the sequence (the agent writes
+    ``seq_len - k`` of them), or when ``eos_token`` (text data) is emitted. The episode is never
+    truncated. At the end ``info["sequence"]`` holds the finished sequence (without padding,
+    with the prompt).
 
     ## Arguments
     * ``vocab_size``: number of tokens (default 5000, the paper's synthetic data).
@@ -158,6 +186,10 @@ class SeqGANEnv(gym.Env[np.ndarray, np.int64]):
     * ``eos_token``: id that ends a sequence early, or ``None`` (synthetic data).
     * ``render_mode``: ``None`` or ``"ansi"`` (the prefix as text).
     * ``decode``: optional function from token ids to text for rendering.
+    * ``prompt_length``: ``k`` tokens of each episode written before the agent's first step
+      (default 0: the empty prefix); ``0 <= k < seq_len``, else ``ValueError``.
+    * ``prompts``: where the prompts come from, a :class:`~seqgan_env.prompts.PromptSource`
+      (``make`` passes the oracle's or the held-out split's; default uniform tokens).
 
     ## Variants
     Registered by ``import seqgan_env`` (see :data:`seqgan_env.VARIANTS`), each with its
@@ -171,21 +203,29 @@ class SeqGANEnv(gym.Env[np.ndarray, np.int64]):
     ## Version History
     * v0: initial version (the MDP, five reward kinds, the variants above); later the ``dense``
       reward kind was added as an option, then ``optimal`` and ``optimal-terminal`` (the default
-      reward and the variants are unchanged).
+      reward and the variants are unchanged); later ``prompt_length`` (prompted episodes, for
+      every variant) and the vector env's ``group_size`` were added as options, off by default
+      (with ``prompt_length=0`` episodes, observations, infos and rewards are as before).
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
     def __init__(self, vocab_size: int = 5000, seq_len: int = 20, eos_token: int | None = None,
-                 render_mode: str | None = None, decode: Decoder | None = None) -> None:
+                 render_mode: str | None = None, decode: Decoder | None = None, prompt_length: int = 0,
+                 prompts: PromptSource | None = None) -> None:
         self.action_space, self.observation_space = _setup(
-            self, 1, vocab_size, seq_len, eos_token, render_mode, decode)
+            self, 1, vocab_size, seq_len, eos_token, render_mode, decode, prompt_length, prompts)
 
     def reset(self, *, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        self._seqs.clear()
-        return self._seqs.tokens[0].copy(), {"prefix_length": 0}
+        k = self.prompt_length
+        prompt = self.prompts(1, self.np_random) if k else None  # k = 0 draws nothing: seeds as before
+        self._seqs.clear(prompts=prompt)
+        info: dict[str, Any] = {"prefix_length": k}
+        if k:
+            info.update(prompt_length=k, prompt=self._seqs.tokens[0, :k].copy())
+        return self._seqs.tokens[0].copy(), info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         actions = _as_actions(action, (1,))
@@ -218,20 +258,37 @@ class SeqGANVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
     that did not finish) for fixed-length sequences, and an object array of 1-D arrays when
     an ``eos_token`` makes their lengths differ, where ``SyncVectorEnv`` could not stack them.
 
+    ## Prompts and groups
+    ``prompt_length=k`` starts each row's episodes from a prompt, as :class:`SeqGANEnv` does; the
+    info of the rows that (auto)reset holds ``prompt_length`` and ``prompt`` (``(num_envs, k)``),
+    masked by ``_prompt_length`` and ``_prompt``. ``group_size=g`` (it needs ``k > 0`` and must
+    divide ``num_envs``) gives each group of ``g`` consecutive rows one prompt: rows ``0..g-1``
+    share one, rows ``g..2g-1`` the next, ..., so that methods comparing the completions of one
+    prompt (RLOO, GRPO) find them side by side. A group draws its prompt when its first row
+    resets; without an end token the rows of a group always reset together. With one, rows of a
+    group can finish at different steps: a row that resets takes its group's current prompt
+    (:func:`agents.base.collect_episodes` keeps each row's first episode after ``reset()``, where
+    the rows of a group share the prompt exactly). Default: each row draws its own prompt.
+
     ## Version History
-    * v0: initial version, the vector entry point of every variant (``gymnasium.make_vec``).
+    * v0: initial version, the vector entry point of every variant (``gymnasium.make_vec``);
+      later ``prompt_length`` and ``group_size`` were added as options, off by default.
     """
 
     metadata = {"render_modes": ["ansi"], "autoreset_mode": AutoresetMode.SAME_STEP}
 
     def __init__(self, num_envs: int = 1, vocab_size: int = 5000, seq_len: int = 20,
                  eos_token: int | None = None, render_mode: str | None = None,
-                 decode: Decoder | None = None) -> None:
+                 decode: Decoder | None = None, prompt_length: int = 0, group_size: int | None = None,
+                 prompts: PromptSource | None = None) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
         self.num_envs = num_envs
         self.single_action_space, self.single_observation_space = _setup(
-            self, num_envs, vocab_size, seq_len, eos_token, render_mode, decode)
+            self, num_envs, vocab_size, seq_len, eos_token, render_mode, decode, prompt_length, prompts)
+        self.group_size = check_prompt_groups(group_size, num_envs, self.prompt_length)
+        # Each group's current prompt: what its rows start from at their next reset.
+        self._group_prompts = np.zeros((num_envs // self.group_size, self.prompt_length), dtype=np.int64)
         # The batched spaces exactly as Gymnasium batches the single ones (SyncVectorEnv's).
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
@@ -240,9 +297,30 @@ class SeqGANVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         if seed is not None:
             self._np_random, self._np_random_seed = gym.utils.seeding.np_random(seed)
-        self._seqs.clear()
         every_row = np.ones(self.num_envs, dtype=bool)
-        return self._seqs.tokens.copy(), {"prefix_length": self._seqs.lengths.copy(), "_prefix_length": every_row}
+        self._seqs.clear(prompts=self._prompts_for(every_row))
+        info = {"prefix_length": self._seqs.lengths.copy(), "_prefix_length": every_row}
+        return self._seqs.tokens.copy(), self._prompt_info(info, every_row)
+
+    def _prompts_for(self, rows: np.ndarray) -> np.ndarray | None:
+        """The prompts of the rows (bool mask) that start again, one per row; ``None`` without prompts.
+
+        Groups whose first row starts again draw new prompts (one draw from the env's generator
+        for all of them: a one-row env draws exactly what :class:`SeqGANEnv` draws)."""
+        if not self.prompt_length:
+            return None
+        groups = np.flatnonzero(rows[:: self.group_size])
+        if len(groups):
+            self._group_prompts[groups] = self.prompts(len(groups), self.np_random)
+        return self._group_prompts[np.flatnonzero(rows) // self.group_size]
+
+    def _prompt_info(self, info: dict[str, Any], rows: np.ndarray) -> dict[str, Any]:
+        """``info`` with the prompts of the rows that just started (as ``SyncVectorEnv`` lays out reset infos)."""
+        if self.prompt_length:
+            k = self.prompt_length
+            info.update(prompt_length=np.where(rows, k, 0), _prompt_length=rows.copy(),
+                        prompt=np.where(rows[:, None], self._seqs.tokens[:, :k], 0), _prompt=rows.copy())
+        return info
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         actions = _as_actions(actions, (self.num_envs,))
@@ -252,9 +330,12 @@ class SeqGANVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         if done.any():
             info.update(final_obs=self._final_obs(done), _final_obs=done.copy(),
                         final_info=self._final_info(done, lengths), _final_info=done.copy())
-            self._seqs.clear(done)
+            self._seqs.clear(done, self._prompts_for(done))
         # Every row's current info: after the action, or after the reset for finished rows.
-        info.update(prefix_length=np.where(done, 0, lengths), _prefix_length=np.ones(self.num_envs, dtype=bool))
+        info.update(prefix_length=np.where(done, self.prompt_length, lengths),
+                    _prefix_length=np.ones(self.num_envs, dtype=bool))
+        if done.any():
+            self._prompt_info(info, done)
         rewards = np.zeros(self.num_envs, dtype=np.float64)
         truncated = np.zeros(self.num_envs, dtype=bool)
         return self._seqs.tokens.copy(), rewards, done, truncated, info

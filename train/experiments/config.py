@@ -86,6 +86,10 @@ class CompareConfig:
     """Temperatures of the tempered-MLE curve drawn against KL (each with its KL to temperature 1)."""
     kl_budgets: tuple[float, ...] = (1.0, 4.0, 16.0, 64.0)
     """KL budgets (nats per sequence) of the table of :mod:`train.experiments.overoptimisation`."""
+    prompt_length: int = 0
+    """``k``: every run trains on prompted episodes (the oracle's first ``k`` tokens, then the
+    agent's; ``group_size`` of RLOO and GRPO = their own), evaluated on NLL-oracle given the
+    prompts besides the usual metrics (:mod:`train.experiments.prompted`). 0: no prompts."""
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
@@ -188,6 +192,8 @@ def check_config(config: CompareConfig) -> None:
                          f"the REINFORCE variants in algos, and algos {list(config.algos)} has none: add one of "
                          f"{list(algorithms.names(runs_controls=True))}, or leave the controls out of the baselines")
     _check_reference_points(config)
+    if not isinstance(config.prompt_length, int) or config.prompt_length < 0:
+        raise ValueError(f"prompt_length must be a non-negative integer, got {config.prompt_length!r}")
     check_hparams(config.hparams)
 
 

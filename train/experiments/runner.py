@@ -20,6 +20,7 @@ from train.adversarial import discriminator_diagnostics, evaluate
 from train.algorithms import get_algorithm
 from train.experiments.base import base_models, load_reward_discriminator, with_reward_schedule
 from train.experiments.config import CompareConfig, check_hparams
+from train.experiments.prompted import prompt_env_kwargs, prompted_metrics
 from train.experiments.runs import Job, RunSpec, write_json
 from train.experiments.steps import StepInputs, generator_step
 from train.pretrain import DiscriminatorSchedule, train_discriminator
@@ -91,7 +92,8 @@ def train_run(folder: str | Path, job: Job | RunSpec, config_data: dict[str, Any
     reward_d = OptimalDiscriminator(oracle, reference) if "reference" in get_reward_kind(
         reward.env_reward).arguments else discriminator
     env_kwargs = dict(preset=preset, reward=reward.env_reward, device=device,
-                      **reward_arguments(reward.env_reward, available))
+                      **reward_arguments(reward.env_reward, available),
+                      **prompt_env_kwargs(config.prompt_length, run.algorithm, config.hparams.get(run.algorithm, {})))
     last_d: dict[str, float] = {}
     # The adversarial setting's D-step, the same for every algorithm (a reward without a learned D has none).
     retrain_d = None
@@ -117,6 +119,8 @@ def train_run(folder: str | Path, job: Job | RunSpec, config_data: dict[str, Any
     def evaluation(tokens: int, **extra: float) -> dict[str, Any]:
         point = {"tokens": tokens, **_evaluate(generator, oracle, test, config.eval_samples, run.seed, reference),
                  **extra,
+                 **prompted_metrics(generator, reference, oracle, config.prompt_length, min(config.eval_samples, 2000),
+                                    run.seed),
                  "wall_time": time.time() - started}
         if reward_d is not None:  # on the same fresh sequences at every evaluation (its own seeded stream)
             point.update(discriminator_diagnostics(reward_d, generator, oracle, min(config.eval_samples, 2_000),

@@ -144,7 +144,7 @@ def _agent_step(algorithm: Algorithm, inputs: StepInputs) -> GeneratorStep:
         batch = collect_episodes(envs, agent, seed=episode_seed)
         stats = agent.learn(batch)
         stats.setdefault("mean_reward", float((batch.rewards * batch.mask).sum() / batch.mask.sum()))
-        return {**stats, "tokens": int(batch.lengths.sum()), "reward_std": reward_spread(batch.rewards, batch.mask)}
+        return {**stats, "tokens": int(batch.mask.sum()), "reward_std": reward_spread(batch.rewards, batch.mask)}
 
     return GeneratorStep(episodes, agent.generator, Closer(envs))
 
