@@ -73,7 +73,7 @@ MUTANTS = (
            "rows that start a new episode keep the rollout policy's state from the previous one",
            (("seqgan_env/rollout.py", "self._fresh = rows.clone() if self._fresh is None else self._fresh | rows",
              "return"),),
-           ("tests/test_env.py", "tests/test_vector_env.py", "-k", "not retrained_in_place and not cuda")),
+           ("tests/test_prefix_states.py",)),
     Mutant("mc-policy-swap-not-rebuilt",
            "after set_rollout_policy the prefix states of the old policy are kept",
            (("seqgan_env/rewards.py", "        self.rollout_policy = self._on_device(policy)\n        self._stale = True",
