@@ -27,7 +27,8 @@ import torch
 from seqgan_env.factory import resolve_oracle
 from seqgan_env.presets import get_preset
 from train.config import get_train_config
-from train.pipeline import Run, plot_learning_curve
+from train.pipeline import Run
+from train.run_plots import plot_learning_curve
 
 DEFAULT_ORACLE = Path(__file__).resolve().parents[2] / "shared" / "oracle" / "seqgan_paper_oracle.npz"
 
