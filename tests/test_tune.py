@@ -15,11 +15,12 @@ from ray import tune
 from agents.reinforce import ReinforceAgent
 from train.cli import main
 from train.compare import get_compare_config
-from train.reporting import METRICS, STATISTICS_COLUMNS
+from train.experiments.reporting import D_METRICS, METRICS, STATISTICS_COLUMNS
 
 pytestmark = pytest.mark.usefixtures("ray_local")
 
-TABLE_COLUMNS = ["setting", "method", "seeds"] + [k for key, _ in METRICS for k in (key, f"{key}_ci")]
+# Every evaluation also measures D on held-out data, so its columns follow the generator's metrics.
+TABLE_COLUMNS = ["setting", "method", "seeds"] + [k for key, _ in (*METRICS, *D_METRICS) for k in (key, f"{key}_ci")]
 
 
 class BrokenAgent(ReinforceAgent):
