@@ -126,6 +126,11 @@ def matmul_gflops(dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> fl
     return 2 * size**3 / statistics.median(times) / 1e9
 
 
+def machine_rates() -> dict[str, float]:
+    """Dense matmul GFLOP/s of this machine now, in float32 and bfloat16 (torch's threads)."""
+    return {"float32": matmul_gflops(torch.float32), "bfloat16": matmul_gflops(torch.bfloat16)}
+
+
 def peak_memory_mb(preset_name: str, num_envs: int, threads: int | None, engine: str = "current") -> float:
     """Peak RSS of a fresh process that builds the models and runs two episodes of ``engine``."""
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec from the (large) parent.

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.bench_rewards import matmul_gflops
+from benchmarks.bench_rewards import machine_rates
 from seqgan_env.checkpoint import load_model, save_model
 from seqgan_env.diagnostics import discriminator_logits, held_out_metrics, spearman
 from seqgan_env.factory import resolve_oracle
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         print((out / "generator_mle.json").read_text())
         return 0
     generator.eval()
-    rates = {"float32": matmul_gflops(torch.float32), "bfloat16": matmul_gflops(torch.bfloat16)}
+    rates = machine_rates()
     print(f"dense matmul 2048^3 on 1 thread: float32 {rates['float32']:.0f} GFLOP/s, "
           f"bfloat16 {rates['bfloat16']:.0f} GFLOP/s; load average {os.getloadavg()[0]:.2f}")
     # Real data the way the cpu preset draws it; held-out sequences from their own streams.

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.bench_rewards import matmul_gflops
+from benchmarks.bench_rewards import machine_rates
 from seqgan_env.factory import resolve_oracle
 from seqgan_env.presets import get_preset
 from train.config import get_train_config
@@ -93,11 +93,6 @@ def print_table(rows: list[dict], total_wall: float) -> None:
     print(f"whole pipeline: {total_wall / 60:.1f} min")
 
 
-def machine_rates() -> dict[str, float]:
-    """Dense matmul GFLOP/s of this machine now, in float32 and bfloat16."""
-    return {"float32": matmul_gflops(torch.float32), "bfloat16": matmul_gflops(torch.bfloat16)}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--oracle", default=str(DEFAULT_ORACLE))
@@ -119,10 +114,10 @@ def main(argv: list[str] | None = None) -> int:
         oracle = resolve_oracle(args.oracle, get_preset(config.model_preset))
         resume = (out / "checkpoint.pt").exists()
         # Machines of this kind differ several-fold: the wall time means little without them.
-        rates["before"] = machine_rates()
+        rates["before"] = {**machine_rates(), "threads": torch.get_num_threads()}
         run = Run(out, config, oracle, resume=resume)
         run.run()
-        rates["after"] = machine_rates()
+        rates["after"] = {**machine_rates(), "threads": torch.get_num_threads()}
         history, wall = run.state.history, run.state.wall_time
     else:
         payload = Run.load_payload(out)
@@ -134,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     print_held_out_d(d_rows)
     for when, rate in rates.items():
         print(f"dense matmul 2048^3 {when} the run: float32 {rate['float32']:.0f} GFLOP/s, "
-              f"bfloat16 {rate['bfloat16']:.0f} GFLOP/s ({torch.get_num_threads()} threads)")
+              f"bfloat16 {rate['bfloat16']:.0f} GFLOP/s ({rate['threads']} threads)")
     (out / "paper_table.json").write_text(json.dumps({"rows": rows, "held_out_d": d_rows, "wall_time_s": wall,
                                                       "matmul_gflops": rates}, indent=1))
     plot_learning_curve(history, out / "learning_curve.png")
