@@ -39,16 +39,33 @@ from seqgan_env.models.discriminator import Discriminator
 from seqgan_env.models.lstm import Oracle, TokenLSTM
 from seqgan_env.precision import parameter_versions
 from seqgan_env.presets import DiscriminatorConfig
+from seqgan_env.sampling import CPU_CHUNK_ROWS
 
 
 def sequence_log_likelihood(model: TokenLSTM, tokens: torch.Tensor, batch_size: int = 1024,
-                            first: int = 0) -> torch.Tensor:
+                            first: int = 0, shared: int = 0) -> torch.Tensor:
     """``log p_model(x)`` of each row of ``(B, T)`` tokens, ``(B,)`` float32: the sum of its
     per-token log-probabilities; PAD positions (ids ``>= vocab_size``, after an end token) are
     not tokens and count nothing. ``first``: only positions from ``first`` on count (``log p(x_first..
-    | x_<first)``, a completion given its prompt). Differentiable where gradients are enabled."""
+    | x_<first)``, a completion given its prompt). Differentiable where gradients are enabled.
+
+    ``shared``: runs of consecutive rows that agree on their first ``shared`` tokens (the Monte
+    Carlo completions of one prefix) score those positions once per run. Without gradients the
+    output layer is computed a chunk of rows at a time, used while it is in cache
+    (:func:`taken_log_probs`), in float32 as the plain path."""
     if tokens.dim() != 2:
         raise ValueError(f"expected (batch, length) token ids, got shape {tuple(tokens.shape)}")
+    if torch.is_grad_enabled() and any(p.requires_grad for p in model.parameters()):
+        return _differentiable_log_likelihood(model, tokens, batch_size, first)
+    out = []
+    for start in range(0, tokens.shape[0], batch_size):
+        chunk = tokens[start : start + batch_size].to(model.device)
+        out.append(_shared_prefix_log_likelihood(model, chunk, first, min(shared, chunk.shape[1])))
+    return torch.cat(out) if out else torch.empty(0, device=model.device)
+
+
+def _differentiable_log_likelihood(model: TokenLSTM, tokens: torch.Tensor, batch_size: int,
+                                   first: int) -> torch.Tensor:
     out = []
     for start in range(0, tokens.shape[0], batch_size):
         chunk = tokens[start : start + batch_size].to(model.device)
@@ -58,6 +75,46 @@ def sequence_log_likelihood(model: TokenLSTM, tokens: torch.Tensor, batch_size: 
             skip = skip | (torch.arange(chunk.shape[1], device=chunk.device) < first)
         out.append(log_probs.masked_fill(skip, 0.0).sum(dim=1))
     return torch.cat(out) if out else torch.empty(0, device=model.device)
+
+
+def taken_log_probs(model: TokenLSTM, hidden: torch.Tensor, tokens: torch.Tensor,
+                    chunk_rows: int = CPU_CHUNK_ROWS) -> torch.Tensor:
+    """``log p(token | hidden)`` per row for ``(R, hidden)`` states and ``(R,)`` tokens, float32,
+    no gradients; PAD tokens (``>= vocab_size``) get 0.
+
+    Each chunk's ``(chunk_rows, vocab)`` log-probabilities are made, reduced to the taken token's
+    and dropped while still in cache: a log-softmax over every row at once
+    writes and rereads ``R x vocab`` floats, which is most of the cost on a CPU."""
+    weight = model.output_weight(torch.float32)
+    features = TokenLSTM.output_features(hidden.float(), torch.float32)
+    taken = tokens.clamp(max=model.vocab_size - 1).unsqueeze(1)
+    out = torch.empty(hidden.shape[0], dtype=torch.float32, device=hidden.device)
+    step = chunk_rows if hidden.device.type == "cpu" else max(hidden.shape[0], 1)
+    for begin in range(0, hidden.shape[0], step):
+        # torch's fused log-softmax of an in-cache chunk is quicker than its logsumexp (several passes).
+        log_probs = torch.log_softmax(torch.mm(features[begin : begin + step], weight), dim=1)
+        out[begin : begin + step] = log_probs.gather(1, taken[begin : begin + step]).squeeze(1)
+    return out.masked_fill_(tokens >= model.vocab_size, 0.0)
+
+
+@torch.no_grad()
+def _shared_prefix_log_likelihood(model: TokenLSTM, tokens: torch.Tensor, first: int, shared: int) -> torch.Tensor:
+    hidden = model.hidden_states(tokens)  # the recurrence is cheap; the output layer is what costs
+    rows, length = tokens.shape
+    start = max(first, shared)
+    total = torch.zeros(rows, dtype=torch.float32, device=tokens.device)
+    if start < length:
+        total += taken_log_probs(model, hidden[:, start:].reshape(-1, hidden.shape[-1]),
+                                 tokens[:, start:].reshape(-1)).view(rows, -1).sum(1)
+    if first < shared:  # positions [first, shared): once per run of rows with the same prefix
+        _, inverse, counts = torch.unique_consecutive(tokens[:, :shared], dim=0, return_inverse=True,
+                                                      return_counts=True)
+        leaders = torch.cumsum(counts, 0) - counts
+        part = tokens[leaders, first:shared]
+        prefix = taken_log_probs(model, hidden[leaders, first:shared].reshape(-1, hidden.shape[-1]),
+                                 part.reshape(-1)).view(leaders.shape[0], -1).sum(1)
+        total += prefix[inverse]
+    return total
 
 
 def _check_token_model(model: Any, role: str) -> None:
@@ -137,9 +194,10 @@ class DensityRatioDiscriminator(Discriminator):
         """Changes whenever either model's weights do, or the reference is swapped."""
         return (id(self.reference), parameter_versions(self.numerator), parameter_versions(self.reference))
 
-    def log_ratio(self, tokens: torch.Tensor) -> torch.Tensor:
+    def log_ratio(self, tokens: torch.Tensor, shared: int = 0) -> torch.Tensor:
         """``log p_numerator(x) - log p_reference(x)`` per row, ``(B,)`` float32 (D's logit),
-        differentiable in the numerator's weights where gradients are enabled.
+        differentiable in the numerator's weights where gradients are enabled. ``shared``: see
+        :func:`sequence_log_likelihood` (consecutive rows that share their first tokens).
 
         Summed in float32: a sequence's log-likelihood adds ``seq_len`` log-probabilities, and
         bfloat16's 8-bit mantissa would move it by nats."""
@@ -148,8 +206,8 @@ class DensityRatioDiscriminator(Discriminator):
                              f"got {tokens.shape[-1]}")
         k = self.prompt_length
         with torch.no_grad():
-            reference = sequence_log_likelihood(self.reference, tokens, self.batch_size, k).to(self.device)
-        return sequence_log_likelihood(self.numerator, tokens.to(self.device), self.batch_size, k) - reference
+            reference = sequence_log_likelihood(self.reference, tokens, self.batch_size, k, shared).to(self.device)
+        return sequence_log_likelihood(self.numerator, tokens.to(self.device), self.batch_size, k, shared) - reference
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Two-class logits ``(B, 2)`` as the CNN gives them: ``[0, log ratio]`` (column 1 = real)."""
@@ -177,8 +235,10 @@ class DensityRatioDiscriminator(Discriminator):
     @torch.inference_mode()
     def window_maxima(self, tokens: torch.Tensor, first_end: int = 0,
                       dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """The log ratio of each whole sequence as a one-feature row, ``(R, 1)``."""
-        return self.log_ratio(tokens).unsqueeze(1)
+        """The log ratio of each whole sequence as a one-feature row, ``(R, 1)``. The engine's rows
+        are the completions of its prefixes, grouped: their first ``first_end`` tokens (the shortest
+        prefix) are scored once per group."""
+        return self.log_ratio(tokens, shared=first_end).unsqueeze(1)
 
     def head(self, raw_maxima: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """P(real) ``(R,)`` from :meth:`window_maxima`'s feature."""

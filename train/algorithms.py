@@ -67,6 +67,10 @@ class Algorithm:
     """Whether ``seqgan train --algo`` offers it."""
     compare: bool = True
     """Whether ``seqgan compare --algos`` offers it (the oracle baseline's update is not offered)."""
+    sequence_level: bool = False
+    """Whether it learns from one reward per sequence (RLOO, GRPO): the comparison then gives it its
+    reward's sequence-level form (:attr:`train.experiments.rewards.ComparisonReward.sequence_env_reward`:
+    D's score of the finished sequence, no Monte Carlo completions)."""
 
     def check_hparams(self, values: dict[str, Any]) -> None:
         """ValueError naming a hyperparameter this algorithm does not take, one it sets itself, or a bad value."""
@@ -239,7 +243,7 @@ def sequence_level_algorithm(name: str, summary: str, module: str, config_class:
         return {f.name: f.default for f in dataclasses.fields(getattr(importlib.import_module(module), config_class))}
 
     return Algorithm(name, summary, "reinforce", make_agent, hparams, check=lambda values: config(values) and None,
-                     search_space=search_space, runs_controls=True, train=False)
+                     search_space=search_space, runs_controls=True, train=False, sequence_level=True)
 
 
 def _rllib_hparams() -> dict[str, Any]:

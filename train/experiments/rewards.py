@@ -45,6 +45,15 @@ class ComparisonReward:
     """:class:`train.pretrain.DiscriminatorSchedule` fields its D is pretrained and retrained with."""
     update: str | None = None
     """A reference baseline's algorithm."""
+    sequence_env_reward: str | None = None
+    """The env's reward kind of its sequence-level form, which the sequence-level algorithms (RLOO,
+    GRPO: :attr:`train.algorithms.Algorithm.sequence_level`) run on: the same D's score of the
+    finished sequence and 0 before, no Monte Carlo completions. ``None``: ``env_reward`` (a reward
+    that is already cheap per step: the controls, the dense reward)."""
+
+    def env_reward_for(self, sequence_level: bool) -> str:
+        """The env's reward kind a run of an algorithm that is (or is not) sequence-level gets."""
+        return self.sequence_env_reward if sequence_level and self.sequence_env_reward else self.env_reward
 
     @property
     def checkpoint_kind(self) -> str | None:
@@ -67,6 +76,10 @@ def register_comparison_reward(reward: ComparisonReward, replace: bool = False) 
     if reward.role not in ROLES:
         raise ValueError(f"reward {reward.name!r}: role must be one of {ROLES}, got {reward.role!r}")
     kind = get_reward_kind(reward.env_reward)
+    if reward.sequence_env_reward is not None and (
+            get_reward_kind(reward.sequence_env_reward).discriminator != kind.discriminator):
+        raise ValueError(f"reward {reward.name!r}: its sequence-level kind {reward.sequence_env_reward!r} reads "
+                         f"another discriminator than reward={reward.env_reward!r}")
     if reward.discriminator_file is not None and kind.discriminator is None:
         raise ValueError(f"reward {reward.name!r} names a D file, but reward={reward.env_reward!r} reads no "
                          "discriminator")
@@ -116,18 +129,22 @@ def _density_ratio() -> dict[str, Any]:
     return {name: getattr(schedule, name) for name in ("model", "objective", "lr", "epochs", "fresh_real")}
 
 
+# Sequence-level algorithms (RLOO, GRPO) get each reward's terminal form: D's score of the finished
+# sequence is all they read, so the completions of every prefix would cost without informing them.
 # The D-quality axis, from no information to all: ``random`` (a control), ``monte_carlo`` (the
 # paper's CNN, near chance on fresh data), ``density-ratio`` (the best learned D of the D study)
 # and ``optimal`` (the Bayes-optimal D*, exact). Each evaluation records the reward's held-out
 # D metrics (``d_heldout_auc``, ...), and the table shows them.
 for _reward in (
     ComparisonReward("monte_carlo", "monte_carlo", "the paper's D and Monte Carlo reward",
-                     discriminator_file="discriminator.pt"),
+                     discriminator_file="discriminator.pt", sequence_env_reward="terminal"),
     ComparisonReward("density-ratio", "monte_carlo", "the Monte Carlo reward of a learned density-ratio D",
-                     discriminator_file="discriminator-density-ratio.pt", schedule=_density_ratio()),
-    ComparisonReward("optimal", "optimal", "the Monte Carlo reward of the Bayes-optimal D*"),
+                     discriminator_file="discriminator-density-ratio.pt", schedule=_density_ratio(),
+                     sequence_env_reward="terminal"),
+    ComparisonReward("optimal", "optimal", "the Monte Carlo reward of the Bayes-optimal D*",
+                     sequence_env_reward="optimal-terminal"),
     ComparisonReward("monte_carlo-reg", "monte_carlo", "the Monte Carlo reward of a regularised D",
-                     discriminator_file="discriminator-reg.pt", schedule=_regularised()),
+                     discriminator_file="discriminator-reg.pt", schedule=_regularised(), sequence_env_reward="terminal"),
     ComparisonReward("dense", "dense", "a prefix discriminator's P(real) of every prefix, no rollouts",
                      discriminator_file="prefix-discriminator.pt"),
     ComparisonReward("constant", "constant", "constant reward", role="control"),

@@ -73,6 +73,7 @@ def train_run(folder: str | Path, job: Job | RunSpec, config_data: dict[str, Any
     run = job if isinstance(job, RunSpec) else RunSpec.from_job(job)
     check_hparams(config.hparams)
     algorithm, reward = get_algorithm(run.algorithm), run.reward_entry
+    env_reward = reward.env_reward_for(algorithm.sequence_level)
     root = Path(folder)
     base = root / "base"
     generator, real, test, preset = base_models(base, device)
@@ -90,9 +91,9 @@ def train_run(folder: str | Path, job: Job | RunSpec, config_data: dict[str, Any
                      num_rollouts=config.num_rollouts, reference=reference)
     # The D whose held-out metrics each evaluation records: the learned one, or D* for its rewards.
     reward_d = OptimalDiscriminator(oracle, reference) if "reference" in get_reward_kind(
-        reward.env_reward).arguments else discriminator
-    env_kwargs = dict(preset=preset, reward=reward.env_reward, device=device,
-                      **reward_arguments(reward.env_reward, available),
+        env_reward).arguments else discriminator
+    env_kwargs = dict(preset=preset, reward=env_reward, device=device,
+                      **reward_arguments(env_reward, available),
                       **prompt_env_kwargs(config.prompt_length, run.algorithm, config.hparams.get(run.algorithm, {})))
     last_d: dict[str, float] = {}
     # The adversarial setting's D-step, the same for every algorithm (a reward without a learned D has none).
