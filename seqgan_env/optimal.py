@@ -39,7 +39,6 @@ from seqgan_env.models.discriminator import Discriminator
 from seqgan_env.models.lstm import Oracle, TokenLSTM
 from seqgan_env.precision import parameter_versions
 from seqgan_env.presets import DiscriminatorConfig
-from seqgan_env.sampling import CPU_CHUNK_ROWS
 
 
 def sequence_log_likelihood(model: TokenLSTM, tokens: torch.Tensor, batch_size: int = 1024,
@@ -52,7 +51,7 @@ def sequence_log_likelihood(model: TokenLSTM, tokens: torch.Tensor, batch_size: 
     ``shared``: runs of consecutive rows that agree on their first ``shared`` tokens (the Monte
     Carlo completions of one prefix) score those positions once per run. Without gradients the
     output layer is computed a chunk of rows at a time, used while it is in cache
-    (:func:`taken_log_probs`), in float32 as the plain path."""
+    (:meth:`TokenLSTM.taken_log_probs`), in float32 as the plain path."""
     if tokens.dim() != 2:
         raise ValueError(f"expected (batch, length) token ids, got shape {tuple(tokens.shape)}")
     if torch.is_grad_enabled() and any(p.requires_grad for p in model.parameters()):
@@ -77,26 +76,6 @@ def _differentiable_log_likelihood(model: TokenLSTM, tokens: torch.Tensor, batch
     return torch.cat(out) if out else torch.empty(0, device=model.device)
 
 
-def taken_log_probs(model: TokenLSTM, hidden: torch.Tensor, tokens: torch.Tensor,
-                    chunk_rows: int = CPU_CHUNK_ROWS) -> torch.Tensor:
-    """``log p(token | hidden)`` per row for ``(R, hidden)`` states and ``(R,)`` tokens, float32,
-    no gradients; PAD tokens (``>= vocab_size``) get 0.
-
-    Each chunk's ``(chunk_rows, vocab)`` log-probabilities are made, reduced to the taken token's
-    and dropped while still in cache: a log-softmax over every row at once
-    writes and rereads ``R x vocab`` floats, which is most of the cost on a CPU."""
-    weight = model.output_weight(torch.float32)
-    features = TokenLSTM.output_features(hidden.float(), torch.float32)
-    taken = tokens.clamp(max=model.vocab_size - 1).unsqueeze(1)
-    out = torch.empty(hidden.shape[0], dtype=torch.float32, device=hidden.device)
-    step = chunk_rows if hidden.device.type == "cpu" else max(hidden.shape[0], 1)
-    for begin in range(0, hidden.shape[0], step):
-        # torch's fused log-softmax of an in-cache chunk is quicker than its logsumexp (several passes).
-        log_probs = torch.log_softmax(torch.mm(features[begin : begin + step], weight), dim=1)
-        out[begin : begin + step] = log_probs.gather(1, taken[begin : begin + step]).squeeze(1)
-    return out.masked_fill_(tokens >= model.vocab_size, 0.0)
-
-
 @torch.no_grad()
 def _shared_prefix_log_likelihood(model: TokenLSTM, tokens: torch.Tensor, first: int, shared: int) -> torch.Tensor:
     hidden = model.hidden_states(tokens)  # the recurrence is cheap; the output layer is what costs
@@ -104,15 +83,17 @@ def _shared_prefix_log_likelihood(model: TokenLSTM, tokens: torch.Tensor, first:
     start = max(first, shared)
     total = torch.zeros(rows, dtype=torch.float32, device=tokens.device)
     if start < length:
-        total += taken_log_probs(model, hidden[:, start:].reshape(-1, hidden.shape[-1]),
-                                 tokens[:, start:].reshape(-1)).view(rows, -1).sum(1)
+        part = tokens[:, start:]
+        total += model.taken_log_probs(hidden[:, start:].reshape(-1, hidden.shape[-1]), part.reshape(-1)).view(
+            rows, -1).masked_fill(part >= model.vocab_size, 0.0).sum(1)
     if first < shared:  # positions [first, shared): once per run of rows with the same prefix
         _, inverse, counts = torch.unique_consecutive(tokens[:, :shared], dim=0, return_inverse=True,
                                                       return_counts=True)
         leaders = torch.cumsum(counts, 0) - counts
         part = tokens[leaders, first:shared]
-        prefix = taken_log_probs(model, hidden[leaders, first:shared].reshape(-1, hidden.shape[-1]),
-                                 part.reshape(-1)).view(leaders.shape[0], -1).sum(1)
+        prefix = model.taken_log_probs(hidden[leaders, first:shared].reshape(-1, hidden.shape[-1]),
+                                       part.reshape(-1)).view(leaders.shape[0], -1).masked_fill(
+            part >= model.vocab_size, 0.0).sum(1)
         total += prefix[inverse]
     return total
 

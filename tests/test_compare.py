@@ -514,3 +514,53 @@ def test_kl_beta_reaches_the_update_through_hparams(comparison, tmp_path, algo):
     assert held["final"]["nll_test"] != free["final"]["nll_test"]  # the penalty changed the updates
     if algo == "reinforce-mean":  # measured 0.009 against 0.34 (A2C moves too little here to tell: 0.007, 0.018)
         assert held["final"]["kl"] < 0.25 * free["final"]["kl"]
+
+
+def test_sequence_level_algorithms_get_the_terminal_reward_and_no_rollouts(comparison, tmp_path, monkeypatch):
+    """RLOO and GRPO read one reward per sequence: the comparison makes their env with the
+    reward's terminal form (the paper's D, D*), so no Monte Carlo completion is drawn for them;
+    a token-level algorithm keeps the Monte Carlo reward, and the controls stay as they are."""
+    import train.experiments.steps as steps
+    from seqgan_env.rewards import MonteCarloReward
+
+    out, _ = comparison
+    shutil.copytree(out / "base", tmp_path / "base")
+    config = CompareConfig.from_dict(json.loads((out / "compare.json").read_text()))
+    made, completions = [], []
+    make_vec, mc_step = steps.gym.make_vec, MonteCarloReward.step
+
+    def recording_make_vec(*args, **kwargs):
+        made.append(kwargs["reward"])
+        return make_vec(*args, **kwargs)
+
+    def counting_step(self, *args, **kwargs):
+        completions.append(1)
+        return mc_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(steps.gym, "make_vec", recording_make_vec)
+    monkeypatch.setattr(MonteCarloReward, "step", counting_step)
+    expected = {("fixed", "rloo", 0): ("terminal", False), ("fixed", "grpo @ optimal", 0): ("optimal-terminal", False),
+                ("baseline", "random/rloo", 0): ("random", False), ("fixed", "reinforce-mean", 0): ("monte_carlo", True),
+                ("fixed", "reinforce-mean @ optimal", 0): ("optimal", True)}
+    proxies = {}
+    for job, (reward, rollouts) in expected.items():
+        made.clear()
+        completions.clear()
+        result = run_one(str(tmp_path), job, config.to_dict(), None)
+        assert made == [reward], job
+        assert bool(completions) == rollouts, job
+        assert result["tokens"] >= config.token_budget, job  # the same budget in generated tokens
+        proxies[job[1]] = result["final"]["mean_reward"]
+    # The proxy is D's score of a sequence under both forms of the reward (not the terminal score
+    # spread over the steps, which would be 1/seq_len of it): the same D, near the same policy.
+    assert 0.0 < proxies["rloo"] <= 1.0
+    assert abs(proxies["rloo"] - proxies["reinforce-mean"]) < 0.5 * proxies["reinforce-mean"], proxies
+
+
+def test_the_proxy_is_one_score_per_sequence_whatever_the_rewards_form():
+    from train.experiments.steps import proxy_reward
+
+    mask = [[1, 1, 1], [1, 1, 1]]
+    assert proxy_reward([[0.0, 0.0, 0.6], [0.0, 0.0, 0.2]], mask, per_token=True) == pytest.approx(0.4)
+    assert proxy_reward([[0.5, 0.4, 0.6], [0.5, 0.5, 0.5]], mask, per_token=False) == pytest.approx(0.5)
+    assert proxy_reward([[0.0, 0.5, 9.0], [0.0, 0.3, 0.0]], [[1, 1, 0], [1, 1, 1]], per_token=True) == pytest.approx(0.4)

@@ -160,3 +160,66 @@ def test_reward_optimal_is_the_monte_carlo_reward_scored_by_d_star(enumerable, t
         rewards(reward="optimal", oracle=oracle, reference=42, rollout_policy=generator)
     with pytest.raises(ValueError, match="vocab"):
         rewards(reward="optimal", oracle=oracle, reference=Generator(VOCAB + 2, 4, 4, LENGTH), rollout_policy=generator)
+
+
+def _plain_log_likelihood(model, tokens, first=0):
+    """log p(x) by the textbook route: every position's log-softmax over the whole vocabulary."""
+    with torch.no_grad():
+        log_probs = torch.log_softmax(model(tokens), dim=-1).gather(
+            -1, tokens.clamp(max=model.vocab_size - 1).unsqueeze(-1)).squeeze(-1)
+    skip = (tokens >= model.vocab_size) | (torch.arange(tokens.shape[1]) < first)
+    return log_probs.masked_fill(skip, 0.0).sum(1)
+
+
+@pytest.mark.parametrize("first", [0, 3])
+@pytest.mark.parametrize("shared", [0, 2, 5])
+def test_the_chunked_shared_prefix_scoring_equals_the_plain_log_likelihood(tiny_models, first, shared):
+    """The Monte Carlo engine's path (output layer a chunk of rows at a time, positions before
+    ``shared`` scored once per run of rows with that prefix) gives the plain log-likelihood of every
+    row, PAD positions included; chunks smaller than a run of rows must not matter."""
+    from seqgan_env.optimal import sequence_log_likelihood
+
+    generator, oracle = tiny_models["generator"], tiny_models["oracle"]
+    rng = torch.Generator().manual_seed(3)
+    prefixes = generator.sample(6, rng)
+    tokens = prefixes.repeat_interleave(4, dim=0)  # 6 runs of 4 completions, as the engine writes them
+    tokens[:, shared:] = generator.sample(24, rng)[:, shared:]
+    tokens[5, -2:] = generator.vocab_size  # PAD after an end token counts nothing
+    for model in (generator, oracle):
+        expected = _plain_log_likelihood(model, tokens, first)
+        with torch.no_grad():
+            got = sequence_log_likelihood(model, tokens, batch_size=10, first=first, shared=shared)
+        torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-5)
+        hidden = model.hidden_states(tokens).detach().reshape(-1, model.hidden_dim)
+        per_token = model.taken_log_probs(hidden, tokens.reshape(-1), chunk_rows=7).view(tokens.shape)
+        torch.testing.assert_close(per_token.masked_fill(tokens >= model.vocab_size, 0.0).sum(1),
+                                   _plain_log_likelihood(model, tokens), atol=1e-4, rtol=1e-5)
+        with torch.no_grad():  # log_probs without gradients takes the chunked path, at any temperature
+            for temperature in (1.0, 0.7):
+                plain = torch.log_softmax(model(tokens) / temperature, -1).gather(
+                    -1, tokens.clamp(max=model.vocab_size - 1).unsqueeze(-1)).squeeze(-1)
+                torch.testing.assert_close(model.log_probs(tokens, temperature), plain, atol=1e-5, rtol=1e-5)
+
+
+def test_the_learned_numerator_still_gets_gradients_through_the_log_ratio(tiny_models):
+    """A learned density-ratio D trains its numerator through ``log_ratio``: with gradients on,
+    the fast inference path must not be taken."""
+    from seqgan_env.optimal import DensityRatioDiscriminator
+
+    numerator = Generator.from_preset(get_preset("tiny"))
+    ratio = DensityRatioDiscriminator(numerator, tiny_models["generator"])
+    tokens = tiny_models["oracle"].sample(8, torch.Generator().manual_seed(0))
+    ratio.log_ratio(tokens).sum().backward()
+    assert numerator.output.weight.grad is not None and float(numerator.output.weight.grad.abs().sum()) > 0
+    assert tiny_models["generator"].output.weight.grad is None  # the reference is read, never trained
+
+
+def test_the_scoring_benchmark_runs_and_its_three_paths_agree(capsys):
+    """``benchmarks.bench_density_ratio`` at a few rows: it raises if a path's log-likelihoods
+    leave the plain path's by more than 1e-3 nats, and prints each path's ratio."""
+    from benchmarks import bench_density_ratio
+
+    times = bench_density_ratio.main(["--batch", "2", "--rollouts", "2", "--repeats", "1"])
+    assert set(times) == set(bench_density_ratio.PATHS) and all(t > 0 for t in times.values())
+    printed = capsys.readouterr().out
+    assert "GFLOP/s" in printed and printed.count("x the plain path") == 3

@@ -189,3 +189,29 @@ def test_bad_reference_settings_are_named(field, value, message):
 
     with pytest.raises(ValueError, match=re.escape(message)):
         check_config(CompareConfig(**{field: value}))
+
+
+def _curve(kls, gold):
+    return [{"kl": k, "nll_oracle": gold(k), "entropy": 5.0} for k in kls]
+
+
+def test_the_kl_frontier_gap_is_zero_on_the_frontier_and_negative_below_it():
+    """``benchmarks.kl_frontier``: beta = 0's runs define gold against KL; a penalised run on that
+    curve (ending earlier) has gap 0, one that is 0.05 nats better at every KL has gap -0.05, and
+    points past the KL every beta = 0 seed reached are not compared."""
+    from benchmarks.kl_frontier import summarise
+
+    def line(offset):
+        return lambda k: 9.0 - 0.1 * k + offset
+
+    free = [{"curve": _curve([0, 1, 2, 4], line(s)), "final": {"kl": 4, "nll_oracle": line(s)(4), "entropy": 5.0}}
+            for s in (-0.01, 0.01)]
+    on = [{"curve": _curve([0, 0.5, 1.5], line(0.0)), "final": {"kl": 1.5, "nll_oracle": 8.85, "entropy": 5.0}}] * 2
+    below = [{"curve": _curve([0, 1, 3, 6], line(-0.05)), "final": {"kl": 6, "nll_oracle": 8.35, "entropy": 5.0}}] * 2
+    summary = summarise({0.0: free, 0.1: on, 1.0: below})
+    assert summary["0.1"]["gap"] == pytest.approx(0.0, abs=1e-9)
+    assert summary["1.0"]["gap"] == pytest.approx(-0.05, abs=1e-9)
+    assert summary["1.0"]["points_on_frontier"] == 4  # KL 6 lies beyond the frontier's 4 nats
+    assert summary["0.1"]["final_kl"] == 1.5 and "gap" not in summary["0.0"]
+    with pytest.raises(ValueError, match="include 0"):
+        summarise({0.1: on})

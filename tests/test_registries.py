@@ -201,3 +201,22 @@ def test_the_group_algorithms_are_entries_that_build_and_learn(tiny_models, name
     agent.learn(collect_episodes(envs, agent, seed=0))
     assert any(not torch.equal(b, p) for b, p in zip(before, agent.generator.parameters()))
     envs.close()
+
+
+def test_a_rewards_sequence_level_form_is_checked_and_chosen_for_sequence_level_algorithms():
+    """Each reward of the D axis names its terminal form for RLOO and GRPO; a form that reads
+    another kind of D than the reward is refused when registered."""
+    from train.experiments.rewards import get_comparison_reward, register_comparison_reward
+
+    assert get_algorithm("rloo").sequence_level and get_algorithm("grpo").sequence_level
+    assert not get_algorithm("reinforce-mean").sequence_level and not get_algorithm("ppo").sequence_level
+    for name, token_level, sequence_level in (("monte_carlo", "monte_carlo", "terminal"),
+                                              ("density-ratio", "monte_carlo", "terminal"),
+                                              ("optimal", "optimal", "optimal-terminal"),
+                                              ("random", "random", "random"), ("dense", "dense", "dense")):
+        entry = get_comparison_reward(name)
+        assert (entry.env_reward_for(False), entry.env_reward_for(True)) == (token_level, sequence_level), name
+    with pytest.raises(ValueError, match="sequence-level kind 'dense' reads another discriminator"):
+        register_comparison_reward(ComparisonReward("mismatched", "monte_carlo", "a CNN D whose terminal form is "
+                                                    "a prefix D", discriminator_file="d.pt",
+                                                    sequence_env_reward="dense"))

@@ -24,7 +24,7 @@ from torch import nn
 
 from seqgan_env.allocator import tune_allocator
 from seqgan_env.devices import generator_on
-from seqgan_env.sampling import sample_linear
+from seqgan_env.sampling import CPU_CHUNK_ROWS, sample_linear
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]
 """``(h, c)``, each ``(batch, hidden)``: batch first, so rows can be indexed and repeated."""
@@ -177,13 +177,41 @@ class TokenLSTM(LSTMCellMixin, nn.Module):
 
     def log_probs(self, sequences: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
         """Log-probability of every token of ``sequences`` (``(B, T)`` -> ``(B, T)``), under
-        the distribution that :meth:`sample` draws from at ``temperature``."""
+        the distribution that :meth:`sample` draws from at ``temperature``. Without gradients
+        the output layer goes a chunk of rows at a time (:meth:`taken_log_probs`)."""
+        if not torch.is_grad_enabled() or not self.output.weight.requires_grad:
+            hidden = self.hidden_states(sequences)
+            return self.taken_log_probs(hidden.reshape(-1, self.hidden_dim), sequences.reshape(-1),
+                                        temperature).view(sequences.shape)
         logits = self(sequences)
         if temperature != 1.0:
             logits = logits / temperature
         # torch's fused log-softmax: one kernel where logsumexp takes five passes.
         return torch.log_softmax(logits, dim=-1).gather(
             -1, sequences.clamp(max=self.vocab_size - 1).unsqueeze(-1)).squeeze(-1)
+
+    @torch.no_grad()
+    def taken_log_probs(self, hidden: torch.Tensor, tokens: torch.Tensor, temperature: float = 1.0,
+                        chunk_rows: int = CPU_CHUNK_ROWS) -> torch.Tensor:
+        """``log p(token | hidden state)`` per row, for ``(R, hidden)`` LSTM outputs and ``(R,)``
+        tokens, float32, no gradients (ids past the vocabulary, PAD, are read as the last id).
+
+        Each chunk's ``(chunk_rows, vocab)`` log-probabilities are made, reduced to the taken
+        token's and dropped while still in cache: a log-softmax over every row at once writes and
+        rereads ``R x vocab`` floats, which is most of a teacher-forced pass's cost on a CPU
+        (a 5,000-token vocabulary: about 4x; ``benchmarks/bench_density_ratio.py``)."""
+        weight = self.output_weight(torch.float32)
+        if temperature != 1.0:
+            weight = weight / temperature
+        features = self.output_features(hidden.float(), torch.float32)
+        taken = tokens.clamp(max=self.vocab_size - 1).unsqueeze(1)
+        out = torch.empty(hidden.shape[0], dtype=torch.float32, device=hidden.device)
+        step = chunk_rows if hidden.device.type == "cpu" else max(hidden.shape[0], 1)
+        for begin in range(0, hidden.shape[0], step):
+            # torch's fused log-softmax of an in-cache chunk: quicker than its logsumexp (several passes).
+            log_probs = torch.log_softmax(torch.mm(features[begin : begin + step], weight), dim=1)
+            out[begin : begin + step] = log_probs.gather(1, taken[begin : begin + step]).squeeze(1)
+        return out
 
     @torch.inference_mode()
     def nll(self, sequences: torch.Tensor, batch_size: int = 64, lengths: torch.Tensor | None = None,

@@ -39,6 +39,17 @@ def reward_spread(rewards: Any, mask: Any = None) -> float:
     return float(variance[steps].sqrt().mean()) if bool(steps.any()) else 0.0
 
 
+def proxy_reward(rewards: Any, mask: Any, per_token: bool) -> float:
+    """The batch's mean score by its reward, one number per sequence on the reward's own scale
+    (D's P(real) for a discriminator's): the mean step reward where each step's reward estimates
+    the sequence's score (Monte Carlo, dense, the controls: ``per_token`` False), the mean
+    return where the steps' rewards add up to it (the terminal reward, the oracle's log-likelihood)."""
+    values = torch.as_tensor(rewards, dtype=torch.float64) * torch.as_tensor(mask, dtype=torch.float64)
+    if per_token:
+        return float(values.sum(1).mean())
+    return float(values.sum() / torch.as_tensor(mask, dtype=torch.float64).sum())
+
+
 class Closer:
     """What a generator step leaves to clean up, and how to hand its env a retrained D."""
 
@@ -140,10 +151,13 @@ def _agent_step(algorithm: Algorithm, inputs: StepInputs) -> GeneratorStep:
     if agent.rollout_policy is not None and seqgan_env.reward_wrapper(envs).reward_model.uses_rollout_policy:
         seqgan_env.set_rollout_policy(envs, agent.rollout_policy)
 
+    per_token = seqgan_env.reward_wrapper(envs).reward_model.per_token
+
     def episodes(episode_seed: int) -> dict[str, float]:
         batch = collect_episodes(envs, agent, seed=episode_seed)
         stats = agent.learn(batch)
-        stats.setdefault("mean_reward", float((batch.rewards * batch.mask).sum() / batch.mask.sum()))
+        # The proxy of the curves at equal KL: a terminal reward's score, not its value per step.
+        stats["mean_reward"] = proxy_reward(batch.rewards, batch.mask, per_token)
         return {**stats, "tokens": int(batch.mask.sum()), "reward_std": reward_spread(batch.rewards, batch.mask)}
 
     return GeneratorStep(episodes, agent.generator, Closer(envs))
