@@ -76,8 +76,9 @@ def summarise(results: dict[float, list[dict[str, Any]]]) -> dict[str, Any]:
             "final_entropy": statistics.fmean(float(r["final"]["entropy"]) for r in runs),
         }
         if beta:
-            per_seed = [statistics.fmean(g) for g in (gaps(r, frontier) for r in runs) if g]
-            row["points_on_frontier"] = sum(len(gaps(r, frontier)) for r in runs)
+            run_gaps = [gaps(r, frontier) for r in runs]
+            per_seed = [statistics.fmean(g) for g in run_gaps if g]
+            row["points_on_frontier"] = sum(len(g) for g in run_gaps)
             row["gap"] = statistics.fmean(per_seed) if per_seed else math.nan
             row["gap_stderr"] = (statistics.stdev(per_seed) / math.sqrt(len(per_seed))
                                  if len(per_seed) > 1 else math.nan)

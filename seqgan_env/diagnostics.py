@@ -23,7 +23,8 @@ from __future__ import annotations
 import torch
 
 from seqgan_env.models.discriminator import Discriminator
-from seqgan_env.models.lstm import Oracle, TokenLSTM
+from seqgan_env.models.lstm import TokenLSTM
+from seqgan_env.models.oracle import Oracle
 from seqgan_env.models.prefix_discriminator import PrefixDiscriminator
 from seqgan_env.optimal import DensityRatioDiscriminator, OptimalDiscriminator
 

@@ -36,7 +36,8 @@ from torch import nn
 
 from seqgan_env.checkpoint import CheckpointError, atomic_save, load_checkpoint, model_from_payload, model_payload
 from seqgan_env.models.discriminator import Discriminator
-from seqgan_env.models.lstm import Oracle, TokenLSTM
+from seqgan_env.models.lstm import TokenLSTM
+from seqgan_env.models.oracle import Oracle
 from seqgan_env.precision import parameter_versions
 from seqgan_env.presets import DiscriminatorConfig
 

@@ -26,7 +26,8 @@ import torch
 
 from seqgan_env.devices import module_on, resolve_device
 from seqgan_env.models.discriminator import Discriminator
-from seqgan_env.models.lstm import LSTMState, Oracle
+from seqgan_env.models.lstm import LSTMState
+from seqgan_env.models.oracle import Oracle
 from seqgan_env.models.prefix_discriminator import PrefixDiscriminator
 from seqgan_env.precision import cpu_has_native_bf16
 from seqgan_env.rollout import PrefixStates, RolloutPolicy, monte_carlo_rewards

@@ -11,7 +11,7 @@ import torch
 
 from seqgan_env.checkpoint import CheckpointError, load_model, save_model
 from seqgan_env.models import Discriminator, Generator, Oracle
-from seqgan_env.models.lstm import ORACLE_ARRAY_NAMES
+from seqgan_env.models.oracle import ORACLE_ARRAY_NAMES
 from seqgan_env.presets import get_preset
 
 

@@ -13,7 +13,7 @@ import torch
 
 from seqgan_env.checkpoint import save_model
 from seqgan_env.models import Generator, Oracle
-from seqgan_env.models.lstm import ORACLE_ARRAY_NAMES, ForbiddenPickleError
+from seqgan_env.models.oracle import ORACLE_ARRAY_NAMES, ForbiddenPickleError
 from train.cli import main
 
 

@@ -2,7 +2,8 @@
 that scores every prefix for the dense reward)."""
 
 from seqgan_env.models.discriminator import Discriminator
-from seqgan_env.models.lstm import Generator, LSTMState, Oracle, TokenLSTM
+from seqgan_env.models.lstm import Generator, LSTMState, TokenLSTM
+from seqgan_env.models.oracle import Oracle
 from seqgan_env.models.prefix_discriminator import PrefixDiscriminator
 
 __all__ = ["Discriminator", "Generator", "LSTMState", "Oracle", "PrefixDiscriminator", "TokenLSTM"]
