@@ -18,7 +18,7 @@ from torch import nn
 
 import seqgan_env
 from seqgan_env.models import TokenLSTM
-from seqgan_env.reference_penalty import REFERENCE_TERM
+from seqgan_env.rewards.reference_penalty import REFERENCE_TERM
 from seqgan_env.rollout import PrefixStates, RolloutPolicy
 
 
@@ -62,7 +62,7 @@ class EpisodeBatch:
     ``None`` where the env has no SeqGAN reward."""
     reference_terms: np.ndarray | None = None
     """``(B, L)`` float32: the part of each step's reward that a reference-penalty wrapper
-    (:mod:`seqgan_env.reference_penalty`) added, ``beta * log pi_ref(y_t | y_<t)``; ``None``
+    (:mod:`seqgan_env.rewards.reference_penalty`) added, ``beta * log pi_ref(y_t | y_<t)``; ``None``
     where the env has no such wrapper."""
     prompt_length: int = 0
     """``k``: the first ``k`` positions of every sequence are its prompt, not actions."""

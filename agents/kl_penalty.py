@@ -5,7 +5,7 @@ With a coefficient beta, each step pays (Ziegler et al. 2019; Stiennon et al. 20
     r_t - beta * (log pi(y_t | y_<t) - log pi_ref(y_t | y_<t))
 
 The reference's term ``+ beta * log pi_ref`` comes from the env's wrapper
-(:mod:`seqgan_env.reference_penalty`, which also reports it in each step's info); the policy's
+(:mod:`seqgan_env.rewards.reference_penalty`, which also reports it in each step's info); the policy's
 term is added here, where the agent has log pi of the actions it took. How the penalties enter
 the weight of a token depends on what the env's rewards are:
 

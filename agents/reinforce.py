@@ -60,7 +60,7 @@ class ReinforceConfig:
     """beta of the KL-regularised reward: ``- beta * log G(y_t | y_<t)`` is added to each step's
     reward (:func:`agents.kl_penalty.kl_regularised_rewards`); the reference's
     ``+ beta * log pi_ref`` comes from the env's wrapper
-    (:func:`seqgan_env.reference_penalty.with_reference_penalty`). 0: the paper's update."""
+    (:func:`seqgan_env.rewards.reference_penalty.with_reference_penalty`). 0: the paper's update."""
 
     def __post_init__(self) -> None:
         if not self.kl_beta >= 0.0:  # also rejects NaN

@@ -23,7 +23,7 @@ The pieces, and why each exists:
   after each training iteration the policy is copied into a generator, D is retrained on
   fresh samples of it, and both are installed in every env runner's reward.
 * :class:`KLPenaltyCallback`: the policy's half of the KL-regularised reward (``kl_beta``),
-  the reference's half being the env's wrapper (:mod:`seqgan_env.reference_penalty`).
+  the reference's half being the env's wrapper (:mod:`seqgan_env.rewards.reference_penalty`).
 
 The module is stateless: at each step the LSTM reads the whole prefix again (at most
 ``seq_len`` tokens, see :func:`agents.base.prefix_features`). RLlib's stateful-module path
@@ -51,7 +51,7 @@ from agents.base import prefix_features
 from agents.kl_penalty import kl_regularised_rewards
 from seqgan_env.models import Discriminator, Generator, TokenLSTM
 from seqgan_env.models.discriminator import fit_discriminator
-from seqgan_env.reference_penalty import REFERENCE_TERM, with_reference_penalty
+from seqgan_env.rewards.reference_penalty import REFERENCE_TERM, with_reference_penalty
 
 try:
     from ray.rllib.algorithms.ppo import PPO, PPOConfig

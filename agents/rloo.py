@@ -14,7 +14,7 @@ sample of a group gives exactly zero gradient.
 ``kl_beta`` = beta is the policy's own half of the KL-regularised reward: each sequence's
 reward becomes ``R_i - beta * log pi(y_i)`` (detached), whose score-function gradient is the
 gradient of ``beta`` times pi's entropy. With the env wrapped in
-:func:`seqgan_env.reference_penalty.with_reference_penalty` (which adds
+:func:`seqgan_env.rewards.reference_penalty.with_reference_penalty` (which adds
 ``beta * log pi_ref`` to every step) and ``sequence_reward="sum"``, the agent maximises
 ``E[R] - beta * KL(pi || pi_ref)``.
 """

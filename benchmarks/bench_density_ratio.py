@@ -31,8 +31,8 @@ import torch
 from benchmarks.bench_rewards import machine_rates
 from seqgan_env.factory import resolve_oracle
 from seqgan_env.models import Generator
-from seqgan_env.optimal import sequence_log_likelihood
 from seqgan_env.presets import get_preset
+from seqgan_env.rewards.density_ratio import sequence_log_likelihood
 
 PATHS = ("plain", "chunked", "chunked + shared prefix")
 

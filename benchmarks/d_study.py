@@ -30,9 +30,9 @@ from seqgan_env.checkpoint import load_model, save_model
 from seqgan_env.diagnostics import discriminator_logits, held_out_metrics, spearman
 from seqgan_env.factory import resolve_oracle
 from seqgan_env.models import Discriminator, Generator, Oracle, PrefixDiscriminator
-from seqgan_env.optimal import DensityRatioDiscriminator, OptimalDiscriminator
 from seqgan_env.precision import adam
 from seqgan_env.presets import SMALL_DISCRIMINATOR, get_preset
+from seqgan_env.rewards.density_ratio import DensityRatioDiscriminator, OptimalDiscriminator
 from train.config import get_train_config
 from train.pretrain import (
     REGULARISED_D,

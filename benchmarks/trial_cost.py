@@ -21,8 +21,9 @@ import torch
 
 from seqgan_env.factory import resolve_oracle
 from seqgan_env.presets import get_preset
-from train.compare import compare, get_compare_config
 from train.config import get_train_config
+from train.experiments.comparison import compare
+from train.experiments.config import get_compare_config
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:

@@ -48,7 +48,7 @@ MUTANTS = (
     Mutant("mc-cache-key-identity-only",
            "the Monte Carlo reward keys D's cached pooled prefixes on id(D) alone, so D retrained in place "
            "mid-episode is read with stale prefix features",
-           (("seqgan_env/rewards.py", "key = (id(disc), disc.weights_key(dtype))", "key = (id(disc),)"),),
+           (("seqgan_env/rewards/discriminator.py", "key = (id(disc), disc.weights_key(dtype))", "key = (id(disc),)"),),
            ("tests/test_env.py", "-k", "retrained_in_place")),
     Mutant("rollout-uniform-completions",
            "completions are drawn uniformly instead of from the rollout policy",
@@ -76,7 +76,7 @@ MUTANTS = (
            ("tests/test_prefix_states.py",)),
     Mutant("mc-policy-swap-not-rebuilt",
            "after set_rollout_policy the prefix states of the old policy are kept",
-           (("seqgan_env/rewards.py", "        self.rollout_policy = self._on_device(policy)\n        self._stale = True",
+           (("seqgan_env/rewards/discriminator.py", "        self.rollout_policy = self._on_device(policy)\n        self._stale = True",
              "        self.rollout_policy = self._on_device(policy)\n        self._stale = False"),),
            ("tests/test_env.py", "-k", "swap_rollout_policy_mid_episode")),
     # -- the comparison's D-step ---------------------------------------------------------------

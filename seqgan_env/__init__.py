@@ -25,7 +25,7 @@ from seqgan_env.rewards import (
     RewardModel,
     TerminalReward,
 )
-from seqgan_env.wrappers import SeqGANRewardWrapper, SeqGANVectorRewardWrapper
+from seqgan_env.rewards.wrappers import SeqGANRewardWrapper, SeqGANVectorRewardWrapper
 
 __version__ = "0.1.0"
 

@@ -14,7 +14,7 @@ samples of the current generator, equally many of each:
 * ``mean_p_real`` and ``mean_p_fake``: mean P(real) of each set;
 * ``log_ratio_spearman`` (when the oracle is known): Spearman's rank correlation between D's
   logit and the true log ratio ``log p_oracle(x) - log p_G(x)``, the logit of the
-  Bayes-optimal discriminator (:class:`~seqgan_env.optimal.OptimalDiscriminator`): 1 for a D
+  Bayes-optimal discriminator (:class:`~seqgan_env.rewards.density_ratio.OptimalDiscriminator`): 1 for a D
   that orders sequences as D* does.
 """
 
@@ -26,7 +26,7 @@ from seqgan_env.models.discriminator import Discriminator
 from seqgan_env.models.lstm import TokenLSTM
 from seqgan_env.models.oracle import Oracle
 from seqgan_env.models.prefix_discriminator import PrefixDiscriminator
-from seqgan_env.optimal import DensityRatioDiscriminator, OptimalDiscriminator
+from seqgan_env.rewards.density_ratio import DensityRatioDiscriminator, OptimalDiscriminator
 
 
 def average_ranks(values: torch.Tensor) -> torch.Tensor:

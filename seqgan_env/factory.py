@@ -4,7 +4,7 @@ Keyword arguments (all optional) accepted by both:
 
 * ``preset``: ``"default"`` (the embedded default), ``"paper"``, ``"tiny"`` or a
   :class:`~seqgan_env.presets.Preset`.
-* ``reward``: a kind of :data:`seqgan_env.rewards_registry.REWARDS`: ``"monte_carlo"`` (the
+* ``reward``: a kind of :data:`seqgan_env.rewards.registry.REWARDS`: ``"monte_carlo"`` (the
   paper's, the default), ``"terminal"``, ``"dense"``, ``"oracle"``, or the controls
   ``"constant"`` and ``"random"`` (and any kind registered since).
 * ``discriminator``: a :class:`~seqgan_env.models.Discriminator` or a path to one saved with
@@ -51,7 +51,7 @@ from seqgan_env.envs import SeqGANEnv, SeqGANVectorEnv
 from seqgan_env.presets import Preset, get_preset
 from seqgan_env.prompts import HeldOutPrompts, OraclePrompts, PromptSource, check_prompt_length
 from seqgan_env.rewards import RewardModel
-from seqgan_env.rewards_registry import (  # noqa: F401 (the resolvers' import path since the first version)
+from seqgan_env.rewards.registry import (  # noqa: F401 (the resolvers' import path since the first version)
     DEFAULT_DISCRIMINATOR_FILE,
     DEFAULT_GENERATOR_FILE,
     NOT_GIVEN_VALUES,
@@ -64,13 +64,13 @@ from seqgan_env.rewards_registry import (  # noqa: F401 (the resolvers' import p
     resolve_oracle,
     resolve_rollout_policy,
 )
+from seqgan_env.rewards.wrappers import SeqGANRewardWrapper, SeqGANVectorRewardWrapper
 from seqgan_env.text import Corpus, build_corpus, load_corpus, text_preset
-from seqgan_env.wrappers import SeqGANRewardWrapper, SeqGANVectorRewardWrapper
 
 
 def __getattr__(name: str) -> Any:
     """``REWARD_ARGUMENTS``: the keyword arguments of ``make`` that each reward kind reads (besides
-    those of the MDP), a view of :data:`seqgan_env.rewards_registry.REWARDS`."""
+    those of the MDP), a view of :data:`seqgan_env.rewards.registry.REWARDS`."""
     if name == "REWARD_ARGUMENTS":
         return {kind.name: kind.arguments for kind in REWARDS.values()}
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -100,7 +100,7 @@ def check_reward_arguments(reward: str, **given: Any) -> None:
 
 def build_reward_model(preset: Preset, reward: str = "monte_carlo", *, device: str | torch.device = "cpu",
                        eos_token: int | None = None, prompt_length: int = 0, **arguments: Any) -> RewardModel:
-    """The reward model of one reward kind (its entry in :data:`~seqgan_env.rewards_registry.REWARDS`),
+    """The reward model of one reward kind (its entry in :data:`~seqgan_env.rewards.registry.REWARDS`),
     from the ``make`` arguments it reads, with its models resolved and checked."""
     kind = get_reward_kind(reward)
     check_reward_arguments(reward, **arguments)

@@ -74,7 +74,7 @@ def trained_tiny_copy(trained_tiny):
 def ray_local(tmp_path_factory):
     """One small local Ray for the whole test session (2 CPUs, no dashboard), shut down at the end.
 
-    Trust records of Tune states (see ``train.tune_engine.trust_dir``) go to a temporary folder.
+    Trust records of Tune states (see ``train.experiments.tune_engine.trust_dir``) go to a temporary folder.
     """
     import logging
     import os

@@ -9,6 +9,7 @@ import json
 import math
 import shutil
 import statistics
+from pathlib import Path
 
 import gymnasium as gym
 import pytest
@@ -17,29 +18,28 @@ import torch
 import seqgan_env
 import seqgan_env.models
 import train.experiments.config
+import train.experiments.runs
 import train.pretrain
 from agents.base import collect_episodes
 from agents.reinforce import ReinforceAgent, ReinforceConfig
 from seqgan_env.factory import resolve_oracle
 from seqgan_env.presets import get_preset
-from train import compare as compare_module
+from train import algorithms
 from train.cli import build_parser, main
-from train.compare import (
+from train.config import get_train_config
+from train.experiments.comparison import report
+from train.experiments.config import (
     COMPARE_PRESETS,
-    REINFORCE_VARIANTS,
+    PLATEAU_TOKEN_BUDGET,
     CompareConfig,
-    _result_path,
     check_hparams,
     get_compare_config,
-    job_name,
     load_hparams,
-    report,
-    reward_spread,
-    run_one,
-    split_job_name,
 )
-from train.config import get_train_config
-from train.reporting import mean_ci, method_label, nll_oracle_at_same_diversity
+from train.experiments.runner import run_one
+from train.experiments.runs import job_name, method_label, result_path, split_job_name
+from train.experiments.statistics import mean_ci, nll_oracle_at_same_diversity
+from train.experiments.steps import reward_spread
 
 # The dense reward and the regularised D come from the rewards work of issue #12; where they
 # are not in this tree yet, the tests that run them skip (they run as soon as both are).
@@ -224,14 +224,14 @@ def _constant_reward_update(tiny_models, tiny, baseline: str):
 
 
 def test_a_mean_baseline_makes_the_constant_reward_gradient_exactly_zero(tiny_models, tiny):
-    before, after, stats = _constant_reward_update(tiny_models, tiny, REINFORCE_VARIANTS["reinforce-mean"])
+    before, after, stats = _constant_reward_update(tiny_models, tiny, algorithms.ALGORITHMS["reinforce-mean"].settings["baseline"])
     assert stats["grad_norm"] == 0.0
     assert all(torch.equal(b, a) for b, a in zip(before, after)), "no gradient: Adam leaves G unchanged"
 
 
 def test_without_a_baseline_the_constant_reward_still_moves_the_generator(tiny_models, tiny):
     """The paper's update on a constant reward: every sampled token is reinforced, so G sharpens."""
-    before, after, stats = _constant_reward_update(tiny_models, tiny, REINFORCE_VARIANTS["reinforce"])
+    before, after, stats = _constant_reward_update(tiny_models, tiny, algorithms.ALGORITHMS["reinforce"].settings["baseline"])
     assert stats["grad_norm"] > 0.1
     assert max(float((b - a.detach()).abs().max()) for b, a in zip(before, after)) > 1e-3
 
@@ -331,7 +331,7 @@ def test_an_older_comparison_folder_still_reports(comparison, tmp_path):
     old["algos"] = ["reinforce", "a2c"]
     config = CompareConfig.from_dict(old)
     assert ("baseline", "constant/reinforce", 0) in config.jobs()
-    assert _result_path(out, ("baseline", "constant/reinforce", 0)) == out / "runs" / "baseline" / "constant" / "seed0.json"
+    assert result_path(out, ("baseline", "constant/reinforce", 0)) == out / "runs" / "baseline" / "constant" / "seed0.json"
     for path in ("base", "runs"):
         shutil.copytree(out / path, tmp_path / path)
     oracle = resolve_oracle(None, get_preset(get_train_config(config.base_preset).model_preset))
@@ -350,7 +350,7 @@ def test_jobs_cross_rewards_and_algos_and_controls_follow_the_variants():
         ("fixed", "reinforce @ dense", 0), ("fixed", "reinforce-value @ dense", 0), ("fixed", "ppo @ dense", 0),
         ("baseline", "constant/reinforce", 0), ("baseline", "constant/reinforce-value", 0),
         ("baseline", "random/reinforce", 0), ("baseline", "random/reinforce-value", 0), ("baseline", "oracle", 0)]
-    paths = {_result_path(compare_module.Path("/r"), job) for job in config.jobs()}
+    paths = {result_path(Path("/r"), job) for job in config.jobs()}
     assert len(paths) == len(config.jobs()), "every run has its own result file"
     assert split_job_name(job_name("mod:make", "monte_carlo-reg")) == ("mod:make", "monte_carlo-reg")
     assert split_job_name("ppo") == ("ppo", "monte_carlo")
@@ -362,7 +362,7 @@ def test_jobs_cross_rewards_and_algos_and_controls_follow_the_variants():
 
 def test_presets_exercise_the_new_axes():
     plateau, tiny = get_compare_config("plateau"), get_compare_config("tiny")
-    assert plateau.token_budget == compare_module.PLATEAU_TOKEN_BUDGET
+    assert plateau.token_budget == PLATEAU_TOKEN_BUDGET
     assert len(plateau.seeds) >= 5 and plateau.settings == ("fixed",) and plateau.evaluations >= 5
     assert {"reinforce", "reinforce-mean", "ppo"} <= set(plateau.algos)  # no baseline, a baseline, an actor-critic
     assert set(plateau.rewards) == set(tiny.rewards) == {"monte_carlo", "monte_carlo-reg", "dense"}

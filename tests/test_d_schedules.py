@@ -9,8 +9,8 @@ import torch
 
 from seqgan_env.checkpoint import load_checkpoint, save_model
 from seqgan_env.models import Generator, Oracle
-from seqgan_env.optimal import DensityRatioDiscriminator
 from seqgan_env.presets import get_preset
+from seqgan_env.rewards.density_ratio import DensityRatioDiscriminator
 from train.adversarial import discriminator_diagnostics
 from train.config import get_train_config
 from train.diagnostics import evaluate_discriminator
@@ -155,7 +155,7 @@ def test_seqgan_evaluate_judges_a_discriminator_file_or_d_star(tiny_mle, tmp_pat
     as the true log ratio does; a D of another vocabulary is a clear error."""
     import json
 
-    from seqgan_env.optimal import load_density_ratio, save_density_ratio
+    from seqgan_env.rewards.density_ratio import load_density_ratio, save_density_ratio
     from train.cli import main
 
     oracle, real, generator = tiny_mle
@@ -188,7 +188,7 @@ def test_seqgan_evaluate_judges_a_text_discriminator_on_held_out_lines(tmp_path,
     without the log-ratio correlation (no oracle), and ``optimal`` is an error that says why."""
     import json
 
-    from seqgan_env.optimal import save_density_ratio
+    from seqgan_env.rewards.density_ratio import save_density_ratio
     from seqgan_env.text import BOS, EOS, Vocabulary
     from train.cli import main
 

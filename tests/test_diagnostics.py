@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from seqgan_env.diagnostics import average_ranks, held_out_metrics, held_out_real, roc_auc, spearman
-from seqgan_env.optimal import OptimalDiscriminator
+from seqgan_env.rewards.density_ratio import OptimalDiscriminator
 
 
 def brute_force_auc(real: list[float], fake: list[float]) -> float:

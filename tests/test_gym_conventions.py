@@ -17,7 +17,7 @@ from seqgan_env.envs import SeqGANEnv, SeqGANVectorEnv
 from seqgan_env.factory import REWARD_ARGUMENTS
 from seqgan_env.models import PrefixDiscriminator
 from seqgan_env.presets import get_preset
-from seqgan_env.rewards_registry import REWARD_KINDS
+from seqgan_env.rewards.registry import REWARD_KINDS
 
 
 def assert_same(ours: Any, theirs: Any, where: str = "info") -> None:

@@ -19,7 +19,7 @@ from agents.sb3 import KLPenaltyCallback, SB3VecEnvAdapter, make_ppo
 from seqgan_env.divergence import kl_to_reference
 from seqgan_env.models import Generator
 from seqgan_env.presets import get_preset
-from seqgan_env.reference_penalty import REFERENCE_TERM, with_reference_penalty
+from seqgan_env.rewards.reference_penalty import REFERENCE_TERM, with_reference_penalty
 from train.adversarial import sb3_step
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -15,7 +15,7 @@ from agents.rloo import RlooAgent, RlooConfig
 from seqgan_env.divergence import kl_to_reference
 from seqgan_env.models import Generator, Oracle
 from seqgan_env.presets import get_preset
-from seqgan_env.reference_penalty import with_reference_penalty
+from seqgan_env.rewards.reference_penalty import with_reference_penalty
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

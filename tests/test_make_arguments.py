@@ -13,7 +13,7 @@ from seqgan_env.devices import generator_on, module_on, resolve_device
 from seqgan_env.factory import REWARD_ARGUMENTS
 from seqgan_env.models import Discriminator, PrefixDiscriminator
 from seqgan_env.rewards import MonteCarloReward, TerminalReward, resolve_dtype
-from seqgan_env.rewards_registry import REWARD_KINDS
+from seqgan_env.rewards.registry import REWARD_KINDS
 
 NO_SUCH_FILE = "/no/such/file.npz"
 CPU_ONLY = not torch.cuda.is_available()

@@ -13,8 +13,8 @@ import torch
 import seqgan_env  # noqa: F401  (registers SeqGAN-v0)
 from seqgan_env.checkpoint import save_model
 from seqgan_env.models import Generator, Oracle
-from seqgan_env.optimal import OptimalDiscriminator
 from seqgan_env.presets import get_preset
+from seqgan_env.rewards.density_ratio import OptimalDiscriminator
 
 VOCAB, LENGTH = 3, 3
 
@@ -177,7 +177,7 @@ def test_the_chunked_shared_prefix_scoring_equals_the_plain_log_likelihood(tiny_
     """The Monte Carlo engine's path (output layer a chunk of rows at a time, positions before
     ``shared`` scored once per run of rows with that prefix) gives the plain log-likelihood of every
     row, PAD positions included; chunks smaller than a run of rows must not matter."""
-    from seqgan_env.optimal import sequence_log_likelihood
+    from seqgan_env.rewards.density_ratio import sequence_log_likelihood
 
     generator, oracle = tiny_models["generator"], tiny_models["oracle"]
     rng = torch.Generator().manual_seed(3)
@@ -204,7 +204,7 @@ def test_the_chunked_shared_prefix_scoring_equals_the_plain_log_likelihood(tiny_
 def test_the_learned_numerator_still_gets_gradients_through_the_log_ratio(tiny_models):
     """A learned density-ratio D trains its numerator through ``log_ratio``: with gradients on,
     the fast inference path must not be taken."""
-    from seqgan_env.optimal import DensityRatioDiscriminator
+    from seqgan_env.rewards.density_ratio import DensityRatioDiscriminator
 
     numerator = Generator.from_preset(get_preset("tiny"))
     ratio = DensityRatioDiscriminator(numerator, tiny_models["generator"])

@@ -19,10 +19,10 @@ from agents.rloo import RlooAgent, RlooConfig, leave_one_out_advantages, make_rl
 from seqgan_env.divergence import kl_to_reference
 from seqgan_env.metrics import nll_oracle_given_prompt
 from seqgan_env.models import Generator
-from seqgan_env.optimal import OptimalDiscriminator
 from seqgan_env.presets import get_preset
 from seqgan_env.prompts import complete
-from seqgan_env.rewards_registry import REWARD_KINDS
+from seqgan_env.rewards.density_ratio import OptimalDiscriminator
+from seqgan_env.rewards.registry import REWARD_KINDS
 from tests.test_gym_conventions import compare_runs, model_arguments, play, random_actions
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -354,7 +354,7 @@ def test_sb3_rollouts_hold_one_prompted_episode_per_env(tiny):
 
 
 def test_the_reference_penalty_is_paid_on_the_completion_given_the_prompt(tiny_models, tiny):
-    from seqgan_env.reference_penalty import with_reference_penalty
+    from seqgan_env.rewards.reference_penalty import with_reference_penalty
 
     reference = tiny_models["generator"]
     envs = with_reference_penalty(prompted(2, reward="constant"), reference, beta=0.5)

@@ -10,7 +10,7 @@ import torch
 import seqgan_env  # noqa: F401  (registers the envs)
 from seqgan_env.models import Generator
 from seqgan_env.presets import get_preset
-from seqgan_env.reference_penalty import (
+from seqgan_env.rewards.reference_penalty import (
     ReferencePenaltyVectorWrapper,
     ReferencePenaltyWrapper,
     with_reference_penalty,

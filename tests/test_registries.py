@@ -15,7 +15,7 @@ import seqgan_env  # noqa: F401  (registers SeqGAN-v0)
 from agents.base import collect_episodes
 from agents.reinforce import ReinforceAgent, ReinforceConfig
 from seqgan_env.rewards import RewardModel
-from seqgan_env.rewards_registry import REWARDS, RewardKind, register_reward, unregister_reward
+from seqgan_env.rewards.registry import REWARDS, RewardKind, register_reward, unregister_reward
 from train.algorithms import ALGORITHMS, Algorithm, get_algorithm, unregister_algorithm
 from train.cli import build_parser, main
 from train.experiments.config import check_hparams

@@ -8,17 +8,15 @@ import csv
 import numpy as np
 import pytest
 
-from train.reporting import (
+from train.experiments.reporting import controls_for, improvement_column, write_report
+from train.experiments.runs import method_label
+from train.experiments.statistics import (
     COOLED_MLE_CONTROL,
     MLE_CONTROL,
-    controls_for,
     curve_position,
-    improvement_column,
     iqm_ci,
-    method_label,
     probability_of_improvement_ci,
     probability_of_lower,
-    write_report,
 )
 
 REPS = 300  # enough for the checks below, fast

@@ -25,7 +25,7 @@ from agents.sb3 import (
     make_recurrent_ppo,
 )
 from seqgan_env.factory import REWARD_ARGUMENTS
-from seqgan_env.wrappers import SeqGANVectorRewardWrapper
+from seqgan_env.rewards.wrappers import SeqGANVectorRewardWrapper
 from train.adversarial import fresh_accuracy
 
 

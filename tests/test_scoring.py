@@ -7,7 +7,7 @@ import json
 import pytest
 
 from train.cli import main
-from train.scoring import ScoringConfig, score_agent
+from train.experiments.scoring import ScoringConfig, score_agent
 
 FAST = dict(seeds=(0, 1), updates=10, batch_size=32, eval_samples=300)
 

@@ -14,7 +14,7 @@ from ray import tune
 
 from agents.reinforce import ReinforceAgent
 from train.cli import main
-from train.compare import get_compare_config
+from train.experiments.config import get_compare_config
 from train.experiments.reporting import D_METRICS, METRICS, STATISTICS_COLUMNS
 
 pytestmark = pytest.mark.usefixtures("ray_local")
@@ -69,8 +69,8 @@ def _argv(out, *extra):
 def test_comparison_runs_as_tune_trials_and_resumes(tmp_path):
     from seqgan_env.factory import resolve_oracle
     from seqgan_env.presets import get_preset
-    from train.compare import compare
     from train.config import get_train_config
+    from train.experiments.comparison import compare
 
     out = tmp_path / "cmp"
     config = get_compare_config("tiny")
@@ -159,7 +159,7 @@ def square_trial(config):
 def test_a_search_algorithm_plugs_into_the_engine(tmp_path):
     from ray.tune.search import BasicVariantGenerator
 
-    from train.tune_engine import run_experiment
+    from train.experiments.tune_engine import run_experiment
 
     space = {"x": tune.uniform(-1.0, 1.0)}
     session = run_experiment(square_trial, [space], tmp_path / "search", {"cpu": 1}, progress=False,
@@ -170,7 +170,7 @@ def test_a_search_algorithm_plugs_into_the_engine(tmp_path):
 
 
 def test_only_a_state_this_user_recorded_is_trusted(tmp_path):
-    from train.tune_engine import is_trusted_state, record_trusted_state
+    from train.experiments.tune_engine import is_trusted_state, record_trusted_state
 
     experiment = tmp_path / "run-1"
     experiment.mkdir()
@@ -201,7 +201,7 @@ def test_a_received_tune_state_is_never_unpickled(tmp_path):
     import pickle
 
     from tests.test_trust import _RunsCommand
-    from train.tune_engine import run_experiment
+    from train.experiments.tune_engine import run_experiment
 
     marker = tmp_path / "ran"
     storage = tmp_path / "search"

@@ -6,10 +6,11 @@ import json
 
 import pytest
 
-import train.tuning
+import train.experiments.tuning
 from train.cli import main
-from train.compare import get_compare_config, run_one
-from train.tuning import SEARCH_SPACES, check_seeds, in_space, load_hparams, tune_algorithms
+from train.experiments.config import get_compare_config
+from train.experiments.runner import run_one
+from train.experiments.tuning import SEARCH_SPACES, check_seeds, in_space, load_hparams, tune_algorithms
 
 TOKENS = 32 * 8  # one update of the tiny preset
 
@@ -65,7 +66,7 @@ def test_a_finished_search_is_not_run_again(tuned, monkeypatch):
     def no_search(*args, **kwargs):
         raise AssertionError("searched again")
 
-    monkeypatch.setattr(train.tuning, "_search", no_search)
+    monkeypatch.setattr(train.experiments.tuning, "_search", no_search)
     config = get_compare_config("tiny")
     config.token_budget = TOKENS
     again = tune_algorithms(root / "work", config, ["reinforce-value", "a2c"], 3, [7], None, None, progress=False)
@@ -110,7 +111,7 @@ def test_unknown_algorithm_and_hyperparameters_are_named(tmp_path):
 
 
 def test_the_shipped_presets_load_and_lie_in_the_search_space():
-    shipped = sorted(train.tuning.HPARAMS_DIR.glob("*.json"))
+    shipped = sorted(train.experiments.tuning.HPARAMS_DIR.glob("*.json"))
     for path in shipped:
         for algo, values in load_hparams(path.stem).items():
             assert algo in SEARCH_SPACES and in_space(algo, values), (path.name, algo, values)

@@ -11,7 +11,7 @@ from gymnasium.utils.env_checker import check_env
 
 import seqgan_env
 from seqgan_env.envs import SeqGANEnv, SeqGANVectorEnv
-from seqgan_env.wrappers import SeqGANRewardWrapper
+from seqgan_env.rewards.wrappers import SeqGANRewardWrapper
 
 
 @pytest.mark.parametrize(("env_id", "vocab", "length"), [

@@ -2,7 +2,7 @@
 
 Every algorithm takes ``kl_beta`` (default 0, the algorithm as it was): the coefficient of
 the KL-regularised reward ``r_t - beta * (log pi - log pi_ref)``; the run wraps the env in
-:func:`seqgan_env.reference_penalty.with_reference_penalty` (the reference's half) and the
+:func:`seqgan_env.rewards.reference_penalty.with_reference_penalty` (the reference's half) and the
 agent adds the policy's half (:mod:`agents.kl_penalty`; SB3: :func:`sb3_kl_callback`; RLlib's
 PPO: :class:`agents.rllib.KLPenaltyCallback`).
 

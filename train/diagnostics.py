@@ -16,7 +16,7 @@ import torch
 
 from seqgan_env.checkpoint import CheckpointError, load_checkpoint, load_model, model_from_payload
 from seqgan_env.models import Discriminator, Generator, Oracle, PrefixDiscriminator
-from seqgan_env.optimal import DENSITY_RATIO_KIND, OptimalDiscriminator, load_density_ratio
+from seqgan_env.rewards.density_ratio import DENSITY_RATIO_KIND, OptimalDiscriminator, load_density_ratio
 from train.adversarial import discriminator_diagnostics
 
 

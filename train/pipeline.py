@@ -40,10 +40,10 @@ from seqgan_env.devices import resolve_device
 from seqgan_env.factory import resolve_discriminator, resolve_rollout_policy
 from seqgan_env.metrics import ReferenceSet, bleu, self_bleu
 from seqgan_env.models import Generator, Oracle
-from seqgan_env.optimal import DensityRatioDiscriminator, save_density_ratio
 from seqgan_env.precision import adam
 from seqgan_env.presets import get_preset
-from seqgan_env.reference_penalty import with_reference_penalty
+from seqgan_env.rewards.density_ratio import DensityRatioDiscriminator, save_density_ratio
+from seqgan_env.rewards.reference_penalty import with_reference_penalty
 from seqgan_env.text import Corpus, Vocabulary, text_preset
 from train import algorithms
 from train.adversarial import (

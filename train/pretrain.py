@@ -18,8 +18,8 @@ from tqdm.auto import tqdm
 
 from seqgan_env.models import Discriminator, Generator, Oracle, PrefixDiscriminator
 from seqgan_env.models.discriminator import fit_discriminator
-from seqgan_env.optimal import DensityRatioDiscriminator
 from seqgan_env.precision import adam, training_autocast
+from seqgan_env.rewards.density_ratio import DensityRatioDiscriminator
 from train.losses import token_cross_entropy
 
 
@@ -62,7 +62,7 @@ class DiscriminatorSchedule:
     model: str = "cnn"
     """What D is (:func:`build_discriminator`): ``"cnn"``, the preset's CNN (the paper's), or
     ``"density_ratio"``, ``log p_M(x) - log p_G(x)`` with M a copy of the generator fitted to
-    real data and G the generator itself (:class:`~seqgan_env.optimal.DensityRatioDiscriminator`)."""
+    real data and G the generator itself (:class:`~seqgan_env.rewards.density_ratio.DensityRatioDiscriminator`)."""
     objective: str = "classifier"
     """How D learns: ``"classifier"``, cross-entropy on real against generated sequences (the
     paper's), or ``"likelihood"`` (``density_ratio`` only): M's maximum likelihood on the real
@@ -170,7 +170,7 @@ def train_discriminator(
     """``rounds`` x (fresh generator negatives, ``epochs`` epochs); returns the last round's stats.
 
     Either discriminator kind (the paper's CNN, the dense reward's PrefixDiscriminator, or a
-    learned :class:`~seqgan_env.optimal.DensityRatioDiscriminator`), with the schedule's
+    learned :class:`~seqgan_env.rewards.density_ratio.DensityRatioDiscriminator`), with the schedule's
     ``label_smoothing`` and ``weight_decay``; with ``fresh_real``, each round's positives are
     fresh samples of ``oracle``. The returned ``d_accuracy`` is that of the training epoch (on
     D's training positives); held-out figures come from :mod:`seqgan_env.diagnostics`."""

@@ -12,7 +12,7 @@ from agents.sb3.adapter import seqgan_vector_env
 from seqgan_env.models import Discriminator
 from seqgan_env.models.discriminator import fit_discriminator
 from seqgan_env.precision import adam
-from seqgan_env.reference_penalty import REFERENCE_TERM
+from seqgan_env.rewards.reference_penalty import REFERENCE_TERM
 
 
 class DiscriminatorRetrainCallback(BaseCallback):
@@ -86,7 +86,7 @@ class KLPenaltyCallback(BaseCallback):
     while acting, and recomputes the returns and advantages
     (``rollout_buffer.compute_returns_and_advantage``) with the rollout's last values. The
     reference's half, ``+ beta * log pi_ref``, is the env's wrapper
-    (:func:`seqgan_env.reference_penalty.with_reference_penalty`); for a reward that estimates
+    (:func:`seqgan_env.rewards.reference_penalty.with_reference_penalty`); for a reward that estimates
     the final outcome (``gamma = 0``) each step also gets the penalties still to come in its
     episode (:func:`agents.kl_penalty.kl_regularised_rewards`), read from the steps' infos.
 

@@ -1,7 +1,7 @@
 """The token MDP of SeqGAN: state = the prefix, action = the next token.
 
 The bare MDP has no opinion about reward (it always pays 0); the reward wrappers in
-:mod:`seqgan_env.wrappers` add one. :class:`SeqGANEnv` is one sequence,
+:mod:`seqgan_env.rewards.wrappers` add one. :class:`SeqGANEnv` is one sequence,
 :class:`SeqGANVectorEnv` is many held in one array; both share :class:`_Sequences`.
 """
 
@@ -132,7 +132,7 @@ class SeqGANEnv(gym.Env[np.ndarray, np.int64]):
     the prefix is the prompt followed by what the agent wrote after it.
 
     ## Rewards
-    Always ``0.0`` for the bare MDP. The reward wrappers (:mod:`seqgan_env.wrappers`) add one of
+    Always ``0.0`` for the bare MDP. The reward wrappers (:mod:`seqgan_env.rewards.wrappers`) add one of
     the kinds of ``make(reward=...)``:
 
     * ``"monte_carlo"`` (the default, the paper's): the mean P(real) of N completions of the
@@ -155,7 +155,7 @@ class SeqGANEnv(gym.Env[np.ndarray, np.int64]):
       ``oracle`` (required), ``reference`` (a generator or its file; default the rollout policy)
       and ``rollout_policy``.
 
-    The registry :data:`seqgan_env.rewards_registry.REWARDS` lists every kind with the
+    The registry :data:`seqgan_env.rewards.registry.REWARDS` lists every kind with the
     arguments it reads; a new kind is one entry there.
 
     With a prompt every reward reads the whole sequence, prompt included: the Monte Carlo reward

@@ -9,8 +9,13 @@ import torch
 
 from seqgan_env.checkpoint import load_checkpoint, load_model
 from seqgan_env.models import Generator, Oracle, TokenLSTM
-from seqgan_env.optimal import DENSITY_RATIO_KIND, DensityRatioDiscriminator, load_density_ratio, save_density_ratio
 from seqgan_env.presets import Preset, get_preset
+from seqgan_env.rewards.density_ratio import (
+    DENSITY_RATIO_KIND,
+    DensityRatioDiscriminator,
+    load_density_ratio,
+    save_density_ratio,
+)
 from train.config import get_train_config
 from train.experiments.config import CompareConfig
 from train.experiments.rewards import ComparisonReward, get_comparison_reward

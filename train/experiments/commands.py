@@ -19,7 +19,7 @@ STORAGE_HELP = ("where Ray Tune keeps its experiment state: a folder (on a clust
 
 
 def evaluate_agent(args: argparse.Namespace) -> int:
-    """Score an agent on the reference protocol (:mod:`train.scoring`) and print the summary."""
+    """Score an agent on the reference protocol (:mod:`train.experiments.scoring`) and print the summary."""
     from train.experiments.scoring import ScoringConfig, score_agent
 
     config = ScoringConfig(variant=args.variant, seeds=tuple(int(s) for s in args.seeds.split(",") if s.strip()),

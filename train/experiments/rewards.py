@@ -1,7 +1,7 @@
 """The comparison's rewards: one entry each, for the rewards every algorithm runs on and for the baselines.
 
 An entry (:class:`ComparisonReward`) names the env's reward kind it pays
-(:data:`seqgan_env.rewards_registry.REWARDS`) and, if the kind reads a learned discriminator,
+(:data:`seqgan_env.rewards.registry.REWARDS`) and, if the kind reads a learned discriminator,
 the base's file of that D and how it is pretrained (and retrained in the adversarial
 setting). A reward without a learned D (the oracle's likelihood, a reward computed from other
 models) leaves ``discriminator_file`` unset: the base pretrains nothing for it and its runs
@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from seqgan_env.rewards_registry import get_reward_kind
+from seqgan_env.rewards.registry import get_reward_kind
 from train.algorithms import load_object
 
 ROLES = ("axis", "control", "reference")

@@ -13,9 +13,9 @@ import torch
 
 from agents.sequence_level import frozen_copy
 from seqgan_env.models import Generator, Oracle
-from seqgan_env.optimal import OptimalDiscriminator
 from seqgan_env.precision import adam
-from seqgan_env.rewards_registry import get_reward_kind
+from seqgan_env.rewards.density_ratio import OptimalDiscriminator
+from seqgan_env.rewards.registry import get_reward_kind
 from train.adversarial import discriminator_diagnostics, evaluate
 from train.algorithms import get_algorithm
 from train.experiments.base import base_models, load_reward_discriminator, with_reward_schedule

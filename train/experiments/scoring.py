@@ -37,7 +37,7 @@ from seqgan_env.checkpoint import load_checkpoint, load_model
 from seqgan_env.factory import resolve_oracle
 from seqgan_env.models import TokenLSTM
 from seqgan_env.presets import get_preset
-from seqgan_env.rewards_registry import get_reward_kind
+from seqgan_env.rewards.registry import get_reward_kind
 from train.algorithms import load_object
 from train.config import get_train_config
 from train.experiments.statistics import mean_ci

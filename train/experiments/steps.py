@@ -18,7 +18,7 @@ import torch
 import seqgan_env
 from agents.base import Agent, collect_episodes
 from seqgan_env.models import Generator, TokenLSTM
-from seqgan_env.reference_penalty import with_reference_penalty
+from seqgan_env.rewards.reference_penalty import with_reference_penalty
 from train.adversarial import sb3_step
 from train.algorithms import Algorithm, sb3_kl_callback
 

@@ -283,7 +283,7 @@ def _optimal_discriminator(inputs: RewardInputs) -> Any:
     """D* of ``reward="optimal"``: the oracle (required) against ``reference`` (a generator or its
     file; by default the rollout policy, which is the generator being trained in SeqGAN)."""
     from seqgan_env.models import TokenLSTM
-    from seqgan_env.optimal import OptimalDiscriminator
+    from seqgan_env.rewards.density_ratio import OptimalDiscriminator
 
     if inputs.arguments.get("oracle") is None:
         raise ValueError(f"reward={inputs.kind.name!r} needs oracle=... (the density of the real data: 'builtin', "
