@@ -3,7 +3,13 @@
 Shao et al. 2024 ("DeepSeekMath", section 4.1) with outcome supervision: for the ``k``
 sequences of a group with rewards ``R_i``, every token of sequence ``i`` gets the advantage::
 
-    A_i = (R_i - mean(R)) / (std(R) + eps)          (std with Bessel's correction)
+    A_i = (R_i - mean(R)) / (std(R) + eps * max|R|)          (std with Bessel's correction)
+
+The paper adds a fixed ``eps`` to the standard deviation; here it is relative to the group's
+rewards (``max|R|``), because a fixed one sets the scale of the rewards that can be learned from:
+D*'s P(real) of an MLE generator's samples is about 1e-25, and ``std + 1e-4`` would divide by 1e-4,
+so the advantages would vanish. A group of equal rewards (``std = 0``) gets advantages 0, all of
+them 0 included.
 
 and the policy maximises, over a few inner epochs of minibatches of the same batch::
 
@@ -65,7 +71,8 @@ class GrpoConfig:
     kl_coef: float = 0.04
     """beta of the k3 KL term to pi_ref in the loss (0: none)."""
     std_eps: float = 1e-4
-    """Added to the group's standard deviation before dividing (a group of equal rewards gets 0)."""
+    """Relative to the group's largest ``|R|``, added to its standard deviation before dividing (so
+    the advantages do not depend on the rewards' scale; a group of equal rewards gets 0)."""
     sequence_reward: str = "sum"
     """``sum`` of the episode's step rewards, or ``terminal``: the last step's reward alone."""
     kl_beta: float = 0.0
@@ -89,13 +96,19 @@ class GrpoConfig:
 
 def group_normalised_advantages(rewards: torch.Tensor, group_size: int | None = None,
                                 eps: float = 1e-4) -> torch.Tensor:
-    """``(R_i - group mean) / (group std + eps)`` for ``(B,)`` rewards in groups of ``group_size``
-    consecutive rows (``None``: one group, the whole batch)."""
+    """``(R_i - group mean) / (group std + eps * group max|R|)`` for ``(B,)`` rewards in groups of
+    ``group_size`` consecutive rows (``None``: one group, the whole batch); 0 for a group whose
+    rewards are all equal. ``eps`` is relative, so scaling every reward by ``c > 0`` leaves the
+    advantages as they are, at 1e-25 as at 1."""
     group_size = rewards.shape[0] if group_size is None else group_size
     check_group_size(group_size, rewards.shape[0])
     groups = rewards.view(-1, group_size)
     mean, std = groups.mean(dim=1, keepdim=True), groups.std(dim=1, keepdim=True)
-    return ((groups - mean) / (std + eps)).reshape(-1)
+    denominator = std + eps * groups.abs().amax(dim=1, keepdim=True)
+    deviations = groups - mean
+    # Equal rewards: std = 0 and every deviation is 0 (or float noise below the relative eps): 0, never 0/0.
+    safe = torch.where(denominator > 0, denominator, torch.ones_like(denominator))
+    return torch.where(denominator > 0, deviations / safe, torch.zeros_like(deviations)).reshape(-1)
 
 
 def clipped_surrogate(ratio: torch.Tensor, advantages: torch.Tensor, clip_eps: float) -> torch.Tensor:

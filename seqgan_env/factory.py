@@ -5,8 +5,16 @@ Keyword arguments (all optional) accepted by both:
 * ``preset``: ``"default"`` (the embedded default), ``"paper"``, ``"tiny"`` or a
   :class:`~seqgan_env.presets.Preset`.
 * ``reward``: a kind of :data:`seqgan_env.rewards.registry.REWARDS`: ``"monte_carlo"`` (the
-  paper's, the default), ``"terminal"``, ``"dense"``, ``"oracle"``, or the controls
-  ``"constant"`` and ``"random"`` (and any kind registered since).
+  paper's, the default), ``"terminal"``, ``"dense"``, ``"oracle"``, the D* kinds ``"optimal"``,
+  ``"optimal-terminal"`` and ``"optimal-dense"`` (D*'s logit per token), ``"density-ratio-dense"``
+  (a learned density-ratio D's logit per token), the exact-regret task ``"exact-regret"``, or the
+  controls ``"constant"`` and ``"random"`` (and any kind registered since).
+* ``reward_form``: what a discriminator-scored reward pays (:mod:`seqgan_env.rewards.forms`):
+  ``"probability"`` (P(real), the paper's and the default), ``"logit"`` or ``"log"``; the per-token
+  log-ratio kinds pay ``"logit"`` only. A form the kind cannot give is a ``ValueError``; a kind that
+  scores no discriminator (``oracle``, the controls) reads no ``reward_form``.
+* ``reference``: the generator D* (and a saved density-ratio D) tells the data from, a model or a
+  path (the ``optimal*`` kinds and ``exact-regret``).
 * ``discriminator``: a :class:`~seqgan_env.models.Discriminator` or a path to one saved with
   :func:`~seqgan_env.checkpoint.save_model`. Default: the shipped one for the ``default``
   preset, else a freshly initialised one (with a warning: its reward means little). The
@@ -91,7 +99,7 @@ def check_reward_arguments(reward: str, **given: Any) -> None:
         for name in ignored:
             users = [kind.name for kind in REWARDS.values() if name in kind.arguments]
             note = ""
-            if isinstance(given[name], (str, Path)) and name != "compute_dtype" and not Path(given[name]).exists():
+            if isinstance(given[name], (str, Path)) and name not in ("compute_dtype", "reward_form") and not Path(given[name]).exists():
                 note = ", and that path does not exist"
             problems.append(f"{name}={given[name]!r} (read only by reward={' or '.join(map(repr, users))}{note})")
         raise ValueError(f"reward={reward!r} does not use {'; '.join(problems)}: leave "
@@ -129,7 +137,7 @@ def make_env(
     rollout_policy: Any = None, oracle: Any = None, num_rollouts: int | None = None,
     compute_dtype: str = "auto", device: str = "cpu", render_mode: str | None = None,
     eos_token: int | None = None, decode: Any = None, prompt_length: int = 0,
-    prompts: PromptSource | None = None, **reward_arguments: Any,
+    prompts: PromptSource | None = None, reward_form: str | None = None, **reward_arguments: Any,
 ) -> SeqGANRewardWrapper:
     """Entry point of ``gymnasium.make("SeqGAN-v0", ...)``: the MDP in its reward wrapper.
 
@@ -143,7 +151,8 @@ def make_env(
                     prompt_length=prompt_length, prompts=prompts)
     model = build_reward_model(preset, reward, device=device, eos_token=eos_token, prompt_length=prompt_length,
                                discriminator=discriminator, rollout_policy=rollout_policy, oracle=oracle,
-                               num_rollouts=num_rollouts, compute_dtype=compute_dtype, **reward_arguments)
+                               num_rollouts=num_rollouts, compute_dtype=compute_dtype, reward_form=reward_form,
+                               **reward_arguments)
     return SeqGANRewardWrapper(env, model)
 
 
@@ -153,7 +162,7 @@ def make_vector_env(
     num_rollouts: int | None = None, compute_dtype: str = "auto", device: str = "cpu",
     render_mode: str | None = None, eos_token: int | None = None, decode: Any = None,
     prompt_length: int = 0, group_size: int | None = None, prompts: PromptSource | None = None,
-    **reward_arguments: Any,
+    reward_form: str | None = None, **reward_arguments: Any,
 ) -> SeqGANVectorRewardWrapper:
     """Entry point of ``gymnasium.make_vec("SeqGAN-v0", num_envs=B, ...)``."""
     reward_arguments.pop("max_episode_steps", None)  # make_vec passes the spec's, which is None here
@@ -164,7 +173,8 @@ def make_vector_env(
                           decode=decode, prompt_length=prompt_length, group_size=group_size, prompts=prompts)
     model = build_reward_model(preset, reward, device=device, eos_token=eos_token, prompt_length=prompt_length,
                                discriminator=discriminator, rollout_policy=rollout_policy, oracle=oracle,
-                               num_rollouts=num_rollouts, compute_dtype=compute_dtype, **reward_arguments)
+                               num_rollouts=num_rollouts, compute_dtype=compute_dtype, reward_form=reward_form,
+                               **reward_arguments)
     return SeqGANVectorRewardWrapper(env, model)
 
 

@@ -150,8 +150,9 @@ def monte_carlo_rewards(
     pad_token: int | None = None,
     max_completions: int = 1024,
     prefix_max: torch.Tensor | None = None,
+    form: str = "probability",
 ) -> torch.Tensor:
-    """Mean P(real) over ``num_rollouts`` completions of each unfinished prefix.
+    """Mean P(real) (or another ``form`` of D's score) over ``num_rollouts`` completions of each unfinished prefix.
 
     Args:
         discriminator: scores completed sequences.
@@ -169,6 +170,8 @@ def monte_carlo_rewards(
         max_completions: completions processed together; bounds memory.
         prefix_max: ``(B, features)`` :meth:`Discriminator.prefix_maxima` of the prefixes, if
             the caller keeps it up to date; computed here otherwise.
+        form: what each completion pays (:mod:`seqgan_env.rewards.forms`): ``probability``
+            (P(real), the paper's), ``logit`` or ``log``, each from D's logit.
 
     Returns:
         ``(B,)`` float32 rewards.
@@ -181,7 +184,7 @@ def monte_carlo_rewards(
                 discriminator, policy, prefix_logits[i : i + chunk], _select(prefix_state, slice(i, i + chunk)),
                 sequences[i : i + chunk], lengths[i : i + chunk], num_rollouts, generator, dtype,
                 eos_token, pad_token, max_completions,
-                None if prefix_max is None else prefix_max[i : i + chunk],
+                None if prefix_max is None else prefix_max[i : i + chunk], form,
             )
             for i in range(0, batch, chunk)
         ])
@@ -245,5 +248,7 @@ def monte_carlo_rewards(
 
     suffix_max = discriminator.window_maxima(completions, first, dtype)
     pooled = torch.maximum(suffix_max, prefix_max.repeat_interleave(num_rollouts, dim=0))
-    scores = discriminator.head(pooled, dtype)
+    from seqgan_env.rewards.forms import from_logits  # here: the rewards package imports this module
+
+    scores = from_logits(discriminator.head(pooled, dtype, logit=True), form)
     return scores.view(batch, num_rollouts).mean(dim=1)

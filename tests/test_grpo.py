@@ -22,12 +22,27 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def test_group_normalised_advantages_by_hand():
     rewards = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 5.0, 5.0, 5.0])
     std = math.sqrt((1.5**2 + 0.5**2 + 0.5**2 + 1.5**2) / 3)  # Bessel's correction
-    eps = 1e-4
-    expected = [-1.5 / (std + eps), -0.5 / (std + eps), 0.5 / (std + eps), 1.5 / (std + eps), 0, 0, 0, 0]
+    eps = 0.01  # relative to the group's largest |R| (4 in the first group)
+    d = std + eps * 4
+    expected = [-1.5 / d, -0.5 / d, 0.5 / d, 1.5 / d, 0, 0, 0, 0]
     assert group_normalised_advantages(rewards, 4, eps).tolist() == pytest.approx(expected, rel=1e-6)
     # Groups of 2 are the consecutive pairs (1, 2) and (3, 4): deviations -+0.5 over a std of sqrt(0.5).
     pairs = group_normalised_advantages(rewards[:4], 2, 0.0)
     assert pairs.tolist() == pytest.approx([-0.5 / math.sqrt(0.5), 0.5 / math.sqrt(0.5)] * 2, rel=1e-6)
+
+
+def test_group_normalised_advantages_do_not_depend_on_the_rewards_scale():
+    # D*'s P(real) of an MLE generator's samples is about 1e-25: a fixed eps of 1e-4 made every
+    # advantage about 1e-21. A relative eps normalises them as it does rewards of order 1.
+    rewards = torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64)
+    unit = group_normalised_advantages(rewards, 4)
+    assert unit.abs().max() > 1.0
+    torch.testing.assert_close(group_normalised_advantages(rewards * 1e-25, 4), unit)
+    torch.testing.assert_close(group_normalised_advantages(rewards * 1e6, 4), unit)
+    # Equal rewards, zero ones included, give 0 (no 0/0), whatever their scale.
+    for value in (0.0, 1e-25, -3.0):
+        equal = group_normalised_advantages(torch.full((4,), value, dtype=torch.float64), 4)
+        assert equal.tolist() == [0.0] * 4
 
 
 def test_clipped_surrogate_by_hand():

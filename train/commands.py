@@ -22,7 +22,7 @@ from seqgan_env.models import Generator
 from seqgan_env.presets import get_preset
 from seqgan_env.text import BOS, EOS, Corpus, Vocabulary, build_corpus, encode_lines, load_corpus, read_lines
 from train.adversarial import evaluate
-from train.config import TrainConfig, get_train_config, with_d_schedule
+from train.config import TrainConfig, get_train_config, with_d_schedule, with_train_reward
 from train.pipeline import Run
 
 
@@ -51,7 +51,8 @@ def check_resume_options(args: argparse.Namespace, config: TrainConfig) -> None:
     given = {"--algo": (args.algo, config.algo), "--seed": (args.seed, config.seed),
              "--kl-beta": (args.kl_beta, config.kl_beta),
              "--data": (args.data, config.data), "--max-length": (args.max_length, config.text.max_length),
-             "--d-schedule": (args.d_schedule, config.d_schedule)}
+             "--d-schedule": (args.d_schedule, config.d_schedule), "--reward": (args.reward, config.reward),
+             "--reward-form": (args.reward_form, config.reward_form)}
     for option, (value, runs) in given.items():
         if value is not None and value != runs:
             raise ValueError(f"{option} {value} conflicts with the run's {option[2:].replace('-', ' ')} "
@@ -89,6 +90,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             if not args.kl_beta >= 0.0:
                 raise ValueError(f"--kl-beta must be >= 0, got {args.kl_beta}")
             config.kl_beta = args.kl_beta
+        with_train_reward(config, args.reward, args.reward_form)
     if args.device is not None:  # where a run computes can change on resume
         config.device = args.device
         if payload is not None:

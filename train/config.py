@@ -8,6 +8,7 @@ updates but retrains D lightly between them (see :data:`TRAIN_PRESETS`). ``tiny`
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -64,6 +65,13 @@ class TrainConfig:
     kl_beta: float = 0.0
     """beta of the KL-regularised reward of the adversarial phase: each step's reward less
     ``beta * (log G - log G_mle)``, G_mle the generator MLE made (:mod:`agents.kl_penalty`); 0: none."""
+    reward: str = "monte_carlo"
+    """The adversarial phase's reward: ``monte_carlo`` (the paper's: D's Monte Carlo reward, D
+    retrained between updates) or ``exact-regret`` (the task whose optimum is known: D*'s logit per
+    token with ``kl_beta = 1`` to the MLE generator; no D is trained; docs/regret.md)."""
+    reward_form: str | None = None
+    """What the Monte Carlo reward pays of D's score (:mod:`seqgan_env.rewards.forms`): ``probability``
+    (the paper's, the default), ``logit`` or ``log``."""
     start_from_shipped: bool = False
     """Start from the embedded default's generator and discriminator instead of fresh ones
     (``default`` model preset only); pretraining phases then usually have 0 epochs/rounds."""
@@ -87,6 +95,30 @@ class TrainConfig:
         return cls(mle=MLEConfig(**data.pop("mle")), d_pretrain=DiscriminatorSchedule(**data.pop("d_pretrain")),
                    adversarial=AdversarialConfig(**data.pop("adversarial")),
                    text=TextConfig(**data.pop("text", {})), **data)
+
+
+TRAIN_REWARD_KINDS = ("monte_carlo", "exact-regret")
+"""The rewards of ``seqgan train``'s adversarial phase (:attr:`TrainConfig.reward`)."""
+
+
+def check_train_reward(config: TrainConfig) -> None:
+    """The reward, its form and its KL coefficient agree with each other and with the data, or a ``ValueError``."""
+    from seqgan_env.rewards.forms import check_reward_form
+    from seqgan_env.rewards.registry import get_reward_kind
+
+    if config.reward not in TRAIN_REWARD_KINDS:
+        raise ValueError(f"unknown reward {config.reward!r} for seqgan train; choose one of {list(TRAIN_REWARD_KINDS)}")
+    kind = get_reward_kind(config.reward)
+    if config.reward_form is not None:
+        if not kind.forms:
+            raise ValueError(f"reward {config.reward!r} pays no discriminator's score, so --reward-form does not apply")
+        check_reward_form(config.reward_form, kind.forms, config.reward)
+    if kind.kl_beta is not None:
+        if config.data is not None:
+            raise ValueError(f"reward {config.reward!r} needs the oracle's density; real text has none")
+        if config.kl_beta not in (0.0, kind.kl_beta):
+            raise ValueError(f"reward {config.reward!r} is defined with kl_beta = {kind.kl_beta:g} to the MLE "
+                             f"generator; --kl-beta {config.kl_beta:g} would pose another objective")
 
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {
@@ -163,6 +195,27 @@ def with_d_schedule(config: TrainConfig, name: str) -> TrainConfig:
     :func:`train.pretrain.schedule_on_budget`)."""
     config.d_pretrain = schedule_on_budget(name, config.d_pretrain)
     config.d_schedule = name
+    return config
+
+
+def with_train_reward(config: TrainConfig, reward: str | None, reward_form: str | None = None) -> TrainConfig:
+    """``config`` (changed in place) training on ``reward`` (``None``: as it is) paid in ``reward_form``.
+
+    A reward that reads no learned D (``exact-regret``) drops D's pretraining and the D gate, and
+    takes the KL coefficient its task is defined with."""
+    from seqgan_env.rewards.registry import get_reward_kind
+
+    if reward is not None:
+        config.reward = reward
+    if reward_form is not None:
+        config.reward_form = reward_form
+    check_train_reward(config)
+    kind = get_reward_kind(config.reward)
+    if kind.kl_beta is not None:
+        config.kl_beta = kind.kl_beta
+    if kind.discriminator is None:
+        config.d_pretrain = dataclasses.replace(config.d_pretrain, rounds=0)
+        config.adversarial = dataclasses.replace(config.adversarial, d_target_accuracy=None)
     return config
 
 

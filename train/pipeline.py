@@ -44,6 +44,7 @@ from seqgan_env.precision import adam
 from seqgan_env.presets import get_preset
 from seqgan_env.rewards.density_ratio import DensityRatioDiscriminator, save_density_ratio
 from seqgan_env.rewards.reference_penalty import with_reference_penalty
+from seqgan_env.rewards.registry import get_reward_kind
 from seqgan_env.text import Corpus, Vocabulary, text_preset
 from train import algorithms
 from train.adversarial import (
@@ -54,7 +55,7 @@ from train.adversarial import (
     reinforce_step,
     sb3_step,
 )
-from train.config import TrainConfig
+from train.config import TrainConfig, check_train_reward
 from train.pretrain import build_discriminator, pretrain_generator, train_discriminator
 from train.run_plots import plot_learning_curve
 
@@ -121,6 +122,7 @@ class Run:
         if config.d_pretrain.fresh_real and oracle is None:
             raise ValueError(f"the D schedule {config.d_schedule!r} draws fresh oracle sequences as D's real data; "
                              "real text has no oracle: use --d-schedule paper")
+        check_train_reward(config)
         self.config = config
         self.device = resolve_device(config.device, "device")
         if self.vocab is not None:
@@ -256,7 +258,8 @@ class Run:
             hypotheses = self._decode(samples[: cfg.bleu_samples])
             stats.update({f"bleu{n}": v for n, v in bleu(hypotheses, self.references, (2, 3, 4, 5)).items()})
             stats.update({f"self_bleu{n}": v for n, v in self_bleu(hypotheses, (2, 3, 4)).items()})
-        if self.state.phase != "mle":  # D on sequences it never trained on, once it has been trained
+        # D on sequences it never trained on, once it has been trained (and only where the reward reads it)
+        if self.state.phase != "mle" and get_reward_kind(cfg.reward).discriminator is not None:
             stats.update(self._d_diagnostics())
         return stats
 
@@ -360,15 +363,15 @@ class Run:
         cfg = self.config.adversarial
         # The MLE generator, written before any adversarial step: a resumed run finds the same one.
         self.reference = frozen_generator(self.out / "generator_mle.pt", self.device)
-        envs = gym.make_vec("SeqGAN-v0", num_envs=cfg.batch_size, preset=self.preset,
-                            discriminator=self.discriminator, rollout_policy=self.generator,
-                            num_rollouts=cfg.num_rollouts, device=self.device)
+        envs = gym.make_vec("SeqGAN-v0", num_envs=cfg.batch_size, preset=self.preset, device=self.device,
+                            **self._reward_arguments(cfg))
         if self.config.kl_beta:  # the reference's half of the KL-regularised reward; the agent adds its own
             envs = with_reference_penalty(envs, self.reference, self.config.kl_beta)
         if self.algorithm.family == "reinforce":
             if self.agent is None:
                 self.agent = self._make_agent()
-            seqgan_env.set_rollout_policy(envs, self.agent.rollout_policy)
+            if get_reward_kind(self.config.reward).uses_rollout_policy:
+                seqgan_env.set_rollout_policy(envs, self.agent.rollout_policy)
             g_step = reinforce_step(self.agent, envs)
         else:  # SB3's actor is copied into self.generator after every update: it is the rollout policy
             g_step = sb3_step(self._sb3_model(envs), self.generator, algorithms.sb3_kl_callback(self.config.kl_beta))
@@ -380,12 +383,21 @@ class Run:
             if step % self.config.checkpoint_every == 0:
                 self._checkpoint(started)
 
-        adversarial_train(g_step, self.generator, envs, self.discriminator, self.real, cfg, self.rng,
+        reads_d = get_reward_kind(self.config.reward).discriminator is not None
+        adversarial_train(g_step, self.generator, envs, self.discriminator if reads_d else None, self.real, cfg, self.rng,
                           self.d_optimizer, start_step=self.state.adversarial_steps, on_step=on_step,
                           progress=self.progress, evaluator=self.evaluate, held_out=self._held_out,
                           d_schedule=self.config.d_pretrain)
         self.state.phase = "done"
         self._checkpoint(started)
+
+    def _reward_arguments(self, cfg: Any) -> dict[str, Any]:
+        """The env's reward of the adversarial phase: the paper's (D's Monte Carlo reward, in its
+        form), or the exact-regret task (D* per token against the MLE generator, no D)."""
+        if self.config.reward == "monte_carlo":
+            return dict(reward="monte_carlo", discriminator=self.discriminator, rollout_policy=self.generator,
+                        num_rollouts=cfg.num_rollouts, reward_form=self.config.reward_form)
+        return dict(reward=self.config.reward, oracle=self.oracle, reference=self.reference)
 
     def _sb3_model(self, envs: Any) -> Any:
         from stable_baselines3.common.vec_env import VecMonitor

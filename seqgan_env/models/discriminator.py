@@ -278,8 +278,9 @@ class Discriminator(nn.Module):
         return self._fast_cache[dtype][0]
 
     @torch.inference_mode()
-    def head(self, raw_maxima: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """P(real) ``(R,)`` from pooled pre-bias maxima ``(R, features)`` (inference, no dropout)."""
+    def head(self, raw_maxima: torch.Tensor, dtype: torch.dtype = torch.float32, logit: bool = False) -> torch.Tensor:
+        """P(real) ``(R,)`` from pooled pre-bias maxima ``(R, features)`` (inference, no dropout);
+        ``logit=True``: its logit, float32 (what :mod:`seqgan_env.rewards.forms` reads)."""
         fast = self._fast_params(dtype)
         features = torch.add(raw_maxima, fast["conv_bias"]).clamp_(min=0.0)
         # bfloat16 product + float32 bias promotes to float32: the widening and the bias in one pass.
@@ -288,14 +289,15 @@ class Discriminator(nn.Module):
         highway = mixed[:, :width].clamp_(min=0.0)  # transform branch, in place
         gate = mixed[:, width:].sigmoid_()
         highway.sub_(features).mul_(gate).add_(features)  # gate * transform + (1 - gate) * features
-        return torch.sigmoid(highway @ fast["out_weight"] + fast["out_bias"])
+        logits = (highway @ fast["out_weight"] + fast["out_bias"]).float()
+        return logits if logit else torch.sigmoid(logits)
 
     @torch.inference_mode()
     def score(self, tokens: torch.Tensor, dtype: torch.dtype = torch.float32,
-              batch_size: int = 4096) -> torch.Tensor:
-        """P(real) of whole sequences by the fast path, ``(R,)`` (inference, no dropout)."""
+              batch_size: int = 4096, logit: bool = False) -> torch.Tensor:
+        """P(real) of whole sequences by the fast path, ``(R,)`` (inference, no dropout); ``logit=True``: its logit."""
         return torch.cat([
-            self.head(self.window_maxima(tokens[i : i + batch_size], 0, dtype), dtype)
+            self.head(self.window_maxima(tokens[i : i + batch_size], 0, dtype), dtype, logit)
             for i in range(0, tokens.shape[0], batch_size)
         ]) if tokens.shape[0] else torch.empty(0, device=tokens.device)
 

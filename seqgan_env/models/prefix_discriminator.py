@@ -73,21 +73,26 @@ class PrefixDiscriminator(LSTMCellMixin, nn.Module):
         hidden, _ = self.lstm(self.embedding(tokens))
         return self.head(hidden).squeeze(-1)
 
+    def sequence_logits(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The logit ``(B,)`` that each whole sequence is real: the one at its last token (before any PAD)."""
+        logits = self(tokens)
+        last = ((tokens != self.pad_token).sum(dim=1) - 1).clamp(min=0)
+        return logits.gather(1, last.unsqueeze(1)).squeeze(1)
+
     def prob_real(self, tokens: torch.Tensor) -> torch.Tensor:
         """P(real) ``(B,)`` of each whole sequence: the score at its last token (before any PAD),
         so code that scores finished sequences works with either discriminator."""
-        logits = self(tokens)
-        last = ((tokens != self.pad_token).sum(dim=1) - 1).clamp(min=0)
-        return torch.sigmoid(logits.gather(1, last.unsqueeze(1)).squeeze(1))
+        return torch.sigmoid(self.sequence_logits(tokens))
 
     @torch.inference_mode()
     def score(self, tokens: torch.Tensor, dtype: torch.dtype = torch.float32,
-              batch_size: int = 4096) -> torch.Tensor:
+              batch_size: int = 4096, logit: bool = False) -> torch.Tensor:
         """:meth:`prob_real` in inference mode, in chunks (the CNN's ``score`` signature; this
-        model always computes in float32, ``dtype`` is accepted for that symmetry)."""
+        model always computes in float32, ``dtype`` is accepted for that symmetry); ``logit=True``: its logit."""
         if not tokens.shape[0]:
             return torch.empty(0, device=tokens.device)
-        return torch.cat([self.prob_real(tokens[i : i + batch_size]) for i in range(0, tokens.shape[0], batch_size)])
+        read = self.sequence_logits if logit else self.prob_real
+        return torch.cat([read(tokens[i : i + batch_size]) for i in range(0, tokens.shape[0], batch_size)])
 
     # -- the incremental path of the dense reward -----------------------------------------
     def step(self, tokens: torch.Tensor, state: LSTMState) -> tuple[torch.Tensor, LSTMState]:

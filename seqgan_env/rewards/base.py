@@ -11,6 +11,7 @@ from seqgan_env.devices import module_on, resolve_device
 from seqgan_env.models.discriminator import Discriminator
 from seqgan_env.models.prefix_discriminator import PrefixDiscriminator
 from seqgan_env.precision import cpu_has_native_bf16
+from seqgan_env.rewards.forms import check_reward_form, from_logits
 
 
 def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
@@ -98,14 +99,16 @@ def check_discriminator(discriminator: Discriminator, vocab_size: int | None, se
 
 
 class DiscriminatorReward(RewardModel):
-    """Shared parts of the rewards that ask a discriminator."""
+    """Shared parts of the rewards that ask a discriminator: ``form`` is what a scored sequence
+    pays (:mod:`seqgan_env.rewards.forms`: ``probability``, the paper's, ``logit`` or ``log``)."""
 
     def __init__(self, discriminator: Discriminator, compute_dtype: str | torch.dtype = "auto",
-                 device: str | torch.device = "cpu") -> None:
+                 device: str | torch.device = "cpu", form: str = "probability") -> None:
         super().__init__(device)
         check_discriminator(discriminator, None, None)
         self.discriminator = module_on(discriminator, self.device)  # the caller's model stays where it is
         self.compute_dtype = resolve_dtype(compute_dtype, self.device)
+        self.form = check_reward_form(form)
 
     def set_discriminator(self, discriminator: Discriminator) -> None:
         """Use another discriminator from the next step on (e.g. after retraining D)."""
@@ -113,4 +116,4 @@ class DiscriminatorReward(RewardModel):
         self.discriminator = module_on(discriminator, self.device)
 
     def _final_scores(self, sequences: torch.Tensor) -> torch.Tensor:
-        return self.discriminator.score(sequences, self.compute_dtype)
+        return from_logits(self.discriminator.score(sequences, self.compute_dtype, logit=True), self.form)

@@ -222,15 +222,17 @@ class DensityRatioDiscriminator(Discriminator):
         prefix) are scored once per group."""
         return self.log_ratio(tokens, shared=first_end).unsqueeze(1)
 
-    def head(self, raw_maxima: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """P(real) ``(R,)`` from :meth:`window_maxima`'s feature."""
-        return torch.sigmoid(raw_maxima[:, 0].float())
+    def head(self, raw_maxima: torch.Tensor, dtype: torch.dtype = torch.float32, logit: bool = False) -> torch.Tensor:
+        """P(real) ``(R,)`` from :meth:`window_maxima`'s feature (``logit=True``: the log ratio itself)."""
+        ratio = raw_maxima[:, 0].float()
+        return ratio if logit else torch.sigmoid(ratio)
 
     @torch.inference_mode()
     def score(self, tokens: torch.Tensor, dtype: torch.dtype = torch.float32,
-              batch_size: int = 4096) -> torch.Tensor:
-        """P(real) of whole sequences, ``(R,)``."""
-        return torch.sigmoid(self.log_ratio(tokens))
+              batch_size: int = 4096, logit: bool = False) -> torch.Tensor:
+        """P(real) of whole sequences, ``(R,)`` (``logit=True``: the log ratio)."""
+        ratio = self.log_ratio(tokens)
+        return ratio if logit else torch.sigmoid(ratio)
 
 
 class OptimalDiscriminator(DensityRatioDiscriminator):

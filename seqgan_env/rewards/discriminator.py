@@ -9,11 +9,13 @@ from seqgan_env.models.discriminator import Discriminator
 from seqgan_env.models.lstm import LSTMState
 from seqgan_env.models.prefix_discriminator import PrefixDiscriminator
 from seqgan_env.rewards.base import DiscriminatorReward, RewardModel, check_discriminator
+from seqgan_env.rewards.forms import check_reward_form, from_logits
 from seqgan_env.rollout import PrefixStates, RolloutPolicy, monte_carlo_rewards
 
 
 class TerminalReward(DiscriminatorReward):
-    """D's P(real) of the finished sequence; 0 at every earlier step (per token: the return is the final P(real))."""
+    """D's P(real) of the finished sequence (or its ``form``: logit, log); 0 at every earlier step
+    (per token: the return is the final score)."""
 
     def step(self, sequences, lengths, actions, finished):
         rewards = torch.zeros(sequences.shape[0], device=self.device)
@@ -33,6 +35,8 @@ class MonteCarloReward(DiscriminatorReward):
         eos_token: end-of-sequence id for text data (completions stop there), or ``None``.
         pad_token: id written after an end-of-sequence token.
         device: where the models run.
+        form: what each scored completion pays: ``probability`` (P(real), the paper's), ``logit``
+            or ``log`` (:mod:`seqgan_env.rewards.forms`); the reward is the mean over completions.
     """
 
     per_token = False  # each step's reward estimates the final P(real)
@@ -40,8 +44,8 @@ class MonteCarloReward(DiscriminatorReward):
 
     def __init__(self, discriminator: Discriminator, rollout_policy: RolloutPolicy, num_rollouts: int = 16,
                  compute_dtype: str | torch.dtype = "auto", eos_token: int | None = None,
-                 pad_token: int | None = None, device: str | torch.device = "cpu") -> None:
-        super().__init__(discriminator, compute_dtype, device)
+                 pad_token: int | None = None, device: str | torch.device = "cpu", form: str = "probability") -> None:
+        super().__init__(discriminator, compute_dtype, device, form)
         if num_rollouts < 1:
             raise ValueError(f"num_rollouts must be at least 1, got {num_rollouts}")
         self.num_rollouts = int(num_rollouts)
@@ -97,14 +101,14 @@ class MonteCarloReward(DiscriminatorReward):
             rewards = monte_carlo_rewards(
                 self.discriminator, self.rollout_policy, self.prefixes.logits, self.prefixes.state,
                 sequences, lengths, self.num_rollouts, self.generator, self.compute_dtype,
-                self.eos_token, self.pad_token, prefix_max=self._pooled_prefixes(sequences, lengths),
+                self.eos_token, self.pad_token, prefix_max=self._pooled_prefixes(sequences, lengths), form=self.form,
             )
         elif bool(open_rows.any()):
             state = tuple(part[open_rows] for part in self.prefixes.state)
             rewards[open_rows] = monte_carlo_rewards(
                 self.discriminator, self.rollout_policy, self.prefixes.logits[open_rows], state,
                 sequences[open_rows], lengths[open_rows], self.num_rollouts, self.generator,
-                self.compute_dtype, self.eos_token, self.pad_token,
+                self.compute_dtype, self.eos_token, self.pad_token, form=self.form,
             )
         return rewards
 
@@ -134,19 +138,23 @@ class DensePrefixReward(RewardModel):
     D's LSTM state, so a step costs one LSTM step per row; rows that start a new episode start
     from D's initial state. When D changes (:meth:`set_discriminator`, or its weights retrained
     in place) the states are rebuilt from the sequences at the next step. Computed in float32
-    (the LSTM is small; reduced precision would buy nothing). Rewards are in (0, 1).
+    (the LSTM is small; reduced precision would buy nothing). Rewards are in (0, 1) in the
+    ``probability`` form.
 
     Args:
         discriminator: a :class:`~seqgan_env.models.PrefixDiscriminator` (a CNN
             :class:`~seqgan_env.models.Discriminator` is refused: it cannot score prefixes).
         device: where D runs.
+        form: ``probability`` (P(real | prefix)), ``logit`` or ``log`` (:mod:`seqgan_env.rewards.forms`).
     """
 
     per_token = False  # P(real | prefix): like the Monte Carlo reward, an estimate of the final P(real)
 
-    def __init__(self, discriminator: PrefixDiscriminator, device: str | torch.device = "cpu") -> None:
+    def __init__(self, discriminator: PrefixDiscriminator, device: str | torch.device = "cpu",
+                 form: str = "probability") -> None:
         super().__init__(device)
         check_discriminator(discriminator, None, None, PrefixDiscriminator)
+        self.form = check_reward_form(form)
         self.discriminator = module_on(discriminator, self.device)  # the caller's model stays where it is
         self.state: LSTMState | None = None
         self._weights: tuple | None = None  # D's weights that computed ``state``
@@ -183,7 +191,7 @@ class DensePrefixReward(RewardModel):
                 self._weights = weights
             else:
                 logits, self.state = disc.step(actions, self.state)
-        return torch.sigmoid(logits)
+        return from_logits(logits, self.form)
 
     def _rebuild(self, sequences: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, LSTMState]:
         """Each row's state after its ``lengths[i]`` tokens, and the logit at its last one."""

@@ -36,6 +36,7 @@ from seqgan_env.checkpoint import CheckpointError, load_model, model_kind
 from seqgan_env.models import Discriminator, Generator, Oracle, PrefixDiscriminator
 from seqgan_env.presets import Preset
 from seqgan_env.rewards import (
+    REWARD_FORMS,
     ConstantReward,
     DensePrefixReward,
     MonteCarloReward,
@@ -43,7 +44,10 @@ from seqgan_env.rewards import (
     RandomReward,
     RewardModel,
     TerminalReward,
+    check_reward_form,
 )
+from seqgan_env.rewards.density_ratio import DensityRatioDiscriminator, load_density_ratio
+from seqgan_env.rewards.log_ratio import LOG_RATIO_FORMS, LogRatioReward
 from seqgan_env.rollout import RolloutPolicy
 
 DEFAULT_GENERATOR_FILE = "default_generator.pt"
@@ -93,6 +97,26 @@ class RewardInputs:
         """``num_rollouts``, or the preset's."""
         return int(self.get("num_rollouts", self.preset.num_rollouts))
 
+    def form(self) -> str:
+        """``reward_form``, checked against the forms the kind can pay (default: its first)."""
+        return check_reward_form(self.get("reward_form", self.kind.forms[0]), self.kind.forms, self.kind.name)
+
+    def reference(self) -> Any:
+        """The ``reference`` argument as a generator (a path is loaded); by default the preset's
+        shipped generator (the ``default`` preset's MLE generator; else an untrained one, with a warning)."""
+        from seqgan_env.models import TokenLSTM
+
+        reference = self.arguments.get("reference")
+        if isinstance(reference, (str, Path)):
+            reference = load_model(_existing_file(reference, "reference"), "generator")
+        elif reference is None:
+            reference = _shipped_or_untrained(self.preset, DEFAULT_GENERATOR_FILE, "generator", Generator.from_preset,
+                                              "the reference is an untrained generator", argument="reference")
+        if not isinstance(reference, TokenLSTM):
+            raise TypeError(f"reference must be a generator (a seqgan_env TokenLSTM or its file), got "
+                            f"{type(reference).__name__}")
+        return reference.to(self.device)
+
 
 @dataclass(frozen=True)
 class RewardKind:
@@ -109,6 +133,13 @@ class RewardKind:
     """One line for the docs and the command line's help."""
     discriminator: type | None = None
     """The discriminator class it reads from the ``discriminator`` argument (``None``: it reads none)."""
+    forms: tuple[str, ...] = ()
+    """The forms of its score it can pay (``reward_form``; :mod:`seqgan_env.rewards.forms`), the
+    default first; empty: it pays no discriminator's score and reads no ``reward_form``."""
+    kl_beta: float | None = None
+    """The KL coefficient to its ``reference`` that the kind's task is defined with (``exact-regret``:
+    1, which makes the objective ``-KL(pi || p_oracle)``); the training commands set every agent's
+    ``kl_beta`` to it, with the same reference. ``None``: the kind leaves ``kl_beta`` to the user."""
 
     @property
     def per_token(self) -> bool:
@@ -137,6 +168,11 @@ def register_reward(kind: RewardKind, replace: bool = False) -> RewardKind:
         raise ValueError(f"a reward kind {kind.name!r} is already registered")
     if not (isinstance(kind.model, type) and issubclass(kind.model, RewardModel)):
         raise TypeError(f"reward kind {kind.name!r}: model must be a RewardModel class, got {kind.model!r}")
+    if bool(kind.forms) != ("reward_form" in kind.arguments):
+        raise ValueError(f"reward kind {kind.name!r}: list its forms exactly when it reads 'reward_form'")
+    unknown = [form for form in kind.forms if form not in REWARD_FORMS]
+    if unknown:
+        raise ValueError(f"reward kind {kind.name!r}: unknown forms {unknown}; the forms are {list(REWARD_FORMS)}")
     if kind.discriminator is not None and "discriminator" not in kind.arguments:
         raise ValueError(f"reward kind {kind.name!r} reads a {kind.discriminator.__name__} but not the "
                          "'discriminator' argument")
@@ -209,12 +245,14 @@ def resolve_oracle(oracle: Any, preset: Preset) -> Oracle:
     raise TypeError(f"oracle must be 'builtin', a seed, a path or an Oracle, got {type(oracle).__name__}")
 
 
-def _shipped_or_untrained(preset: Preset, file: str | None, kind: str, build: Any, consequence: str) -> Any:
-    """The shipped model of the ``default`` preset (``file``), else a seeded untrained one (with a warning)."""
+def _shipped_or_untrained(preset: Preset, file: str | None, kind: str, build: Any, consequence: str,
+                          argument: str | None = None) -> Any:
+    """The shipped model of the ``default`` preset (``file``), else a seeded untrained one (with a
+    warning naming ``argument``, by default the one that reads a model of that kind)."""
     if file is not None and preset.name == "default" and asset_path(file).is_file():
         return load_model(asset_path(file), kind)
-    name = {"generator": "rollout policy", "prefix-discriminator": "discriminator"}.get(kind, kind)
-    argument = "rollout_policy" if kind == "generator" else "discriminator"
+    argument = argument or ("rollout_policy" if kind == "generator" else "discriminator")
+    name = {"rollout_policy": "rollout policy", "discriminator": "discriminator"}.get(argument, argument)
     warnings.warn(
         f"no {name} given for preset {preset.name!r}: {consequence}; pass "
         f"{argument}=... (a model or a saved file)", stacklevel=4,
@@ -276,7 +314,7 @@ def wrong_discriminator_kind(discriminator: Any, kind: type, reward: str | None 
 def _monte_carlo(inputs: RewardInputs) -> RewardModel:
     return MonteCarloReward(inputs.discriminator(), inputs.rollout_policy(), num_rollouts=inputs.num_rollouts(),
                             compute_dtype=inputs.get("compute_dtype", "auto"), eos_token=inputs.eos_token,
-                            device=inputs.device)
+                            device=inputs.device, form=inputs.form())
 
 
 def _optimal_discriminator(inputs: RewardInputs) -> Any:
@@ -285,9 +323,7 @@ def _optimal_discriminator(inputs: RewardInputs) -> Any:
     from seqgan_env.models import TokenLSTM
     from seqgan_env.rewards.density_ratio import OptimalDiscriminator
 
-    if inputs.arguments.get("oracle") is None:
-        raise ValueError(f"reward={inputs.kind.name!r} needs oracle=... (the density of the real data: 'builtin', "
-                         "a seed, or an oracle file); real text has none, so D* does not exist there")
+    _require_oracle(inputs)
     reference = inputs.arguments.get("reference")
     if isinstance(reference, (str, Path)):
         reference = load_model(_existing_file(reference, "reference"), "generator")
@@ -299,18 +335,56 @@ def _optimal_discriminator(inputs: RewardInputs) -> Any:
     return OptimalDiscriminator(inputs.oracle(), reference.to(inputs.device), prompt_length=inputs.prompt_length)
 
 
+def _require_oracle(inputs: RewardInputs) -> None:
+    if inputs.arguments.get("oracle") is None:
+        raise ValueError(f"reward={inputs.kind.name!r} needs oracle=... (the density of the real data: 'builtin', "
+                         "a seed, or an oracle file); real text has none, so D* does not exist there")
+
+
 def _optimal_monte_carlo(inputs: RewardInputs) -> RewardModel:
     return MonteCarloReward(_optimal_discriminator(inputs), inputs.rollout_policy(),
-                            num_rollouts=inputs.num_rollouts(), eos_token=inputs.eos_token, device=inputs.device)
+                            num_rollouts=inputs.num_rollouts(), eos_token=inputs.eos_token, device=inputs.device,
+                            form=inputs.form())
 
+
+def _optimal_per_token(inputs: RewardInputs) -> RewardModel:
+    """D*'s logit per token: the oracle against ``reference`` (default: the preset's shipped generator)."""
+    _require_oracle(inputs)
+    return LogRatioReward(inputs.oracle(), inputs.reference(), device=inputs.device, form=inputs.form())
+
+
+def _density_ratio_per_token(inputs: RewardInputs) -> RewardModel:
+    """A learned density-ratio D's logit per token: its numerator against its reference (for a saved
+    D, the ``reference`` argument, default the preset's shipped generator)."""
+    disc = inputs.arguments.get("discriminator")
+    if disc is None:
+        raise ValueError(f"reward={inputs.kind.name!r} needs discriminator=...: a learned density-ratio D "
+                         "(seqgan_env.rewards.density_ratio.DensityRatioDiscriminator) or its file (save_density_ratio)")
+    if isinstance(disc, (str, Path)):
+        disc = load_density_ratio(_existing_file(disc, "discriminator"), inputs.reference())
+    elif inputs.arguments.get("reference") is not None:
+        disc.set_reference(inputs.reference())
+    if not isinstance(disc, DensityRatioDiscriminator):
+        raise wrong_discriminator_kind(disc, DensityRatioDiscriminator, inputs.kind.name) \
+            if isinstance(disc, (Discriminator, PrefixDiscriminator)) else \
+            TypeError(f"discriminator must be a DensityRatioDiscriminator or its file, got {type(disc).__name__}")
+    return LogRatioReward(disc.numerator, disc.reference, device=inputs.device, form=inputs.form())
+
+
+EXACT_REGRET = "exact-regret"
+"""The reward kind of the exact-regret task (see its entry below and docs/regret.md)."""
+
+_D_FORMS = REWARD_FORMS  # a discriminator's score: probability (the paper's, the default), logit, log
 
 for _kind in (
-    RewardKind("monte_carlo", MonteCarloReward, ("discriminator", "rollout_policy", "num_rollouts", "compute_dtype"),
-               _monte_carlo, "the paper's: mean P(real) of Monte Carlo completions of each prefix", Discriminator),
-    RewardKind("terminal", TerminalReward, ("discriminator", "compute_dtype"),
+    RewardKind("monte_carlo", MonteCarloReward,
+               ("discriminator", "rollout_policy", "num_rollouts", "compute_dtype", "reward_form"),
+               _monte_carlo, "the paper's: mean P(real) of Monte Carlo completions of each prefix", Discriminator,
+               forms=_D_FORMS),
+    RewardKind("terminal", TerminalReward, ("discriminator", "compute_dtype", "reward_form"),
                lambda inputs: TerminalReward(inputs.discriminator(), compute_dtype=inputs.get("compute_dtype", "auto"),
-                                             device=inputs.device),
-               "sparse: P(real) of the finished sequence, 0 before", Discriminator),
+                                             device=inputs.device, form=inputs.form()),
+               "sparse: P(real) of the finished sequence, 0 before", Discriminator, forms=_D_FORMS),
     RewardKind("oracle", OracleLikelihoodReward, ("oracle",),
                lambda inputs: OracleLikelihoodReward(inputs.oracle(), device=inputs.device),
                "the oracle's log-probability of each token"),
@@ -318,15 +392,32 @@ for _kind in (
                "1 after every token (a control)"),
     RewardKind("random", RandomReward, (), lambda inputs: RandomReward(device=inputs.device),
                "uniform [0, 1) after every token (a control)"),
-    RewardKind("dense", DensePrefixReward, ("discriminator",),
-               lambda inputs: DensePrefixReward(inputs.discriminator(), device=inputs.device),
-               "P(real) of every prefix from a PrefixDiscriminator, no rollouts", PrefixDiscriminator),
+    RewardKind("dense", DensePrefixReward, ("discriminator", "reward_form"),
+               lambda inputs: DensePrefixReward(inputs.discriminator(), device=inputs.device, form=inputs.form()),
+               "P(real) of every prefix from a PrefixDiscriminator, no rollouts", PrefixDiscriminator,
+               forms=_D_FORMS),
     # The Bayes-optimal discriminator D* = p_oracle / (p_oracle + p_reference) (Goodfellow et al.
     # 2014, Prop. 1): exact, no training; the ceiling of what any learned D can tell the policy.
-    RewardKind("optimal", MonteCarloReward, ("oracle", "reference", "rollout_policy", "num_rollouts"),
-               _optimal_monte_carlo, "the Monte Carlo reward scored by the Bayes-optimal D* (oracle vs reference)"),
-    RewardKind("optimal-terminal", TerminalReward, ("oracle", "reference", "rollout_policy"),
-               lambda inputs: TerminalReward(_optimal_discriminator(inputs), device=inputs.device),
-               "D*'s P(real) of the finished sequence, 0 before"),
+    RewardKind("optimal", MonteCarloReward, ("oracle", "reference", "rollout_policy", "num_rollouts", "reward_form"),
+               _optimal_monte_carlo, "the Monte Carlo reward scored by the Bayes-optimal D* (oracle vs reference)",
+               forms=_D_FORMS),
+    RewardKind("optimal-terminal", TerminalReward, ("oracle", "reference", "rollout_policy", "reward_form"),
+               lambda inputs: TerminalReward(_optimal_discriminator(inputs), device=inputs.device, form=inputs.form()),
+               "D*'s P(real) of the finished sequence, 0 before", forms=_D_FORMS),
+    # D*'s logit split over its tokens: log p_oracle(y_t | y_<t) - log p_ref(y_t | y_<t), no completions.
+    RewardKind("optimal-dense", LogRatioReward, ("oracle", "reference", "reward_form"), _optimal_per_token,
+               "D*'s logit per token: log p_oracle - log p_reference of each token, no rollouts",
+               forms=LOG_RATIO_FORMS),
+    RewardKind("density-ratio-dense", LogRatioReward, ("discriminator", "reference", "reward_form"),
+               _density_ratio_per_token,
+               "a learned density-ratio D's logit per token: log p_numerator - log p_reference of each token",
+               DensityRatioDiscriminator, forms=LOG_RATIO_FORMS),
+    # The task whose optimum is known: D*'s per-token logit against pi_ref with a KL penalty beta = 1
+    # to the same pi_ref. Each step then earns log p_oracle(y_t | y_<t) - log pi(y_t | y_<t), so the
+    # expected return is -KL(pi || p_oracle): 0 at pi = the oracle, and a policy's regret is its
+    # reverse KL to the oracle, which every evaluation measures exactly.
+    RewardKind(EXACT_REGRET, LogRatioReward, ("oracle", "reference", "reward_form"), _optimal_per_token,
+               "the exact-regret task: D*'s logit per token with kl_beta = 1 to the same reference; "
+               "expected return -KL(pi || p_oracle)", forms=LOG_RATIO_FORMS, kl_beta=1.0),
 ):
     register_reward(_kind)

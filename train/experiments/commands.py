@@ -10,6 +10,7 @@ from pathlib import Path
 
 from seqgan_env.factory import resolve_oracle
 from seqgan_env.presets import get_preset
+from seqgan_env.rewards.forms import REWARD_FORMS
 from train import algorithms
 from train.config import get_train_config
 from train.experiments import rewards as comparison_rewards
@@ -39,6 +40,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         config.algos = tuple(a for a in args.algos.split(",") if a)
     if args.rewards is not None:
         config.rewards = tuple(r for r in args.rewards.split(",") if r)
+    if args.reward_forms is not None:
+        config.reward_forms = tuple(f for f in args.reward_forms.split(",") if f)
     if args.hparams is not None:
         config.hparams = load_hparams(args.hparams)
     if args.agent:
@@ -83,7 +86,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     folder = args.folder or f"runs/tune-{args.preset}"
     preset = tune_algorithms(folder, config, algos, args.trials, tuning_seeds, oracle, args.oracle,
                              setting=args.setting, cpus=args.cpus, address=args.address, threads=args.threads,
-                             device=args.device, reward=args.reward, objective=args.objective,
+                             device=args.device, reward=comparison_rewards.with_form(args.reward, args.reward_form),
+                             objective=args.objective,
                              storage=args.storage)
     budget = preset["budget"]
     print(f"budget per algorithm: {budget['trials_per_algo']} trials x {budget['tokens_per_trial']} tokens "
@@ -120,6 +124,10 @@ def add_compare_parser(sub: argparse._SubParsersAction) -> None:
                            "(cpu: reinforce,ppo,a2c)")
     comp.add_argument("--rewards", default=None,
                       help=f"comma-separated: {_described(axis)}; every algorithm runs on each (default monte_carlo)")
+    comp.add_argument("--reward-forms", default=None, metavar="FORMS",
+                      help=f"comma-separated forms of the rewards' scores, crossed with --rewards: "
+                           f"{', '.join(REWARD_FORMS)} (P(real), the paper's; its logit; log P(real)); "
+                           "default: each reward's own (P(real) for a D's)")
     comp.add_argument("--hparams", default=None, metavar="NAME_OR_FILE",
                       help="per-algorithm hyperparameters: a JSON file or a shipped preset (train/hparams/NAME.json)")
     comp.add_argument("--agent", action="append", default=[],
@@ -165,8 +173,13 @@ def add_tune_parser(sub: argparse._SubParsersAction) -> None:
                       help="comma-separated seeds of each trial; must not be evaluation seeds of the comparison")
     tune.add_argument("--tokens", type=int, default=None, help="generated tokens per trial and seed (preset's if unset)")
     tune.add_argument("--eval-samples", type=int, default=None, help="samples for NLL-oracle (preset's if unset)")
-    tune.add_argument("--reward", default=comparison_rewards.DEFAULT_REWARD, choices=comparison_rewards.names("axis"),
-                      help="the reward trials train on (default: the paper's Monte Carlo reward; dense is far cheaper)")
+    tune.add_argument("--reward", default=comparison_rewards.DEFAULT_REWARD, metavar="REWARD",
+                      help=f"the reward trials train on: {', '.join(comparison_rewards.names('axis'))} (default: "
+                           "the paper's Monte Carlo reward; dense is far cheaper; exact-regret: the task whose "
+                           "regret is the reverse KL, tuned with --objective reverse_kl)")
+    tune.add_argument("--reward-form", default=None, choices=REWARD_FORMS,
+                      help="the form of the reward's score: probability (the paper's), logit or log (default: the "
+                           "reward's own)")
     tune.add_argument("--objective", default=OBJECTIVES[0], choices=OBJECTIVES,
                       help="minimised: quality plus diversity (default), or NLL-oracle alone (rewards collapse)")
     tune.add_argument("--setting", default="fixed", choices=["fixed", "adversarial"], help="default: fixed (D frozen)")

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from seqgan_env.rewards.forms import REWARD_FORMS
+from seqgan_env.rewards.registry import get_reward_kind
 from train import algorithms
 from train.experiments import rewards as comparison_rewards
 from train.experiments.rewards import DEFAULT_REWARD
@@ -45,6 +47,10 @@ class CompareConfig:
     ``monte_carlo`` (the paper's), ``monte_carlo-reg`` (its D regularised,
     :data:`train.pretrain.REGULARISED_D`), ``dense`` (a prefix discriminator, no rollouts). The
     base pretrains the D of each that reads one."""
+    reward_forms: tuple[str, ...] = ()
+    """Forms of the rewards' scores to cross with ``rewards`` (:mod:`seqgan_env.rewards.forms`):
+    ``probability`` (the paper's), ``logit``, ``log``; each run's reward is then named
+    ``<reward>+<form>``. Empty: every reward in its kind's default form (P(real) for a D's)."""
     baselines: tuple[str, ...] = ("constant", "random", "oracle")
     """Controls (``constant``, ``random``: under each algorithm in ``algos`` that runs controls)
     and reference baselines (``oracle``: REINFORCE on the oracle's log-likelihood)."""
@@ -109,13 +115,19 @@ class CompareConfig:
     def runs(self) -> list[RunSpec]:
         """Every run: settings x rewards x algos x seeds, then the baselines (once: their reward
         ignores D), each control under each algorithm that runs controls."""
-        out = [RunSpec(s, a, r, seed) for s in self.settings for r in self.rewards for a in self.algos
+        out = [RunSpec(s, a, r, seed) for s in self.settings for r in self.reward_names() for a in self.algos
                for seed in self.seeds]
         for baseline in self.baselines:
             entry = comparison_rewards.get_comparison_reward(baseline)
             updates = self.control_updates() if entry.role == "control" else (entry.update,)
             out += [RunSpec("baseline", update, baseline, seed) for update in updates for seed in self.seeds]
         return out
+
+    def reward_names(self) -> tuple[str, ...]:
+        """``rewards`` crossed with ``reward_forms`` (``<reward>+<form>``), or ``rewards`` without forms."""
+        if not self.reward_forms:
+            return tuple(self.rewards)
+        return tuple(comparison_rewards.with_form(r, f) for r in self.rewards for f in self.reward_forms)
 
     def jobs(self) -> list[Job]:
         """``(setting, name, seed)`` of every run of :meth:`runs`."""
@@ -171,15 +183,21 @@ def check_config(config: CompareConfig) -> None:
     unknown("setting", config.settings, SETTINGS)
     unknown("baseline", config.baselines, comparison_rewards.names("control", "reference"))
     unknown("reward", config.rewards, comparison_rewards.names("axis"))
-    for name in (*config.rewards, *config.baselines):
-        comparison_rewards.get_comparison_reward(name)  # a module:attr name loads, or fails here
+    unknown("reward form", config.reward_forms, REWARD_FORMS)
+    for name in (*config.reward_names(), *config.baselines):
+        comparison_rewards.get_comparison_reward(name)  # a module:attr or reward+form name loads, or fails here
+    for name in config.reward_names():
+        kind = get_reward_kind(comparison_rewards.get_comparison_reward(name).env_reward)
+        if kind.kl_beta is not None and set(config.settings) - {"fixed"}:
+            raise ValueError(f"reward {name!r} is a task with a fixed reference (kl_beta = {kind.kl_beta:g} to the "
+                             f"base generator): run it in the fixed setting only (--settings fixed)")
     for algo in config.algos:
         if not algorithms.get_algorithm(algo).compare:
             raise ValueError(f"unknown agent {algo!r}: one of {list(algorithms.names(compare=True))} or "
                              "'module:function'")
     if not config.seeds:
         raise ValueError("a comparison needs at least one seed")
-    for option in ("algos", "rewards", "settings", "baselines", "seeds"):
+    for option in ("algos", "rewards", "reward_forms", "settings", "baselines", "seeds"):
         values = list(getattr(config, option))
         repeated = sorted({str(v) for v in values if values.count(v) > 1})
         if repeated:

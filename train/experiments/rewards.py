@@ -21,7 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from seqgan_env.rewards.registry import get_reward_kind
+from seqgan_env.rewards.forms import check_reward_form
+from seqgan_env.rewards.registry import EXACT_REGRET, get_reward_kind
 from train.algorithms import load_object
 
 ROLES = ("axis", "control", "reference")
@@ -45,6 +46,9 @@ class ComparisonReward:
     """:class:`train.pretrain.DiscriminatorSchedule` fields its D is pretrained and retrained with."""
     update: str | None = None
     """A reference baseline's algorithm."""
+    form: str | None = None
+    """The ``reward_form`` its env kind pays (:mod:`seqgan_env.rewards.forms`); ``None``: the kind's
+    default. A form is chosen per comparison with :func:`with_form` (``--reward-forms``)."""
     sequence_env_reward: str | None = None
     """The env's reward kind of its sequence-level form, which the sequence-level algorithms (RLOO,
     GRPO: :attr:`train.algorithms.Algorithm.sequence_level`) run on: the same D's score of the
@@ -98,10 +102,39 @@ def unregister_comparison_reward(name: str) -> None:
     COMPARISON_REWARDS.pop(name, None)
 
 
+FORM_SEPARATOR = "+"
+"""Joins a reward's name and a form: ``optimal+logit`` is ``optimal`` paying D's logit."""
+
+
+def with_form(name: str, form: str | None) -> str:
+    """The name of reward ``name`` paid in ``form`` (``None``: ``name`` itself, the kind's default form)."""
+    return name if form is None else f"{name}{FORM_SEPARATOR}{form}"
+
+
+def _form_entry(name: str) -> ComparisonReward:
+    """The entry of a ``<reward>+<form>`` name: ``<reward>``'s, paying ``form``, checked against what its kinds give."""
+    base_name, _, form = name.rpartition(FORM_SEPARATOR)
+    base = get_comparison_reward(base_name)
+    if base.role != "axis":
+        raise ValueError(f"reward {name!r}: only the rewards every algorithm runs on take a form, and {base_name!r} "
+                         f"is a {base.role}")
+    for kind_name in {base.env_reward, base.sequence_env_reward or base.env_reward}:
+        kind = get_reward_kind(kind_name)
+        if not kind.forms:
+            raise ValueError(f"reward {base_name!r} (reward={kind_name!r}) pays no discriminator's score, so it has "
+                             f"no form; leave {FORM_SEPARATOR}{form} out")
+        check_reward_form(form, kind.forms, kind_name)
+    return register_comparison_reward(ComparisonReward(**{**base.__dict__, "name": name, "form": form,
+                                                          "label": f"{base.label} ({form} form)"}))
+
+
 def get_comparison_reward(name: str) -> ComparisonReward:
-    """The entry of ``name``; a ``module:attr`` name is imported and registered under that name first."""
+    """The entry of ``name``; a ``module:attr`` name is imported and registered under that name first,
+    and so is a ``<reward>+<form>`` name (:func:`with_form`)."""
     if name in COMPARISON_REWARDS:
         return COMPARISON_REWARDS[name]
+    if isinstance(name, str) and FORM_SEPARATOR in name:
+        return _form_entry(name)
     if isinstance(name, str) and ":" in name:
         loaded = load_object(name, "reward")
         if not isinstance(loaded, ComparisonReward):
@@ -147,6 +180,9 @@ for _reward in (
                      discriminator_file="discriminator-reg.pt", schedule=_regularised(), sequence_env_reward="terminal"),
     ComparisonReward("dense", "dense", "a prefix discriminator's P(real) of every prefix, no rollouts",
                      discriminator_file="prefix-discriminator.pt"),
+    # The task whose optimum is known: D*'s logit per token with kl_beta = 1 to the base generator
+    # (set by the runs whatever the algorithm's hparams); each run's regret is its reverse KL.
+    ComparisonReward(EXACT_REGRET, EXACT_REGRET, "the exact-regret task (D*'s logit per token, kl_beta = 1)"),
     ComparisonReward("constant", "constant", "constant reward", role="control"),
     ComparisonReward("random", "random", "random reward", role="control"),
     ComparisonReward("oracle", "oracle", "oracle log-likelihood reward", role="reference", update="oracle"),

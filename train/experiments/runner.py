@@ -88,10 +88,14 @@ def train_run(folder: str | Path, job: Job | RunSpec, config_data: dict[str, Any
     if reward.discriminator_file is not None:
         discriminator = load_reward_discriminator(base, reward, reference, device)
     available = dict(discriminator=discriminator, rollout_policy=generator, oracle=oracle,
-                     num_rollouts=config.num_rollouts, reference=reference)
+                     num_rollouts=config.num_rollouts, reference=reference, reward_form=reward.form)
+    kind = get_reward_kind(env_reward)
     # The D whose held-out metrics each evaluation records: the learned one, or D* for its rewards.
-    reward_d = OptimalDiscriminator(oracle, reference) if "reference" in get_reward_kind(
-        env_reward).arguments else discriminator
+    reward_d = discriminator if discriminator is not None else (
+        OptimalDiscriminator(oracle, reference) if {"oracle", "reference"} <= set(kind.arguments) else None)
+    hparams = dict(config.hparams.get(run.algorithm, {}))
+    if kind.kl_beta is not None:  # a task defined with its KL coefficient (exact-regret: beta = 1 to the base G)
+        hparams["kl_beta"] = kind.kl_beta
     env_kwargs = dict(preset=preset, reward=env_reward, device=device,
                       **reward_arguments(env_reward, available),
                       **prompt_env_kwargs(config.prompt_length, run.algorithm, config.hparams.get(run.algorithm, {})))
@@ -111,9 +115,8 @@ def train_run(folder: str | Path, job: Job | RunSpec, config_data: dict[str, Any
             return stats
 
     reference = frozen_copy(generator)  # the base generator: pi_ref of the KL measured and of kl_beta's penalty
-    step = generator_step(algorithm, StepInputs(generator, env_kwargs, config.batch_size,
-                                                dict(config.hparams.get(run.algorithm, {})), run.seed, retrain_d,
-                                                reference))
+    step = generator_step(algorithm, StepInputs(generator, env_kwargs, config.batch_size, hparams, run.seed,
+                                                retrain_d, reference))
     generator = step.generator
     started = time.time()
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from train.algorithms import get_algorithm
-from train.experiments.rewards import DEFAULT_REWARD, ComparisonReward, get_comparison_reward, names
+from train.experiments.rewards import DEFAULT_REWARD, FORM_SEPARATOR, ComparisonReward, get_comparison_reward, names
 
 SETTINGS = ("fixed", "adversarial")
 """``fixed``: D frozen, a stationary reward; ``adversarial``: D retrained after every generator update."""
@@ -115,7 +115,7 @@ class RunSpec:
             raise ValueError(f"unknown setting {setting!r}; choose from {list(SETTINGS)}")
         algorithm, separator, reward = name.rpartition(" @ ")
         algorithm, reward = (algorithm, reward) if separator else (name, DEFAULT_REWARD)
-        if reward not in names("axis") and ":" not in reward:
+        if reward not in names("axis") and ":" not in reward and FORM_SEPARATOR not in reward:
             raise ValueError(f"unknown reward {reward!r}; choose from {list(names('axis'))}")
         if get_comparison_reward(reward).role != "axis":
             raise ValueError(f"unknown reward {reward!r}: a baseline, not a reward every algorithm runs on")
