@@ -7,6 +7,7 @@
     envs = gymnasium.make_vec("SeqGAN-v0", num_envs=64)   # the batched twin
     env = gymnasium.make("SeqGAN-Tiny-v0")                # vocabulary 64, length 8: trains in seconds
     env = gymnasium.make("SeqGAN-Text-v0", corpus="sentences.txt")   # real text
+    env = gymnasium.make("SeqGAN-Regret-v0")              # the task whose regret is the reverse KL
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "SeqGAN-Paper-v0": {"preset": "paper", "reward": "monte_carlo"},
     # Real text: pass corpus= (a UTF-8 file, one sequence per line, or "sotu").
     "SeqGAN-Text-v0": {"reward": "monte_carlo", "max_length": 32},
+    # The exact-regret task: D*'s logit per token against the shipped MLE generator; with kl_beta = 1
+    # to that generator the objective is -KL(pi || oracle), so a policy's regret is its reverse KL.
+    "SeqGAN-Regret-v0": {"preset": "default", "reward": "exact-regret", "oracle": "builtin"},
 }
 """Registered ids and the keyword arguments each passes to its entry point (``env.spec.kwargs``).
 

@@ -3,6 +3,7 @@ by key, and ``check_env`` on what ``gymnasium.make`` returns for every reward ki
 
 from __future__ import annotations
 
+import copy
 import warnings
 from typing import Any
 
@@ -17,6 +18,7 @@ from seqgan_env.envs import SeqGANEnv, SeqGANVectorEnv
 from seqgan_env.factory import REWARD_ARGUMENTS
 from seqgan_env.models import PrefixDiscriminator
 from seqgan_env.presets import get_preset
+from seqgan_env.rewards.density_ratio import DensityRatioDiscriminator
 from seqgan_env.rewards.registry import REWARD_KINDS
 
 
@@ -44,8 +46,10 @@ def model_arguments(reward: str, models: dict[str, Any]) -> dict[str, Any]:
     if reward == "dense":  # the dense reward reads the LSTM prefix discriminator, not the CNN
         torch.manual_seed(0)
         return {"discriminator": PrefixDiscriminator.from_preset(get_preset("tiny")).eval()}
+    if reward == "density-ratio-dense":  # a learned density ratio: a language model against a generator
+        return {"discriminator": DensityRatioDiscriminator(copy.deepcopy(models["generator"]), models["generator"])}
     given = dict(discriminator=models["discriminator"], rollout_policy=models["generator"],
-                 oracle=models["oracle"], compute_dtype="float32")
+                 oracle=models["oracle"], compute_dtype="float32", reference=models["generator"])
     return {k: v for k, v in given.items() if k in REWARD_ARGUMENTS[reward]}
 
 
@@ -140,7 +144,8 @@ def test_many_rows_match_sync_vector_env(reward, tiny_models, tiny):
     actions = random_actions(2 * tiny.seq_len + 3, 4, tiny.vocab_size, seed=3)
     ours = play(gym.make_vec("SeqGAN-v0", num_envs=4, **kwargs), actions, 7)
     theirs = play(sync_over_single(4, **kwargs), actions, 7)
-    expected = {"constant": "exact", "oracle": "close", "terminal": "close", "dense": "close"}.get(reward, "range")
+    deterministic = ("oracle", "terminal", "dense", "optimal-dense", "density-ratio-dense", "exact-regret")
+    expected = "exact" if reward == "constant" else "close" if reward in deterministic else "range"
     compare_runs(ours, theirs, expected)
 
 

@@ -13,7 +13,8 @@ from seqgan_env.devices import generator_on, module_on, resolve_device
 from seqgan_env.factory import REWARD_ARGUMENTS
 from seqgan_env.models import Discriminator, PrefixDiscriminator
 from seqgan_env.rewards import MonteCarloReward, TerminalReward, resolve_dtype
-from seqgan_env.rewards.registry import REWARD_KINDS
+from seqgan_env.rewards.density_ratio import DensityRatioDiscriminator
+from seqgan_env.rewards.registry import REWARD_KINDS, REWARDS
 
 NO_SUCH_FILE = "/no/such/file.npz"
 CPU_ONLY = not torch.cuda.is_available()
@@ -33,8 +34,11 @@ def test_an_oracle_path_is_refused_by_rewards_that_read_no_oracle():
 @pytest.mark.parametrize("reward", REWARD_KINDS)
 def test_every_ignored_model_argument_is_named(reward, tiny_models, tiny):
     discriminator = PrefixDiscriminator.from_preset(tiny) if reward == "dense" else tiny_models["discriminator"]
+    if reward == "density-ratio-dense":
+        discriminator = DensityRatioDiscriminator(tiny_models["oracle"], tiny_models["generator"])
     given = {"discriminator": discriminator, "rollout_policy": tiny_models["generator"],
-             "num_rollouts": 3, "compute_dtype": "float32", "oracle": tiny_models["oracle"]}
+             "num_rollouts": 3, "compute_dtype": "float32", "oracle": tiny_models["oracle"],
+             "reward_form": REWARDS[reward].forms[-1] if REWARDS[reward].forms else "logit"}
     for name, value in given.items():
         if name in REWARD_ARGUMENTS[reward]:
             continue

