@@ -1,4 +1,4 @@
-"""What one trial of the ``cpu`` comparison costs on one core: the measurement behind docs/scaling.md.
+"""What one trial of the ``short`` comparison preset costs on one core: the measurement behind docs/scaling.md.
 
 A trial's cost depends on the models, the token budget, the reward's rollouts, the D
 schedule and the evaluations, not on how well the shared base was trained, so the base
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--settings", default="fixed")
     parser.add_argument("--out", default="runs/trial-cost")
     args = parser.parse_args(argv)
-    config = get_compare_config("cpu")
+    config = get_compare_config("short")
     config.algos = tuple(args.algos.split(","))
     config.settings = tuple(args.settings.split(","))
     config.seeds, config.baselines, config.temperatures = (0,), (), (1.0,)
