@@ -54,6 +54,12 @@ def signed(value: Any, digits: int = 3) -> str:
     return text if text.startswith("-") or text == "n/a" else f"+{text}"
 
 
+def sci(value: float) -> str:
+    """One significant digit in powers of ten, as ``1e-25`` (no padded exponent)."""
+    mantissa, exponent = f"{value:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
 def span(values: list[Any], digits: int = 3, dash: str = "-") -> str:
     """``low-high`` of a list of numbers (one number when they round alike)."""
     low, high = number(min(values), digits), number(max(values), digits)
@@ -72,7 +78,7 @@ def environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False,
                              autoescape=False)
-    env.filters.update(number=number, signed=signed, span=span, source=source)
+    env.filters.update(number=number, signed=signed, sci=sci, span=span, source=source)
     return env
 
 
