@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.seed is not None:
         config.seed = args.seed
     rates: dict[str, dict[str, float]] = {}
-    if not (out / "summary.json").exists() and not args.report_only:
+    trained_now = not (out / "summary.json").exists() and not args.report_only
+    if trained_now:
         oracle = resolve_oracle(args.oracle, get_preset(config.model_preset))
         resume = (out / "checkpoint.pt").exists()
         # Machines of this kind differ several-fold: the wall time means little without them.
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "paper_table.json").write_text(json.dumps({"rows": rows, "held_out_d": d_rows, "wall_time_s": wall,
                                                       "matmul_gflops": rates}, indent=1))
     plot_learning_curve(history, out / "learning_curve.png")
-    if rates and args.preset == "cpu" and not args.no_publish:
+    if trained_now and args.preset == "cpu" and not args.no_publish:  # a report of an old run publishes nothing
         publish(config.seed, rows, d_rows, wall, rates)
     return 0
 

@@ -6,7 +6,7 @@ here is a quick one (1 MLE epoch, 1 D round). The trials run through Ray Tune on
 time on a one-CPU local Ray, each with one torch thread; the wall time of each (from its
 result file: training and evaluations, not Ray's start-up) is printed.
 
-    python -m benchmarks.trial_cost --oracle ../shared/oracle/seqgan_paper_oracle.npz
+    python -m benchmarks.trial_cost --oracle paper
     python -m benchmarks.trial_cost --algos reinforce --settings fixed,adversarial --out runs/trial-cost
 """
 

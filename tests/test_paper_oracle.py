@@ -110,3 +110,18 @@ def test_the_default_location_is_the_user_cache(monkeypatch, tmp_path):
     monkeypatch.delenv(paper_oracle.ENV_VAR, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert paper_oracle.default_path() == tmp_path / "seqgan-env" / paper_oracle.FILE_NAME
+
+
+def test_a_comparison_ships_the_fetched_file_to_its_workers(original_pickle, data_dir, monkeypatch, tmp_path):
+    # a worker on another node has no ~/.cache of its own: "paper" travels as the file's bytes
+    from train.experiments.transport import pack_inputs
+
+    path, _ = original_pickle
+    monkeypatch.setattr(paper_oracle, "SHA256", digest(path))
+    fetched = paper_oracle.fetch(source=path)
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "generator.pt").write_bytes(b"a generator")
+    inputs = pack_inputs(base, "paper")
+    assert inputs["oracle"] is None
+    assert inputs["oracle_file"] == {"suffix": ".npz", "data": fetched.read_bytes()}
