@@ -128,3 +128,24 @@ def test_write_result_records_what_made_it(tmp_path):
                                                  (None, 2, "n/a"), (-0.024, 3, "-0.024")])
 def test_numbers_are_rounded_as_a_reader_rounds(value, digits, text):
     assert render_docs.number(value, digits) == text
+
+
+def test_a_comparison_folder_is_published_with_its_tables(tmp_path, monkeypatch):
+    from benchmarks import publish_comparison
+
+    folder = tmp_path / "compare"
+    folder.mkdir()
+    (folder / "compare.json").write_text(json.dumps({"algos": ["rloo"], "seeds": [0, 1]}))
+    (folder / "results.csv").write_text("method,nll_oracle,status\nrloo,9.031,ok\nrandom/rloo,,1 of 2 failed\n")
+    (folder / "kl_budgets.csv").write_text("method,budget,iqm\nrloo,1.0,9.02\n")
+    monkeypatch.setattr(publish_comparison, "machine_rates", lambda: {"float32": 300.0, "bfloat16": 900.0})
+    assert publish_comparison.main([str(folder), "--study", "regret", "--name", "matrix", "--command",
+                                    "seqgan compare --preset tiny", "--results", str(tmp_path / "results")]) == 0
+    result = results.load_result("regret", "matrix", tmp_path / "results")
+    assert result["command"] == "seqgan compare --preset tiny" and result["machine_rates"]["float32"] == 300.0
+    assert result["data"]["config"] == {"algos": ["rloo"], "seeds": [0, 1]}
+    assert result["data"]["results"] == [{"method": "rloo", "nll_oracle": 9.031, "status": "ok"},
+                                         {"method": "random/rloo", "nll_oracle": None, "status": "1 of 2 failed"}]
+    assert result["data"]["kl_budgets"] == [{"method": "rloo", "budget": 1.0, "iqm": 9.02}]
+    with pytest.raises(FileNotFoundError, match="not a finished seqgan compare folder"):
+        publish_comparison.comparison_data(tmp_path)
