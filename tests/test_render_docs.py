@@ -149,3 +149,24 @@ def test_a_comparison_folder_is_published_with_its_tables(tmp_path, monkeypatch)
     assert result["data"]["kl_budgets"] == [{"method": "rloo", "budget": 1.0, "iqm": 9.02}]
     with pytest.raises(FileNotFoundError, match="not a finished seqgan compare folder"):
         publish_comparison.comparison_data(tmp_path)
+
+
+def test_a_rerun_of_the_paper_table_replaces_its_seed_and_renders(tmp_path, monkeypatch):
+    # what benchmarks.paper_table writes at the end of a run is what the templates read
+    from benchmarks import paper_table
+
+    root, results_root = copy_of_the_repository(tmp_path)
+    monkeypatch.setattr(paper_table, "write_result", lambda *args, **kwargs: results.write_result(
+        *args, root=results_root, **kwargs))
+    rows = [{"model": "untrained", "epoch": 0, "nll_oracle": 11.43, "nll_test": 8.52, "wall_time": 0.0},
+            {"model": "MLE", "epoch": 30, "nll_oracle": 9.031, "nll_test": 8.52, "wall_time": 90.0},
+            {"model": "SeqGAN", "step": 50, "nll_oracle": 8.702, "nll_test": 8.71, "wall_time": 450.0},
+            {"model": "SeqGAN (best evaluation)", "step": 40, "nll_oracle": 8.69, "nll_test": 8.7, "wall_time": 400.0}]
+    rates = {when: {"float32": 330.0, "bfloat16": 2100.0, "threads": 2} for when in ("before", "after")}
+    paper_table.publish(0, rows, {"adversarial": {"d_heldout_accuracy": 0.54, "d_heldout_auc": 0.61}}, 460.0, rates)
+    assert results.load_result("paper_table", "seed_0", results_root)["provenance"] == "measured"
+    pages = {page.name: rendered for page, (_, rendered) in render_docs.render(root, results_root).items()}
+    assert "| SeqGAN (50 adversarial steps) | 8.702 | 8.777 | 8.782 | 8.736 |" in pages["README.md"]
+    assert "| D held out after pretraining: accuracy / AUC | n/a |" in pages["README.md"]  # not in this run
+    assert "| whole pipeline, wall time | 7.7 min |" in pages["README.md"]
+    assert "measured by code version" in pages["paper_table.md"]
