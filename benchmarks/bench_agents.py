@@ -18,7 +18,8 @@ import torch
 import seqgan_env  # noqa: F401
 from agents import ReinforceAgent, collect_episodes
 from agents.sb3 import make_a2c, make_ppo
-from benchmarks.bench_rewards import median_seconds
+from benchmarks.bench_rewards import machine_rates, median_seconds
+from benchmarks.results import write_result
 from seqgan_env.models import Discriminator, Generator
 from seqgan_env.presets import get_preset
 
@@ -26,7 +27,10 @@ warnings.filterwarnings("ignore", message="no (discriminator|rollout policy) giv
 
 
 def main() -> None:
-    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--no-publish", action="store_true", help="do not write results/agents/update_times.json")
+    args = parser.parse_args()
+    rates = {**machine_rates(), "threads": torch.get_num_threads()}
     preset = get_preset("paper")
     torch.manual_seed(0)
     disc = Discriminator.from_preset(preset).eval()
@@ -48,6 +52,10 @@ def main() -> None:
     print("per generator update (64 sequences x 20 tokens, 16 rollouts, paper D), median of 3:")
     for name, seconds in results.items():
         print(f"  {name:10s} {seconds:6.2f} s")
+    if not args.no_publish:
+        write_result("agents", "update_times", {
+            "configuration": "paper: 64 sequences x 20 tokens, 16 rollouts, the paper's discriminator",
+            "seconds_per_update": results}, machine_rates=rates)
 
 
 if __name__ == "__main__":

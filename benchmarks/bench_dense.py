@@ -22,6 +22,7 @@ import torch
 
 import seqgan_env  # noqa: F401
 from benchmarks.bench_rewards import alternating_episode_times, matmul_gflops, models
+from benchmarks.results import write_result
 from seqgan_env.models import PrefixDiscriminator
 from seqgan_env.presets import get_preset
 
@@ -49,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=64, help="rows of the vector env (B)")
     parser.add_argument("--quick", action="store_true", help="3 repeats instead of 7")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--no-publish", action="store_true",
+                        help="do not write results/dense_reward/speed.json (written for the paper preset, B = 64)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -65,6 +68,11 @@ def main(argv: list[str] | None = None) -> int:
           f"{times['monte_carlo']['cpu'] / times['dense']['cpu']:.0f}x in CPU time")
     fp32_end, bf16_end = matmul_gflops(torch.float32), matmul_gflops(torch.bfloat16)
     print(f"dense matmul at the end: float32 {fp32_end:.0f} GFLOP/s, bfloat16 {bf16_end:.0f} GFLOP/s")
+    if args.preset == "paper" and args.batch == 64 and not args.no_publish:  # the configuration docs/comparing.md quotes
+        write_result("dense_reward", "speed", {
+            "preset": args.preset, "rows": args.batch, "env_steps": steps,
+            **{name: {"wall_s": t["wall"], "cpu_s": t["cpu"]} for name, t in times.items()},
+        }, machine_rates={"float32": [fp32, fp32_end], "bfloat16": [bf16, bf16_end], "threads": torch.get_num_threads()})
     return 0
 
 

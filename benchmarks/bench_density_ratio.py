@@ -17,7 +17,7 @@ It prints the machine's dense matmul rates beside the timings (machines of this 
 several-fold), the median of ``--repeats`` episodes per path and the ratios to ``plain``, and
 checks that the three agree (float32 sums: to about 1e-4 nats).
 
-    python -m benchmarks.bench_density_ratio --oracle ../shared/oracle/seqgan_paper_oracle.npz
+    python -m benchmarks.bench_density_ratio --oracle paper
 """
 
 from __future__ import annotations

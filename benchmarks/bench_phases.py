@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_ORACLE = ROOT.parent / "shared" / "oracle" / "seqgan_paper_oracle.npz"
+DEFAULT_ORACLE = "paper"  # the file `seqgan oracle fetch` writes (seqgan_env.paper_oracle)
 PHASES = ("mle_epoch", "evaluate", "d_pretrain_round", "g_step", "d_gate", "d_retrain")
 
 
@@ -123,6 +123,9 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(args.oracle, args.threads, args.quick)))
         return
+    from seqgan_env import paper_oracle  # here, not at the top: workers may run an older checkout's seqgan_env
+
+    args.oracle = str(paper_oracle.resolve(args.oracle))  # a path the baseline's older code also reads
     trees = {"this": ROOT} | ({"baseline": args.compare.resolve()} if args.compare else {})
     results: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
     for _ in range(args.repeats):

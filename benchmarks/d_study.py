@@ -43,7 +43,7 @@ from train.pretrain import (
     train_discriminator,
 )
 
-DEFAULT_ORACLE = Path(__file__).resolve().parents[2] / "shared" / "oracle" / "seqgan_paper_oracle.npz"
+DEFAULT_ORACLE = "paper"  # the file `seqgan oracle fetch` writes (seqgan_env.paper_oracle)
 DEFAULT_OUT = Path("runs/d-study")
 
 

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bench_rewards import machine_rates
+from benchmarks.results import write_result
 from train.experiments.config import CompareConfig
 from train.experiments.overoptimisation import value_at_kl
 from train.experiments.runner import train_run
@@ -126,6 +127,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--evaluations", type=int, default=8, help="evaluations along the budget")
     parser.add_argument("--workers", type=int, default=2, help="runs at once (one torch thread each)")
     parser.add_argument("--out", default="runs/kl-frontier")
+    parser.add_argument("--no-publish", action="store_true",
+                        help="do not write results/kl_frontier/ALGO_REWARD.json (the docs' table reads it)")
     args = parser.parse_args(argv)
     try:
         betas = sorted({float(b) for b in args.betas.split(",") if b})
@@ -160,6 +163,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                "evaluations": args.evaluations, "machine_rates": rates, "wall_s": time.time() - started,
                "runs_trained": len(jobs), "betas": summarise(results)}
     write_json(out / "frontier.json", summary)
+    if not args.no_publish:
+        name = f"{args.algo}_{args.reward}".replace("-", "_").replace(":", "_")
+        write_result("kl_frontier", name, {k: v for k, v in summary.items() if k != "machine_rates"},
+                     machine_rates={**rates, "runs_at_once": args.workers})
     plot(results, out / "frontier.png", f"{args.algo} on {args.reward}: gold against sqrt(KL), {args.seeds} seeds")
     print(f"{'kl_beta':>8} {'end KL':>8} {'end NLL-oracle':>15} {'entropy':>8}  gap to beta=0's frontier")
     for beta, row in summary["betas"].items():

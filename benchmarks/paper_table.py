@@ -13,7 +13,7 @@ or, when finished, only prints its table.
 
     python -m benchmarks.paper_table                       # about 8.5 min on 2 CPU cores
     python -m benchmarks.paper_table --seed 1 --out runs/paper-table-seed1   # a replicate
-    python -m benchmarks.paper_table --out runs/paper-table --oracle ../shared/oracle/seqgan_paper_oracle.npz
+    python -m benchmarks.paper_table --out runs/paper-table --oracle path/to/seqgan_paper_oracle.npz
 """
 
 from __future__ import annotations
@@ -25,13 +25,14 @@ from pathlib import Path
 import torch
 
 from benchmarks.bench_rewards import machine_rates
+from benchmarks.results import write_result
 from seqgan_env.factory import resolve_oracle
 from seqgan_env.presets import get_preset
 from train.config import get_train_config
 from train.pipeline import Run
 from train.run_plots import plot_learning_curve
 
-DEFAULT_ORACLE = Path(__file__).resolve().parents[2] / "shared" / "oracle" / "seqgan_paper_oracle.npz"
+DEFAULT_ORACLE = "paper"  # the file `seqgan oracle fetch` writes (seqgan_env.paper_oracle)
 
 # Yu et al. (2017), Table 1 (NLL-oracle), and the original code's MLE log; the paper reports
 # no NLL-test.
@@ -102,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="seed of data, models and sampling (default: the preset's)")
     parser.add_argument("--report-only", action="store_true",
                         help="print the table of the run in --out as far as it got, without training")
+    parser.add_argument("--no-publish", action="store_true",
+                        help="do not write results/paper_table/seed_N.json (a run of the cpu preset writes it: "
+                             "the README's table is rendered from those files)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -110,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.seed is not None:
         config.seed = args.seed
     rates: dict[str, dict[str, float]] = {}
-    if not (out / "summary.json").exists() and not args.report_only:
+    trained_now = not (out / "summary.json").exists() and not args.report_only
+    if trained_now:
         oracle = resolve_oracle(args.oracle, get_preset(config.model_preset))
         resume = (out / "checkpoint.pt").exists()
         # Machines of this kind differ several-fold: the wall time means little without them.
@@ -133,7 +138,21 @@ def main(argv: list[str] | None = None) -> int:
     (out / "paper_table.json").write_text(json.dumps({"rows": rows, "held_out_d": d_rows, "wall_time_s": wall,
                                                       "matmul_gflops": rates}, indent=1))
     plot_learning_curve(history, out / "learning_curve.png")
+    if trained_now and args.preset == "cpu" and not args.no_publish:  # a report of an old run publishes nothing
+        publish(config.seed, rows, d_rows, wall, rates)
     return 0
+
+
+def publish(seed: int, rows: list[dict], d_rows: dict[str, dict[str, float]], wall: float,
+            rates: dict[str, dict[str, float]]) -> None:
+    """``results/paper_table/seed_N.json``: what the README's table reads (benchmarks.render_docs)."""
+    keep = ("model", "epoch", "step", "nll_oracle", "nll_test", "wall_time")
+    trimmed = [{key: row[key] for key in keep if key in row} for row in rows]
+    machine = {dtype: [rates[when][dtype] for when in ("before", "after") if when in rates]
+               for dtype in ("float32", "bfloat16")}
+    machine["threads"] = rates.get("before", rates.get("after", {})).get("threads")
+    write_result("paper_table", f"seed_{seed}", {"seed": seed, "preset": "cpu", "rows": trimmed,
+                                                 "held_out_d": d_rows, "wall_time_s": wall}, machine_rates=machine)
 
 
 if __name__ == "__main__":

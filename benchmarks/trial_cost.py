@@ -1,4 +1,4 @@
-"""What one trial of the ``cpu`` comparison costs on one core: the measurement behind docs/scaling.md.
+"""What one trial of the ``short`` comparison preset costs on one core: the measurement behind docs/scaling.md.
 
 A trial's cost depends on the models, the token budget, the reward's rollouts, the D
 schedule and the evaluations, not on how well the shared base was trained, so the base
@@ -6,7 +6,7 @@ here is a quick one (1 MLE epoch, 1 D round). The trials run through Ray Tune on
 time on a one-CPU local Ray, each with one torch thread; the wall time of each (from its
 result file: training and evaluations, not Ray's start-up) is printed.
 
-    python -m benchmarks.trial_cost --oracle ../shared/oracle/seqgan_paper_oracle.npz
+    python -m benchmarks.trial_cost --oracle paper
     python -m benchmarks.trial_cost --algos reinforce --settings fixed,adversarial --out runs/trial-cost
 """
 
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--settings", default="fixed")
     parser.add_argument("--out", default="runs/trial-cost")
     args = parser.parse_args(argv)
-    config = get_compare_config("cpu")
+    config = get_compare_config("short")
     config.algos = tuple(args.algos.split(","))
     config.settings = tuple(args.settings.split(","))
     config.seeds, config.baselines, config.temperatures = (0,), (), (1.0,)

@@ -31,8 +31,10 @@ from train.experiments.comparison import report
 from train.experiments.config import (
     COMPARE_PRESETS,
     PLATEAU_TOKEN_BUDGET,
+    RENAMED_COMPARE_PRESETS,
     CompareConfig,
     check_hparams,
+    compare_preset_name,
     get_compare_config,
     load_hparams,
 )
@@ -371,7 +373,20 @@ def test_presets_exercise_the_new_axes():
     assert {"constant/reinforce-mean", "random/reinforce", "a2c @ dense"} <= names
     comp = next(a for a in build_parser()._subparsers._group_actions[0].choices["compare"]._actions
                 if a.dest == "preset")
-    assert sorted(comp.choices) == sorted(COMPARE_PRESETS)
+    assert sorted(comp.choices) == sorted([*COMPARE_PRESETS, *RENAMED_COMPARE_PRESETS])
+
+
+def test_the_old_name_of_a_comparison_preset_warns_and_names_the_new_one():
+    # "cpu" was both a training and a comparison preset; the comparison preset is now "short"
+    assert "cpu" not in COMPARE_PRESETS and RENAMED_COMPARE_PRESETS == {"cpu": "short"}
+    with pytest.warns(FutureWarning, match="now called 'short'"):
+        old = get_compare_config("cpu")
+    assert old == get_compare_config("short")
+    args = build_parser().parse_args(["compare", "--preset", "cpu"])
+    with pytest.warns(FutureWarning, match="--preset short"):
+        assert compare_preset_name(args.preset) == "short"
+    with pytest.raises(ValueError, match="unknown comparison preset 'cpus'"):
+        get_compare_config("cpus")
 
 
 def test_reward_spread_is_the_per_step_spread_averaged_over_steps():

@@ -1,4 +1,4 @@
-"""Every command in the ```bash blocks of README.md and docs/*.md runs as written.
+"""Every command in the ```bash blocks of README.md, CONTRIBUTING.md and docs/*.md runs as written.
 
 Each command line is split at ``&&``. A ``seqgan`` command is parsed by the real parser
 (option names, choices and types as typed); every distinct entry point (``seqgan train``,
@@ -23,7 +23,7 @@ import pytest
 from tests.conftest import REPO
 from train.cli import build_parser
 
-DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+DOCUMENTS = [REPO / "README.md", REPO / "CONTRIBUTING.md", *sorted((REPO / "docs").glob("*.md"))]
 
 NOT_RUN = {
     "python3.11 -m venv": "creates the virtual environment the tests already run in",

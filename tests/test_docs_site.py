@@ -26,3 +26,16 @@ def test_mkdocs_build_strict(tmp_path):
     api = (site / "api" / "agents" / "index.html").read_text()
     assert "ReinforceAgent" in api and "The paper's policy-gradient generator" in api  # from the docstrings
     assert (site / "tutorial.ipynb").is_file() and (site / "exercises" / "index.html").is_file()
+
+
+def test_every_page_the_readme_mentions_is_in_its_documentation_table():
+    import re
+
+    readme = (REPO / "README.md").read_text()
+    table = readme[readme.index("## Documentation"):]
+    table = table[:table.index("\n\n", table.index("| page |"))]
+    mentioned = set(re.findall(r"\]\(((?:docs/)?[\w/.-]+\.md)(?:#[\w-]*)?\)", readme))
+    listed = set(re.findall(r"\]\(((?:docs/)?[\w/.-]+\.md)\)", table))
+    assert mentioned - listed == set(), f"pages the README links to but its documentation table lacks: {mentioned - listed}"
+    for page in mentioned:
+        assert (REPO / page).is_file(), page

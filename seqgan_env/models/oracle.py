@@ -89,7 +89,7 @@ class Oracle(TokenLSTM):
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], seq_len: int = 20,
                     start_token: int = 0, source: str = "arrays") -> Oracle:
-        """Build from the 15 named arrays of ``../shared/oracle/README.md``.
+        """Build from the 15 named arrays of :data:`ORACLE_ARRAY_NAMES` (the paper's oracle's layout).
 
         Raises ``ValueError`` naming the missing array or the wrong shape.
         """

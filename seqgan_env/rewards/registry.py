@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from seqgan_env import paper_oracle
 from seqgan_env.checkpoint import CheckpointError, load_model, model_kind
 from seqgan_env.models import Discriminator, Generator, Oracle, PrefixDiscriminator
 from seqgan_env.presets import Preset
@@ -233,7 +234,8 @@ def asset_path(name: str) -> Path:
 
 
 def resolve_oracle(oracle: Any, preset: Preset) -> Oracle:
-    """An :class:`Oracle` from ``"builtin"``/``None``, a seed, a path, or an Oracle."""
+    """An :class:`Oracle` from ``"builtin"``/``None``, ``"paper"`` (the paper's, as fetched by
+    :func:`seqgan_env.paper_oracle.fetch`), a seed, a path, or an Oracle."""
     if oracle is None or oracle == "builtin":
         return Oracle.from_preset(preset)
     if isinstance(oracle, Oracle):
@@ -241,8 +243,9 @@ def resolve_oracle(oracle: Any, preset: Preset) -> Oracle:
     if isinstance(oracle, int) and not isinstance(oracle, bool):
         return Oracle.from_preset(preset.replace(oracle_seed=oracle))
     if isinstance(oracle, (str, Path)):
-        return Oracle.load(_existing_file(oracle, "oracle"), seq_len=preset.seq_len, start_token=preset.start_token)
-    raise TypeError(f"oracle must be 'builtin', a seed, a path or an Oracle, got {type(oracle).__name__}")
+        path = paper_oracle.resolve(oracle)  # "paper": the file `seqgan oracle fetch` wrote
+        return Oracle.load(_existing_file(path, "oracle"), seq_len=preset.seq_len, start_token=preset.start_token)
+    raise TypeError(f"oracle must be 'builtin', 'paper', a seed, a path or an Oracle, got {type(oracle).__name__}")
 
 
 def _shipped_or_untrained(preset: Preset, file: str | None, kind: str, build: Any, consequence: str,

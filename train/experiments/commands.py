@@ -33,8 +33,9 @@ def evaluate_agent(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from train.experiments.comparison import compare
-    from train.experiments.config import get_compare_config, load_hparams
+    from train.experiments.config import compare_preset_name, get_compare_config, load_hparams
 
+    args.preset = compare_preset_name(args.preset)
     config = get_compare_config(args.preset)
     if args.algos is not None:
         config.algos = tuple(a for a in args.algos.split(",") if a)
@@ -69,12 +70,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from train.experiments.config import get_compare_config
+    from train.experiments.config import compare_preset_name, get_compare_config
     from train.experiments.tuning import preset_path, save_preset, tune_algorithms
 
     if (args.name is None) == (args.out is None):
         raise ValueError("give --name NAME (writes train/hparams/NAME.json) or --out FILE.json, not both")
     target = preset_path(args.name) if args.name is not None else Path(args.out)
+    args.preset = compare_preset_name(args.preset)
     config = get_compare_config(args.preset)
     if args.tokens is not None:
         config.token_budget = args.tokens
@@ -107,21 +109,23 @@ def _described(entries: list[tuple[str, str]]) -> str:
 
 def add_compare_parser(sub: argparse._SubParsersAction) -> None:
     """``seqgan compare``'s options; algorithms and rewards listed from the registries."""
-    from train.experiments.config import COMPARE_PRESETS
+    from train.experiments.config import COMPARE_PRESETS, RENAMED_COMPARE_PRESETS
 
     offered = [(a.name, a.summary) for a in algorithms.ALGORITHMS.values() if a.compare]
     axis = [(r.name, r.label) for r in comparison_rewards.COMPARISON_REWARDS.values() if r.role == "axis"]
     controls = comparison_rewards.names("control")
     references = comparison_rewards.names("reference")
     comp = sub.add_parser("compare", help="compare RL algorithms on the same reward: seeds, table, plots, baselines")
-    comp.add_argument("--preset", default="cpu", choices=sorted(COMPARE_PRESETS),
-                      help="cpu: the paper's models, 20 updates a run; plateau: the paper's oracle until the curves "
-                           "flatten, every variance reduction and reward, 5 seeds; tiny: seconds, for trying it out")
-    comp.add_argument("--oracle", default=None, help="'builtin' (default), a seed, or an .npz / original pickle")
+    comp.add_argument("--preset", default="short", choices=[*sorted(COMPARE_PRESETS), *RENAMED_COMPARE_PRESETS],
+                      help="short: the paper's models, 20 updates a run; plateau: the paper's oracle until the curves "
+                           "flatten, every variance reduction and reward, 5 seeds; tiny: seconds, for trying it out "
+                           "(cpu: the old name of short)")
+    comp.add_argument("--oracle", default=None,
+                      help="'builtin' (default), 'paper' (seqgan oracle fetch), a seed, or an .npz / original pickle")
     comp.add_argument("--out", default="runs/compare", help="folder; run again to finish an interrupted comparison")
     comp.add_argument("--algos", default=None,
                       help=f"comma-separated: {_described(offered)}, or module:attr; preset's if unset "
-                           "(cpu: reinforce,ppo,a2c)")
+                           "(short: reinforce,ppo,a2c)")
     comp.add_argument("--rewards", default=None,
                       help=f"comma-separated: {_described(axis)}; every algorithm runs on each (default monte_carlo)")
     comp.add_argument("--reward-forms", default=None, metavar="FORMS",
@@ -163,9 +167,11 @@ def add_tune_parser(sub: argparse._SubParsersAction) -> None:
     from train.experiments.tuning import OBJECTIVES
 
     tune = sub.add_parser("tune", help="tune each algorithm's hyperparameters with Optuna, the same budget each")
-    tune.add_argument("--preset", default="cpu", choices=["cpu", "tiny"],
-                      help="the comparison preset whose base (pretrained G and D) and settings the trials use")
-    tune.add_argument("--oracle", default=None, help="'builtin' (default), a seed, or an .npz / original pickle")
+    tune.add_argument("--preset", default="short", choices=["short", "tiny", "cpu"],
+                      help="the comparison preset whose base (pretrained G and D) and settings the trials use "
+                           "(cpu: the old name of short)")
+    tune.add_argument("--oracle", default=None,
+                      help="'builtin' (default), 'paper' (seqgan oracle fetch), a seed, or an .npz / original pickle")
     tune.add_argument("--algos", default=",".join(algorithms.tunable()),
                       help="comma-separated algorithms to tune (default: all of them)")
     tune.add_argument("--trials", type=int, default=5, help="Optuna trials per algorithm (default 5)")

@@ -18,19 +18,23 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from seqgan_env import paper_oracle
+
 BASE_SUFFIX = ".pt"
 
 
 def pack_inputs(base: Path, oracle_spec: str | None) -> dict[str, Any]:
     """The base's model and data files (``base/*.pt``) and the oracle's file, as bytes.
 
-    ``oracle_spec`` that names a file is shipped as its bytes (with its suffix, which says its
-    format); any other spec (``None``, ``builtin``, a seed) is rebuilt by the trial from the preset.
+    ``oracle_spec`` that names a file (or ``paper``, the file ``seqgan oracle fetch`` wrote) is shipped
+    as its bytes (with its suffix, which says its format); any other spec (``None``, ``builtin``, a seed) is rebuilt by the trial from the preset.
     """
     files = {path.name: path.read_bytes() for path in sorted(base.glob(f"*{BASE_SUFFIX}")) if path.is_file()}
     if "generator.pt" not in files:
         raise FileNotFoundError(f"{base} holds no generator.pt: the comparison's base was not prepared")
     oracle_file = None
+    if oracle_spec == paper_oracle.NAME:  # the fetched file of this node: its bytes travel, not the name
+        oracle_spec = str(paper_oracle.resolve(oracle_spec))
     if oracle_spec is not None and Path(oracle_spec).is_file():
         oracle_file = {"suffix": Path(oracle_spec).suffix, "data": Path(oracle_spec).read_bytes()}
     return {"base": files, "oracle_file": oracle_file, "oracle": None if oracle_file else oracle_spec}
