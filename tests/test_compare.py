@@ -136,6 +136,10 @@ def test_table_and_plots_are_written(comparison):
     table = (out / "results.md").read_text()
     assert "± " in table and "MLE only" in table and "vs cooled MLE" in table
     assert reinforce["vs_temperature"] != "" and rows[0]["vs_temperature"] == ""
+    # The divergences to the oracle lead the table, for the runs and the MLE generator they start from.
+    for row in (reinforce, rows[0]):
+        assert float(row["reverse_kl"]) > 0 and float(row["forward_kl"]) > 0 and float(row["reverse_kl_ci"]) >= 0
+    assert "| reverse KL (nats/token) | forward KL (nats/token) | NLL-oracle |" in table
     for name in ("learning_curves.png", "quality_diversity.png"):
         assert (out / name).stat().st_size > 10_000
 
@@ -158,6 +162,9 @@ def test_the_report_at_equal_kl_is_written(comparison):
     table = (out / "results.md").read_text()
     assert "## At equal KL" in table and "| KL budget |" in table and "KL to MLE" in table
     assert (out / "overoptimisation.png").stat().st_size > 10_000
+    assert (out / "divergences.png").stat().st_size > 10_000  # reverse against forward KL, the MLE cooled beside
+    tempered = list(csv.DictReader(open(out / "tempered_mle.csv")))
+    assert all(float(t["reverse_kl"]) > 0 and float(t["forward_kl"]) > 0 for t in tempered)
 
 
 def test_runs_that_carry_kl_enter_the_curves_fits_and_budget_table(comparison, tmp_path):

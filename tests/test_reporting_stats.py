@@ -163,7 +163,7 @@ def test_the_table_has_iqm_improvement_and_curve_columns(tmp_path):
     assert [r["method"] for r in rows if "p_improve" in r] == ["reinforce-mean", "ppo"]
 
     markdown = (tmp_path / "results.md").read_text()
-    assert "| fixed | reinforce-mean | 5 | 7.920 ± " in markdown
+    assert "| fixed | reinforce-mean | 5 | – | – | 7.920 ± " in markdown  # results without the divergences
     assert "7.920 [" in markdown and "+0.100 (200; +0.100)" in markdown
     assert "| fixed | reinforce-mean | constant/reinforce-mean | 1.00 [1.00, 1.00] | better |" in markdown
     assert "| fixed | ppo | constant/reinforce | 0.00 [0.00, 0.00] | worse |" in markdown

@@ -26,7 +26,7 @@ def scored(tmp_path_factory):
 def test_every_agent_gets_the_three_metrics_with_intervals_over_seeds(scored):
     out, results = scored
     for result in results.values():
-        assert set(result["summary"]) == {"nll_oracle", "nll_test", "mean_reward"}
+        assert set(result["summary"]) == {"reverse_kl", "forward_kl", "nll_oracle", "nll_test", "mean_reward"}
         assert [run["seed"] for run in result["runs"]] == [0, 1]
         assert all(v["ci95"] >= 0 for v in result["summary"].values())
     assert (out / "score-train.reference_agents_mle.json").is_file()
@@ -37,6 +37,10 @@ def test_the_protocol_tells_a_learning_agent_from_the_mle_generator(scored):
     _, results = scored
     mle, learner = (results[name]["summary"] for name in ("mle", "reinforce_mean_baseline"))
     assert mle["nll_test"]["ci95"] == 0.0  # the same generator on the same held-out data
+    assert mle["forward_kl"]["ci95"] == 0.0
+    # Forward KL is NLL-test less the oracle's entropy on the same held-out data: they move together.
+    assert learner["forward_kl"]["mean"] - mle["forward_kl"]["mean"] == pytest.approx(
+        learner["nll_test"]["mean"] - mle["nll_test"]["mean"], abs=2e-4)
     assert learner["mean_reward"]["mean"] > mle["mean_reward"]["mean"] + 0.03
     assert learner["nll_oracle"]["mean"] < mle["nll_oracle"]["mean"] - 0.1
 
@@ -66,4 +70,5 @@ def test_sb3_reference_agents_train_through_their_own_rollouts(scored, algo):
     config = ScoringConfig(seeds=(0,), updates=2, batch_size=8, eval_samples=50)
     result = score_agent(f"train.reference_agents:{algo}", config, out)
     (run,) = result["runs"]
-    assert run["updates"] == 2 and set(result["summary"]) == {"nll_oracle", "nll_test", "mean_reward"}
+    assert run["updates"] == 2 and set(result["summary"]) == {"reverse_kl", "forward_kl", "nll_oracle", "nll_test",
+                                                              "mean_reward"}

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from seqgan_env.divergence import NO_ORACLE
 from seqgan_env.metrics import ReferenceSet, bleu, self_bleu
 from seqgan_env.models import Discriminator, Generator
 from seqgan_env.presets import get_preset
@@ -252,6 +253,8 @@ def test_train_on_a_text_file_logs_bleu_and_self_bleu(text_run):
     assert rows[-1]["phase"] == "adversarial" and rows[-1]["bleu3"]
     summary = json.loads((text_run / "summary.json").read_text())
     assert summary["final"]["bleu2"] > 0 and "nll_oracle" not in summary["final"]
+    # Text has no oracle: no divergence to the data is logged, and the summary says why.
+    assert "reverse_kl" not in rows[0] and summary["reverse_kl"] == summary["forward_kl"] == NO_ORACLE
 
 
 def test_mle_on_text_learns_the_grammar(text_file, tmp_path):
@@ -285,7 +288,10 @@ def test_samples_decode_to_text_with_the_saved_vocabulary(text_run, tmp_path, ca
 def test_evaluate_text_generator_against_a_file(text_run, text_file, capsys, tmp_path):
     assert main(["evaluate", "--checkpoint", str(text_run / "generator.pt"), "--data", str(text_file),
                  "--bleu-samples", "200"]) == 0
-    metrics = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    metrics = json.loads(captured.out)
+    assert metrics["reverse_kl"] is None and metrics["forward_kl"] is None  # no oracle: said, not left out
+    assert f"reverse_kl: {NO_ORACLE}" in captured.err
     assert 0 < metrics["bleu2"] <= 1 and 0 < metrics["self_bleu2"] <= 1 and metrics["nll_test"] > 0
     # Against the run's own evaluations. NLL-test is computed on the same held-out split, without
     # sampling: the run's final value (measured 2.6295 here against 2.6272 in the run), far below the

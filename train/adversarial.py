@@ -30,7 +30,13 @@ import seqgan_env
 from agents.base import Agent, collect_episodes, policy_kl
 from seqgan_env.checkpoint import load_model
 from seqgan_env.diagnostics import held_out_metrics, held_out_real
-from seqgan_env.divergence import kl_to_reference
+from seqgan_env.divergence import (
+    ScoredSequences,
+    kl_from_log_probs,
+    per_token_divergence,
+    score_sequences,
+    sequence_log_probs,
+)
 from seqgan_env.models import Discriminator, Generator, Oracle
 from seqgan_env.precision import adam
 from seqgan_env.rewards import resolve_dtype
@@ -64,31 +70,58 @@ class AdversarialConfig:
     """Samples for NLL-oracle (10,000 in the paper)."""
 
 
+DIVERGENCE_SAMPLES = 2_000
+"""The first this many of an evaluation's samples give G's entropy, ``reverse_kl`` and ``kl``."""
+
+
 @torch.no_grad()
 def evaluate(generator: Generator, oracle: Oracle | None, test_data: torch.Tensor | None,
              num_samples: int, rng: torch.Generator, return_samples: bool = False,
-             reference: Generator | None = None) -> Any:
-    """NLL-oracle of G's samples, NLL-test of G on held-out real data, G's entropy and, with a
-    ``reference`` (pi_ref: the MLE generator the run started from), ``kl`` and ``kl_stderr``.
+             reference: Generator | None = None, test_scores: ScoredSequences | None = None) -> Any:
+    """NLL-oracle of G's samples, NLL-test of G on held-out real data, G's entropy, the divergences to
+    the oracle ``reverse_kl`` and ``forward_kl`` (each with ``_stderr``) and, with a ``reference``
+    (pi_ref: the MLE generator the run started from), ``kl`` and ``kl_stderr``.
 
-    Entropy per token and KL(G || reference) per sequence (nats) are estimated on the same
-    first 2,000 of the evaluation's own samples (:func:`seqgan_env.divergence.kl_to_reference`),
-    so the KL costs one teacher-forced pass of the reference over them and nothing else.
-    With ``return_samples=True``, returns ``(metrics, samples)`` so callers can score the
-    same samples further (BLEU).
+    Entropy per token, ``reverse_kl`` = KL(G || oracle) per token (NLL-oracle minus entropy on the
+    same samples) and KL(G || reference) per sequence (nats) are estimated on the same first
+    :data:`DIVERGENCE_SAMPLES` of the evaluation's own samples, from the per-sequence
+    log-probabilities of one teacher-forced pass of each model
+    (:func:`seqgan_env.divergence.per_token_divergence`); NLL-oracle is over all of them.
+    ``forward_kl`` = KL(oracle || G) per token on ``test_data`` (which must be held-out oracle
+    samples): NLL-test minus the oracle's entropy on it; ``test_scores``, the oracle's scores of
+    ``test_data`` (:func:`seqgan_env.divergence.score_sequences`), saves that pass when a caller
+    evaluates against the same test set again. Without an oracle (text) neither divergence exists
+    and neither key is set. With ``return_samples=True``, returns ``(metrics, samples)`` so
+    callers can score the same samples further (BLEU).
     """
     out: dict[str, float] = {}
     samples = generator.sample(num_samples, rng)
+    scored = samples[: min(num_samples, DIVERGENCE_SAMPLES)]
+    own, tokens = sequence_log_probs(generator, scored)
+    out["entropy"] = float(-own.sum() / tokens.sum().clamp(min=1.0))
     if oracle is not None:
-        out["nll_oracle"] = oracle.nll(samples)
+        log_oracle, sample_tokens = sequence_log_probs(oracle, samples)
+        out["nll_oracle"] = float(-log_oracle.sum() / sample_tokens.sum().clamp(min=1.0))
+        if scored.shape[0] >= 2:
+            divergence = per_token_divergence(own, log_oracle[: scored.shape[0]], tokens)
+            out.update(reverse_kl=divergence.value, reverse_kl_stderr=divergence.stderr)
     if test_data is not None:
-        out["nll_test"] = generator.nll(test_data)
-    scored = samples[: min(num_samples, 2000)]
+        log_test, test_tokens = sequence_log_probs(generator, test_data)
+        out["nll_test"] = float(-log_test.sum() / test_tokens.sum().clamp(min=1.0))
+        if oracle is not None and test_data.shape[0] >= 2:
+            if test_scores is None:
+                test_scores = score_sequences(oracle, test_data)
+            elif test_scores.first or not (test_scores.sequences is test_data or (
+                    test_scores.sequences.shape == test_data.shape
+                    and torch.equal(test_scores.sequences.cpu(), test_data.cpu()))):
+                raise ValueError(f"test_scores hold the oracle's scores of other sequences "
+                                 f"({tuple(test_scores.sequences.shape)}) than test_data ({tuple(test_data.shape)})")
+            divergence = per_token_divergence(test_scores.log_probs, log_test, test_tokens)
+            out.update(forward_kl=divergence.value, forward_kl_stderr=divergence.stderr)
     if reference is not None and scored.shape[0] >= 2:
-        estimate = kl_to_reference(generator, reference, samples=scored)
-        out.update(entropy=estimate.entropy, kl=estimate.kl, kl_stderr=estimate.kl_stderr)
-    else:  # per-token entropy estimated on G's own samples: -mean log G(sample)
-        out["entropy"] = generator.nll(scored)
+        theirs, _ = sequence_log_probs(reference, scored.to(reference.device))
+        estimate = kl_from_log_probs(own, theirs, tokens)
+        out.update(kl=estimate.kl, kl_stderr=estimate.kl_stderr)
     return (out, samples) if return_samples else out
 
 
@@ -264,7 +297,8 @@ def adversarial_train(
             stats["env_steps_per_s"] = stats["env_steps"] / max(time.time() - step_started, 1e-9)
         if evaluator is not None and (step % config.eval_every == 0 or step == config.steps):
             stats.update(evaluator())
-            bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items() if k in ("nll_oracle", "mean_reward")})
+            shown = ("reverse_kl", "nll_oracle", "mean_reward")
+            bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items() if k in shown})
         stats["wall_time"] = time.time() - started
         if on_step is not None:
             on_step(step, stats)

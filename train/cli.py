@@ -85,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample.set_defaults(func=cmd_sample)
     add_compare_parser(sub)
     add_tune_parser(sub)
-    ev = sub.add_parser("evaluate", help="print NLL-oracle, NLL-test and entropy of a generator (and a "
+    ev = sub.add_parser("evaluate", help="print the reverse and forward KL to the oracle per token, NLL-oracle, "
+                                         "NLL-test and entropy of a generator (and a "
                                          "discriminator's held-out metrics against it), or score an agent")
     ev.add_argument("--checkpoint", default=None,
                     help="a generator.pt, a run's checkpoint.pt or a run folder (its latest generator)")

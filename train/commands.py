@@ -15,7 +15,7 @@ import torch
 from seqgan_env.checkpoint import CheckpointError, load_checkpoint, model_from_payload
 from seqgan_env.corpora import corpus_lines, is_builtin_corpus
 from seqgan_env.devices import resolve_device
-from seqgan_env.divergence import kl_to_reference
+from seqgan_env.divergence import NO_ORACLE, kl_to_reference
 from seqgan_env.factory import resolve_oracle
 from seqgan_env.metrics import bleu, self_bleu
 from seqgan_env.models import Generator
@@ -114,8 +114,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     start, final = summary["after_mle"], summary["final"]
     if start and final:
         changes = [f"{label} {start[key]:.3f} -> {final[key]:.3f}" for key, label in
-                   (("nll_oracle", "NLL-oracle"), ("nll_test", "NLL-test"), ("bleu3", "BLEU-3"),
-                    ("self_bleu3", "self-BLEU-3")) if key in final and key in start]
+                   (("reverse_kl", "reverse KL"), ("forward_kl", "forward KL"), ("nll_oracle", "NLL-oracle"),
+                    ("nll_test", "NLL-test"), ("bleu3", "BLEU-3"), ("self_bleu3", "self-BLEU-3"))
+                   if key in final and key in start]
+        if run.oracle is None:
+            changes.append(f"reverse and forward KL {NO_ORACLE}")
         print(f"after MLE -> after {run.state.adversarial_steps} adversarial steps: {'; '.join(changes)}; "
               f"{summary['wall_time_s']} s in all; files in {out}/")
     return 0
@@ -186,10 +189,16 @@ def load_reference(path: str, generator: Generator) -> Generator:
     return reference.eval()
 
 
-def print_metrics(metrics: dict[str, float]) -> None:
-    """The metrics as JSON on stdout; KL ± its standard error, when measured, also in words on stderr."""
-    print(json.dumps({k: round(v, 4) for k, v in metrics.items()}, indent=1))
-    if "kl" in metrics:
+def print_metrics(metrics: dict[str, float | None]) -> None:
+    """The metrics as JSON on stdout (``null``: does not exist for this data); the divergences to the
+    data and the KL to a reference, ± their standard errors, also in words on stderr."""
+    print(json.dumps({k: None if v is None else round(v, 4) for k, v in metrics.items()}, indent=1))
+    for key, words in (("reverse_kl", "reverse KL(generator || oracle)"), ("forward_kl", "forward KL(oracle || generator)")):
+        if metrics.get(key) is not None:
+            print(f"{words} = {metrics[key]:.4f} ± {metrics[f'{key}_stderr']:.4f} nats per token", file=sys.stderr)
+        elif key in metrics:
+            print(f"{key}: {NO_ORACLE}", file=sys.stderr)
+    if metrics.get("kl") is not None:
         print(f"KL(generator || reference) = {metrics['kl']:.3f} ± {metrics['kl_stderr']:.3f} nats per sequence",
               file=sys.stderr)
 
@@ -263,7 +272,9 @@ def evaluate_text(args: argparse.Namespace, generator: Generator, vocab: Vocabul
     test = encode_lines(vocab, ids, generator.seq_len)
     samples = generator.sample(args.bleu_samples, rng)
     hypotheses = [vocab.decode_tokens(row) for row in samples.tolist()]
-    metrics = {"nll_test": generator.nll(test), "entropy": generator.nll(samples)}
+    # None: real text has no oracle, so the divergences to the data do not exist (print_metrics says so).
+    metrics: dict[str, float | None] = {"reverse_kl": None, "forward_kl": None,
+                                        "nll_test": generator.nll(test), "entropy": generator.nll(samples)}
     if reference is not None:
         estimate = kl_to_reference(generator, reference, samples=samples)
         metrics.update(kl=estimate.kl, kl_stderr=estimate.kl_stderr)

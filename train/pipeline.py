@@ -4,10 +4,13 @@ A run lives in one folder. ``checkpoint.pt`` (written atomically every
 ``config.checkpoint_every`` epochs, rounds or steps, and at every phase change) holds the
 models, optimisers, agent, RNG states, data and the history of metrics, so a run killed at
 any moment continues with ``resume=True`` from its last checkpoint and loses nothing that
-was written. Metrics go to ``metrics.csv`` and TensorBoard (``tb/``), in the adversarial phase
-with ``kl`` and ``kl_stderr``, the generator's KL to the MLE generator (``generator_mle.pt``,
-written when MLE ends) per sequence; ``learning_curve.png``
-plots NLL-oracle against epochs, as the paper's figure does.
+was written. Metrics go to ``metrics.csv`` and TensorBoard (``tb/``): on synthetic data every
+evaluation has the generator's divergences to the oracle per token, ``reverse_kl`` and
+``forward_kl`` with their standard errors (:func:`train.adversarial.evaluate`; real text has no
+oracle, so they are n/a there, as ``summary.json`` says), and in the adversarial phase ``kl`` and
+``kl_stderr``, the generator's KL to the MLE generator (``generator_mle.pt``, written when MLE
+ends) per sequence; ``learning_curve.png`` plots NLL-oracle against epochs, as the paper's
+figure does, and beside it the two divergences.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from seqgan_env.checkpoint import (
     set_global_rng_state,
 )
 from seqgan_env.devices import resolve_device
+from seqgan_env.divergence import NO_ORACLE, ScoredSequences, score_sequences
 from seqgan_env.factory import resolve_discriminator, resolve_rollout_policy
 from seqgan_env.metrics import ReferenceSet, bleu, self_bleu
 from seqgan_env.models import Generator, Oracle
@@ -60,7 +64,7 @@ from train.pretrain import build_discriminator, pretrain_generator, train_discri
 from train.run_plots import plot_learning_curve
 
 PHASES = ("mle", "d_pretrain", "adversarial", "done")
-HEADLINE = ("nll_oracle", "nll_test", "bleu3")
+HEADLINE = ("reverse_kl", "forward_kl", "nll_oracle", "nll_test", "bleu3")
 """Metrics shown on the progress bar."""
 ALGOS = algorithms.names(train=True)
 """The adversarial phase's updates (``--algo``): the entries of :data:`train.algorithms.ALGORITHMS` that
@@ -159,6 +163,8 @@ class Run:
             self.real = oracle.sample(config.real_samples, self.rng)
             self.test = oracle.sample(config.test_samples, self.rng)
         self.references = ReferenceSet(self._decode(self.test), max_order=5) if self.vocab is not None else None
+        self._test_scores: ScoredSequences | None = None
+        """The oracle's scores of the test set (fixed for the run): ``forward_kl`` of every evaluation."""
 
     @staticmethod
     def load_payload(out: str | Path) -> dict[str, Any]:
@@ -250,10 +256,14 @@ class Run:
         return [self.vocab.decode_tokens(row) for row in sequences.tolist()]
 
     def evaluate(self) -> dict[str, float]:
-        """NLL-oracle (synthetic data) or BLEU against the test split (text), NLL-test, entropy."""
+        """NLL-oracle, ``reverse_kl`` and ``forward_kl`` (synthetic data) or BLEU against the test split
+        (text), NLL-test, entropy."""
         cfg = self.config
+        if self.oracle is not None and self._test_scores is None:
+            self._test_scores = score_sequences(self.oracle, self.test)
         stats, samples = evaluate(self.generator, self.oracle, self.test, cfg.adversarial.eval_samples,
-                                  self._evaluation_rng(), return_samples=True, reference=self.reference)
+                                  self._evaluation_rng(), return_samples=True, reference=self.reference,
+                                  test_scores=self._test_scores)
         if self.references is not None:
             hypotheses = self._decode(samples[: cfg.bleu_samples])
             stats.update({f"bleu{n}": v for n, v in bleu(hypotheses, self.references, (2, 3, 4, 5)).items()})
@@ -429,6 +439,8 @@ class Run:
             "after_mle": next((r for r in reversed(evaluated) if r["phase"] == "mle"), None),
             "final": evaluated[-1] if evaluated else None,
         }
+        if self.oracle is None:  # said, not silently missing
+            summary["reverse_kl"] = summary["forward_kl"] = NO_ORACLE
         (self.out / "summary.json").write_text(json.dumps(summary, indent=1))
         return summary
 

@@ -65,7 +65,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(Path(args.out, "results.md").read_text())
     print(f"table: {args.out}/results.md, results.csv; at equal KL: kl_budgets.csv, best_of_n.csv, gao_fits.csv; "
           f"plots: {args.out}/learning_curves.png, {args.out}/quality_diversity.png, "
-          f"{args.out}/overoptimisation.png ({len(result['rows'])} rows)")
+          f"{args.out}/overoptimisation.png, {args.out}/divergences.png ({len(result['rows'])} rows)")
     return 0
 
 

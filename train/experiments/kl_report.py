@@ -6,11 +6,14 @@ results table: it computes the reference points on the base
 and writes
 
 * ``best_of_n.csv``: every best-of-n point (mean and 95% CI over seeds), both KLs;
-* ``tempered_mle.csv``: the tempered MLE generator's NLL-oracle, NLL-test, entropy and KL;
+* ``tempered_mle.csv``: the tempered MLE generator's reverse and forward KL to the oracle, NLL-oracle,
+  NLL-test, entropy and KL;
 * ``gao_fits.csv``: Gao et al.'s fit per reward and algorithm and where its gold turns;
-* ``kl_budgets.csv``: NLL-oracle, NLL-test and entropy at each KL budget, with the IQM and the
-  probabilities of improvement over the random control and the tempered MLE at the same KL;
+* ``kl_budgets.csv``: reverse KL, forward KL, NLL-oracle, NLL-test and entropy at each KL budget, with the
+  IQM and the probabilities of improvement over the random control and the tempered MLE at the same KL;
 * ``overoptimisation.png``: gold and proxy against ``sqrt(KL)`` per reward;
+* ``divergences.png``: every method's reverse KL against its forward KL to the oracle, beside the
+  MLE generator at each temperature of ``config.kl_temperatures``;
 * a section "At equal KL" appended to ``results.md`` with the fits and the budget table.
 
 The reading of all of it is in ``docs/comparing.md`` ("Over-optimisation and the KL budget").
@@ -36,13 +39,15 @@ from train.experiments.overoptimisation import (
     sqrt_kl,
     value_at_kl,
 )
-from train.experiments.plots import plot_overoptimisation
+from train.experiments.plots import plot_divergences, plot_overoptimisation
 from train.experiments.reference_points import as_float, reference_points
 from train.experiments.reporting import controls_for
 from train.experiments.runs import method_label
 from train.experiments.statistics import BOOTSTRAP_REPS, BOOTSTRAP_SEED, iqm_ci, mean_ci, probability_of_improvement_ci
 
-BUDGET_KEYS = ("nll_oracle", "nll_test", "entropy")
+BUDGET_KEYS = ("reverse_kl", "forward_kl", "nll_oracle", "nll_test", "entropy")
+"""What the KL-budget table reads off each curve: the divergences to the oracle first (n/a for runs from
+before they were logged, and forward KL for best-of-n), NLL-oracle beside them."""
 TEMPERED = "tempered MLE"
 """The KL-budget table's name of the MLE generator cooled to the budget's KL."""
 NO_KL_NOTE = ("The runs' evaluations carry no KL to the MLE generator (no `kl` in their curves): runs are "
@@ -64,8 +69,8 @@ def best_of_n_rows(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
             at_n = [p for p in mine if int(p["n"]) == n]
             row: dict[str, Any] = {"reward": reward, "label": at_n[0]["label"], "n": n, "seeds": len(at_n),
                                    "kl_bound": float(at_n[0]["kl_bound"])}
-            for key in ("kl", "nll_oracle", "entropy", "proxy"):
-                row[key], row[f"{key}_ci"] = _stats([as_float(p[key]) for p in at_n])
+            for key in ("kl", "reverse_kl", "nll_oracle", "entropy", "proxy"):
+                row[key], row[f"{key}_ci"] = _stats([as_float(p.get(key)) for p in at_n])
             row["nll_test"] = math.nan
             rows.append(row)
     return rows
@@ -82,6 +87,7 @@ def table_rows(rows: list[dict[str, Any]], ns: Sequence[int]) -> list[dict[str, 
         if row["n"] not in ns or (row["reward"] in still and row["n"] != largest[row["reward"]]):
             continue
         out.append({"setting": "best-of-n", "method": f"best-of-{row['n']} @ {row['reward']}", "seeds": row["seeds"],
+                    "reverse_kl": row["reverse_kl"], "reverse_kl_ci": row["reverse_kl_ci"],
                     "nll_oracle": row["nll_oracle"], "nll_oracle_ci": row["nll_oracle_ci"],
                     "entropy": row["entropy"], "entropy_ci": row["entropy_ci"],
                     "mean_reward": row["proxy"], "mean_reward_ci": row["proxy_ci"],
@@ -96,8 +102,8 @@ def tempered_rows(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for temperature in sorted({float(p["temperature"]) for p in points}):
         at_t = [p for p in points if float(p["temperature"]) == temperature]
         row: dict[str, Any] = {"temperature": temperature, "seeds": len(at_t)}
-        for key in ("kl", "nll_oracle", "nll_test", "entropy"):
-            row[key], row[f"{key}_ci"] = _stats([as_float(p[key]) for p in at_t])
+        for key in ("kl", "reverse_kl", "forward_kl", "nll_oracle", "nll_test", "entropy"):
+            row[key], row[f"{key}_ci"] = _stats([as_float(p.get(key)) for p in at_t])
         rows.append(row)
     return rows
 
@@ -149,7 +155,7 @@ def moving_rewards(points: list[dict[str, Any]]) -> list[str]:
 def budget_rows(results: dict[tuple[str, str], list[dict[str, Any]]], references: dict[str, Any],
                 budgets: Sequence[float], bootstrap_reps: int = BOOTSTRAP_REPS,
                 bootstrap_seed: int = BOOTSTRAP_SEED) -> list[dict[str, Any]]:
-    """NLL-oracle, NLL-test and entropy of every method at each KL budget (:func:`value_at_kl` of each
+    """Reverse KL, forward KL, NLL-oracle, NLL-test and entropy of every method at each KL budget (:func:`value_at_kl` of each
     run's curve), the IQM of NLL-oracle over the runs that reached it and P(improve) over the random
     control (the one under the method's update, :func:`controls_for`) and the tempered MLE at the same KL."""
     groups = _curves(results, references)
@@ -198,12 +204,18 @@ def answer_lines(budgets: list[dict[str, Any]], fits: list[dict[str, Any]]) -> l
             continue
         best = min(candidates, key=lambda r: r["nll_oracle"])
         tempered = next((r for r in at if r["method"] == TEMPERED and r["reached"]), None)
-        text = f"- KL {budget:g}: best gold {best['method']} ({best['setting']}), NLL-oracle {best['nll_oracle']:.3f}; "
+        divergences = "".join(f"{words} {_cell(best[key], best[f'{key}_ci'])}, " for key, words in
+                              (("reverse_kl", "reverse KL"), ("forward_kl", "forward KL"))
+                              if math.isfinite(best.get(key, math.nan)))
+        text = (f"- KL {budget:g}: best gold {best['method']} ({best['setting']}), {divergences}"
+                f"NLL-oracle {best['nll_oracle']:.3f}; ")
         if tempered is None:
             lines.append(text + "the tempered MLE does not reach this KL.")
             continue
         beats = [r["method"] for r in candidates if r.get(f"p_vs_{TEMPERED}", (math.nan,) * 3)[1] > 0.5]
-        lines.append(text + f"the MLE cooled to this KL {tempered['nll_oracle']:.3f}; beating it (P(improve) "
+        cooled_divergence = (f" (reverse KL {tempered['reverse_kl']:.3f})" if math.isfinite(tempered.get("reverse_kl", math.nan))
+                             else "")
+        lines.append(text + f"the MLE cooled to this KL {tempered['nll_oracle']:.3f}{cooled_divergence}; beating it (P(improve) "
                      f"interval above 0.5): {', '.join(beats) or 'none'}.")
     turns = sorted((f for f in fits if math.isfinite(f["d_star"])), key=lambda f: f["kl_star"])
     if turns:
@@ -235,8 +247,8 @@ def write_budgets(root: Path, rows: list[dict[str, Any]]) -> list[str]:
                 for end, value in zip(("", "_low", "_high"), row.get(c, (math.nan,) * 3)):
                     flat[f"{c}{end}".replace(" ", "_")] = value
             writer.writerow(flat)
-    lines = ["| KL budget | setting | method | reached | NLL-oracle | NLL-test | entropy | IQM NLL-oracle [95% CI] "
-             "| P(improve) [95% CI] |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| KL budget | setting | method | reached | reverse KL | forward KL | NLL-oracle | NLL-test | entropy "
+             "| IQM NLL-oracle [95% CI] | P(improve) [95% CI] |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         iqm = (f"{row['nll_oracle_iqm']:.3f} [{row['nll_oracle_iqm_low']:.3f}, {row['nll_oracle_iqm_high']:.3f}]"
                if "nll_oracle_iqm" in row else "n/a")
@@ -358,8 +370,9 @@ def write_kl_report(root: Path, config: CompareConfig, oracle: Oracle,
              "KL: KL(policy || MLE generator) in nats per sequence (best-of-n: the sampled estimate over "
              f"{config.best_of_n_samples:,} draws per seed; the analytic bound log n - (n-1)/n is in best_of_n.csv). "
              "Best-of-n rows above: the base generator's best of n draws by each reward's whole-sequence score "
-             "(the D's P(real); D* = optimal); their NLL-test is n/a (best-of-n has no model to score the test set "
-             "with) and their mean reward is the proxy, the kept sequences' mean score. Curves: overoptimisation.png.",
+             "(the D's P(real); D* = optimal); their NLL-test and forward KL are n/a (best-of-n has no model to score "
+             "the test set with), their reverse KL is NLL-oracle minus their entropy (biased low, as the sampled KL "
+             "is, when n nears the pool) and their mean reward is the proxy, the kept sequences' mean score. Curves: overoptimisation.png.",
              ""]
     if not any(has_kl(r) for runs in results.values() for r in runs):
         lines += [NO_KL_NOTE, ""]
@@ -383,4 +396,5 @@ def write_kl_report(root: Path, config: CompareConfig, oracle: Oracle,
     with (root / "results.md").open("a") as handle:
         handle.write("\n".join(lines) + "\n")
     plot_overoptimisation(root / "overoptimisation.png", plot_panels(results, references, fits))
+    plot_divergences(root / "divergences.png", tempered, results)
     return rows

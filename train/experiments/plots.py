@@ -53,23 +53,34 @@ def _settings(results: dict[tuple[str, str], list[dict[str, Any]]]) -> list[str]
     return [s for s in SETTING_TITLES if s in present] + [s for s in present if s not in SETTING_TITLES]
 
 
+CURVE_METRICS = (("reverse_kl", "reverse KL(G || oracle), nats/token"),
+                 ("forward_kl", "forward KL(oracle || G), nats/token"),
+                 ("nll_oracle", "NLL-oracle (lower: closer to the oracle)"))
+"""The learning curves' rows: the divergences to the oracle (where the runs logged them), then NLL-oracle."""
+
+
 def plot_learning_curves(path: Path, results: dict[tuple[str, str], list[dict[str, Any]]]) -> None:
-    """NLL-oracle against generated tokens, one panel per setting: mean and 95% band over seeds."""
+    """Reverse KL, forward KL and NLL-oracle against generated tokens (a row each; the divergences where
+    the runs logged them), one column per setting: mean and 95% band over seeds."""
     plt = _pyplot()
     settings = _settings(results)
     if not settings:
         return
-    fig, axes = plt.subplots(1, len(settings), figsize=(5 * len(settings), 4), sharey=True, squeeze=False)
-    for ax, setting in zip(axes[0], settings):
-        for (s, name), runs in sorted(results.items()):
-            if s != setting or not runs:
-                continue
-            _mean_band(ax, runs, "nll_oracle", method_label(s, name))
-        ax.set_title(SETTING_TITLES.get(setting, setting))
-        ax.set_xlabel("generated tokens")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    axes[0][0].set_ylabel("NLL-oracle (lower: closer to the oracle)")
+    metrics = [(key, label) for key, label in CURVE_METRICS
+               if any(key in r["curve"][0] for runs in results.values() for r in runs if r.get("curve"))]
+    fig, axes = plt.subplots(len(metrics), len(settings), figsize=(5 * len(settings), 4 * len(metrics)),
+                             sharey="row", squeeze=False)
+    for row, (key, label) in enumerate(metrics):
+        for ax, setting in zip(axes[row], settings):
+            for (s, name), runs in sorted(results.items()):
+                if s != setting or not runs:
+                    continue
+                _mean_band(ax, runs, key, method_label(s, name))
+            ax.set_title(SETTING_TITLES.get(setting, setting))
+            ax.set_xlabel("generated tokens")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        axes[row][0].set_ylabel(label)
     save_figure(fig, path)
 
 
@@ -241,4 +252,44 @@ def plot_overoptimisation(path: Path, panels: list[dict[str, Any]]) -> None:
             ax.set_xlabel("d = sqrt(KL to the MLE generator, nats per sequence)")
             ax.grid(alpha=0.3)
         gold_ax.legend(fontsize=7)
+    save_figure(fig, path)
+
+
+def plot_divergences(path: Path, tempered: list[dict[str, Any]],
+                     results: dict[tuple[str, str], list[dict[str, Any]]]) -> None:
+    """Reverse KL (what G writes that the data would not) against forward KL (what the data writes
+    that G has lost), both per token to the oracle: every method's final point (mean ± 95% CI over
+    seeds), the MLE generator it started from and the MLE generator at each temperature (``tempered``:
+    :func:`train.experiments.kl_report.tempered_rows`). The oracle itself is at (0, 0)."""
+    import math
+
+    finals = {key: runs for key, runs in sorted(results.items())
+              if runs and all(r["final"].get("forward_kl") is not None for r in runs)}
+    curve = [t for t in tempered if math.isfinite(t.get("reverse_kl", math.nan))]
+    if not finals and not curve:
+        path.unlink(missing_ok=True)
+        return
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 5))
+    if curve:
+        ax.errorbar([t["forward_kl"] for t in curve], [t["reverse_kl"] for t in curve],
+                    xerr=[t["forward_kl_ci"] for t in curve], yerr=[t["reverse_kl_ci"] for t in curve],
+                    color="k", linestyle=":", marker="x", capsize=2, label="MLE at temperature T")
+        for t in curve:
+            ax.annotate(f"T={t['temperature']:g}", (t["forward_kl"], t["reverse_kl"]), fontsize=7,
+                        textcoords="offset points", xytext=(4, 4))
+    starts = [r["curve"][0] for runs in finals.values() for r in runs if r["curve"][0].get("tokens") == 0]
+    if starts:
+        ax.plot(mean_ci([s["forward_kl"] for s in starts])[0], mean_ci([s["reverse_kl"] for s in starts])[0],
+                marker="*", markersize=12, color="k", linestyle="none", label=MLE_CONTROL)
+    for (setting, name), runs in finals.items():
+        x, dx = mean_ci([r["final"]["forward_kl"] for r in runs])
+        y, dy = mean_ci([r["final"]["reverse_kl"] for r in runs])
+        label = method_label(setting, name) if setting == "baseline" else f"{method_label(setting, name)} ({setting})"
+        ax.errorbar(x, y, xerr=dx, yerr=dy, marker="o", linestyle="none", capsize=2, label=label)
+    ax.set_xlabel("forward KL(oracle || G), nats per token (coverage lost)")
+    ax.set_ylabel("reverse KL(G || oracle), nats per token (quality lost)")
+    ax.set_title("distance to the oracle both ways (lower left is better; the oracle is at 0, 0)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     save_figure(fig, path)

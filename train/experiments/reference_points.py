@@ -17,6 +17,9 @@ which is shown beside it). Under it:
 * NLL-oracle: ``E_n[-log p_oracle(y)] / E_n[tokens]`` per token;
 * entropy per token: ``(E_n[-log pi(y)] - KL) / E_n[tokens]``, as ``H(P_n) = E_n[-log pi] - KL(P_n || pi)``;
 * proxy: ``E_n[score]`` (P(real) for the Ds, D*'s P(real) ``sigmoid(log ratio)`` for D*);
+* reverse KL to the oracle per token: ``(E_n[log P_n] - E_n[log p_oracle]) / E_n[tokens]`` with
+  ``E_n[log P_n] = E_n[log pi] + KL``, i.e. NLL-oracle minus the entropy above, exactly;
+* forward KL: **not available** (NaN), for the reason NLL-test is not (below);
 * NLL-test: **not available** (NaN). Best-of-n has no model of its own to score the test set
   with: its likelihood of a test sequence is pi's times ``n F(s)^(n-1)`` at the sequence's score
   ``s``, which hangs on the upper tail of the score distribution a finite pool cannot estimate.
@@ -27,9 +30,9 @@ a score that is a function of the sequence, would wrongly show the bound); the `
 control's scores all tie, and the first draw is kept: pi again, KL 0 by the same formula.
 
 **Tempered MLE**: pi sampled at each temperature of ``config.kl_temperatures``, its
-NLL-oracle, entropy and KL per sequence to the untempered pi
-(:func:`seqgan_env.divergence.kl_to_reference` on the same samples), NLL-test of the tempered
-model. Per seed, as the runs are, so that a run can be compared with it at the same KL.
+NLL-oracle, entropy, reverse KL to the oracle per token and KL per sequence to the untempered pi
+(all on the same samples, :mod:`seqgan_env.divergence`), NLL-test and forward KL per token of the
+tempered model on the held-out set. Per seed, as the runs are, so that a run can be compared with it at the same KL.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ import torch
 
 from seqgan_env.best_of_n import best_of_n_kl, best_of_n_probabilities, kl_bound
 from seqgan_env.checkpoint import load_model
-from seqgan_env.divergence import kl_to_reference, sequence_log_probs
+from seqgan_env.divergence import kl_from_log_probs, per_token_divergence, score_sequences, sequence_log_probs
 from seqgan_env.models import Generator, Oracle
 from train.experiments.base import base_models
 from train.experiments.config import CompareConfig
@@ -53,6 +56,8 @@ from train.experiments.rewards import get_comparison_reward
 from train.experiments.runs import write_json
 
 CACHE_FILE = "reference_points.json"
+METRICS_VERSION = 2
+"""What the points hold (2: the divergences to the oracle too): a cache with fewer is redone."""
 OPTIMAL = "optimal"
 """The best-of-n row name of D* (oracle against the MLE generator), computed whatever the rewards,
 when no reward of the comparison is D*'s (whose name it then takes)."""
@@ -154,9 +159,10 @@ def best_of_n_point(pool: PoolScores, scores: torch.Tensor, n: int, proxy: torch
     weights = weights.to(pool.log_pi.device)
     kl = 0.0 if independent else best_of_n_kl(scores, n)
     tokens = float((weights * pool.tokens).sum())
-    return {"n": n, "kl_bound": kl_bound(n), "kl": kl,
-            "nll_oracle": float(-(weights * pool.log_oracle).sum()) / tokens,
-            "entropy": (float(-(weights * pool.log_pi).sum()) - kl) / tokens,
+    nll_oracle = float(-(weights * pool.log_oracle).sum()) / tokens
+    entropy = (float(-(weights * pool.log_pi).sum()) - kl) / tokens
+    return {"n": n, "kl_bound": kl_bound(n), "kl": kl, "nll_oracle": nll_oracle, "entropy": entropy,
+            "reverse_kl": nll_oracle - entropy, "forward_kl": math.nan,
             "proxy": float((weights * proxy.to(weights.device)).sum()), "nll_test": math.nan}
 
 
@@ -187,15 +193,26 @@ def best_of_n_points(generator: Generator, oracle: Oracle, scorers: dict[str, Se
 def tempered_points(generator: Generator, oracle: Oracle, test: torch.Tensor, temperatures: Sequence[float],
                     samples: int, seed: int, kl: bool = True) -> list[dict[str, float]]:
     """NLL-oracle and NLL-test of the generator at each temperature, on one sampling seed, and (``kl``)
-    its entropy and KL to the untempered generator on the same samples."""
+    its entropy, KL to the untempered generator and divergences to the oracle per token
+    (``reverse_kl`` on the same samples, ``forward_kl`` on ``test``), each with its standard error."""
     points = []
+    test_scores = score_sequences(oracle, test) if kl else None  # the same for every temperature
     for temperature in temperatures:
         drawn = generator.sample(samples, torch.Generator().manual_seed(seed), temperature=temperature)
-        point = {"temperature": temperature, "seed": seed, "nll_oracle": oracle.nll(drawn),
-                 "nll_test": generator.nll(test, temperature=temperature)}
+        gold, tokens = sequence_log_probs(oracle, drawn)
+        log_test, test_tokens = sequence_log_probs(generator, test, temperature)
+        point = {"temperature": temperature, "seed": seed,
+                 "nll_oracle": float(-gold.sum() / tokens.sum().clamp(min=1.0)),
+                 "nll_test": float(-log_test.sum() / test_tokens.sum().clamp(min=1.0))}
         if kl:
-            estimate = kl_to_reference(generator, generator, temperature=temperature, samples=drawn)
-            point.update(entropy=estimate.entropy, kl=estimate.kl, kl_stderr=estimate.kl_stderr)
+            own, _ = sequence_log_probs(generator, drawn, temperature)
+            untempered, _ = sequence_log_probs(generator, drawn)
+            estimate = kl_from_log_probs(own, untempered, tokens)
+            reverse = per_token_divergence(own, gold, tokens)
+            forward = per_token_divergence(test_scores.log_probs, log_test, test_tokens)
+            point.update(entropy=estimate.entropy, kl=estimate.kl, kl_stderr=estimate.kl_stderr,
+                         reverse_kl=reverse.value, reverse_kl_stderr=reverse.stderr,
+                         forward_kl=forward.value, forward_kl_stderr=forward.stderr)
         points.append(point)
     return points
 
@@ -204,7 +221,8 @@ def reference_settings(config: CompareConfig) -> dict[str, Any]:
     """The settings the reference points depend on (a cache made with others is redone)."""
     return {"best_of_n": list(config.best_of_n), "best_of_n_samples": config.best_of_n_samples,
             "kl_temperatures": list(config.kl_temperatures), "eval_samples": config.eval_samples,
-            "seeds": list(config.seeds), "rewards": list(config.rewards), "baselines": list(config.baselines)}
+            "seeds": list(config.seeds), "rewards": list(config.rewards), "baselines": list(config.baselines),
+            "metrics": METRICS_VERSION}
 
 
 def reference_points(root: Path, config: CompareConfig, oracle: Oracle, device: str = "cpu") -> dict[str, Any]:

@@ -49,10 +49,15 @@ def controls_for(name: str, controls: Sequence[str]) -> list[str]:
     return same_update or list(controls)
 
 
-METRICS = (("nll_oracle", "NLL-oracle"), ("nll_test", "NLL-test"), ("entropy", "entropy (nats/token)"),
+METRICS = (("reverse_kl", "reverse KL (nats/token)"), ("forward_kl", "forward KL (nats/token)"),
+           ("nll_oracle", "NLL-oracle"), ("nll_test", "NLL-test"), ("entropy", "entropy (nats/token)"),
            ("kl", "KL to MLE (nats/seq)"),
            ("vs_temperature", "NLL-oracle vs cooled MLE"),
            ("mean_reward", "final mean reward"), ("wall_time", "wall time (s)"))
+
+DIVERGENCE_KEYS = ("reverse_kl", "forward_kl")
+"""The generator's divergences to the oracle per token (:func:`train.adversarial.evaluate`): the measures
+the table leads with. Runs from before they were logged leave them empty."""
 
 D_METRICS = (("d_heldout_auc", "D's held-out AUC"), ("d_heldout_accuracy", "D's held-out accuracy"))
 """The reward's D at the last evaluation, on fresh oracle sequences against fresh samples of the
@@ -86,6 +91,10 @@ def write_report(root: Path, jobs: list[tuple[str, str, int]], results: dict[tup
         row = {"setting": "-", "method": MLE_CONTROL, "seeds": len(seeds),
                "nll_oracle": mle["nll_oracle"], "nll_oracle_ci": mle["nll_oracle_ci"],
                "nll_test": mle["nll_test"], "nll_test_ci": 0.0, "status": "ok", "error": ""}
+        for key in (*DIVERGENCE_KEYS, "entropy"):  # the base generator's, from the runs' first evaluations
+            values = mle_start_values(results, key)
+            if values:
+                row[key], row[f"{key}_ci"] = mean_ci(values)
         if starts:
             row.update(_iqm_fields(starts, bootstrap))
         rows.append(row)
@@ -179,13 +188,18 @@ def write_table(root: Path, rows: list[dict[str, Any]], token_budget: int,
             writer.writerow(flat)
     labels = dict(METRICS)
     labels.update(D_METRICS)
-    columns = ["nll_oracle", "iqm", "nll_test", "entropy", "kl", "vs_temperature", "mean_reward", "wall_time", "curve"]
+    columns = ["reverse_kl", "forward_kl", "nll_oracle", "iqm", "nll_test", "entropy", "kl", "vs_temperature", "mean_reward", "wall_time", "curve"]
     columns += [key for key, _ in D_METRICS]
     titles = {**labels, "iqm": "IQM NLL-oracle [95% CI]", "curve": "final − best (best at tokens; last change)"}
     header = "| setting | method | seeds | " + " | ".join(titles[c] for c in columns) + " | status |"
     lines = [f"Budget: {token_budget:,} generated tokens per run; mean ± 95% CI over seeds (Student's t). "
              "IQM: interquartile mean over seeds with a 95% stratified-bootstrap interval "
              f"({bootstrap_reps:,} resamples). "
+             "Reverse KL: KL(generator || oracle) per token on the evaluation's samples (NLL-oracle minus "
+             "the entropy on the same samples): what the generator writes that the data would not. "
+             "Forward KL: KL(oracle || generator) per token on held-out oracle sequences (NLL-test minus "
+             "the oracle's entropy on them): what the data writes that the generator has lost. Both are 0 "
+             "only at the oracle; NLL-oracle alone also falls when a generator merely gets sharper. "
              "NLL-oracle vs cooled MLE: the run's NLL-oracle minus that of the MLE generator "
              "sampled at the temperature giving the same NLL-test; negative is better than cooling. "
              "KL to MLE: KL(run's generator || base generator) per sequence, on the evaluation's samples. "

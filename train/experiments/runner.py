@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from agents.sequence_level import frozen_copy
+from seqgan_env.divergence import ScoredSequences, score_sequences
 from seqgan_env.models import Generator, Oracle
 from seqgan_env.precision import adam
 from seqgan_env.rewards.density_ratio import OptimalDiscriminator
@@ -20,17 +21,19 @@ from train.adversarial import discriminator_diagnostics, evaluate
 from train.algorithms import get_algorithm
 from train.experiments.base import base_models, load_reward_discriminator, with_reward_schedule
 from train.experiments.config import CompareConfig, check_hparams
-from train.experiments.prompted import prompt_env_kwargs, prompted_metrics
+from train.experiments.prompted import prompt_env_kwargs, prompted_metrics, prompted_test_scores
 from train.experiments.runs import Job, RunSpec, write_json
 from train.experiments.steps import StepInputs, generator_step
 from train.pretrain import DiscriminatorSchedule, train_discriminator
 
 
 def _evaluate(generator: Generator, oracle: Oracle, test: torch.Tensor, samples: int, seed: int,
-              reference: Generator | None = None) -> dict[str, float]:
-    """The pipeline's evaluation on a fixed sampling seed, so every evaluation of every run is alike;
-    with ``reference`` (the base generator), ``kl`` and ``kl_stderr`` to it."""
-    return evaluate(generator, oracle, test, samples, torch.Generator().manual_seed(seed), reference=reference)
+              reference: Generator | None = None, test_scores: ScoredSequences | None = None) -> dict[str, float]:
+    """The pipeline's evaluation on a fixed sampling seed, so every evaluation of every run is alike
+    (``reverse_kl`` and ``forward_kl`` included; ``test_scores``: the oracle's scores of ``test``, made once
+    per run); with ``reference`` (the base generator), ``kl`` and ``kl_stderr`` to it."""
+    return evaluate(generator, oracle, test, samples, torch.Generator().manual_seed(seed), reference=reference,
+                    test_scores=test_scores)
 
 
 def reward_arguments(env_reward: str, available: dict[str, Any]) -> dict[str, Any]:
@@ -59,7 +62,8 @@ def train_run(folder: str | Path, job: Job | RunSpec, config_data: dict[str, Any
     ``folder/base``; its result (nothing is written).
 
     The algorithm takes its ``hparams`` from ``config_data``. ``report(point)`` receives each
-    evaluation (tokens, NLL-oracle, NLL-test, entropy, KL to the base generator ``kl`` with its
+    evaluation (tokens, the divergences to the oracle per token ``reverse_kl`` and ``forward_kl`` with their
+    standard errors, NLL-oracle, NLL-test, entropy, KL to the base generator ``kl`` with its
     standard error ``kl_stderr``, the rewards' mean and within-batch spread, the reward's D's
     held-out metrics ``d_heldout_*`` where it reads a D, and D's accuracy on its training
     positives ``d_train_accuracy`` where D is retrained) as it is made; a Tune trial passes
@@ -118,13 +122,17 @@ def train_run(folder: str | Path, job: Job | RunSpec, config_data: dict[str, Any
     step = generator_step(algorithm, StepInputs(generator, env_kwargs, config.batch_size, hparams, run.seed,
                                                 retrain_d, reference))
     generator = step.generator
+    # The oracle's scores of the fixed held-out sets, for every evaluation's forward KL.
+    test_scores = score_sequences(oracle, test)
+    prompted_scores = prompted_test_scores(oracle, test, config.prompt_length, min(config.eval_samples, 2000))
     started = time.time()
 
     def evaluation(tokens: int, **extra: float) -> dict[str, Any]:
-        point = {"tokens": tokens, **_evaluate(generator, oracle, test, config.eval_samples, run.seed, reference),
+        point = {"tokens": tokens,
+                 **_evaluate(generator, oracle, test, config.eval_samples, run.seed, reference, test_scores),
                  **extra,
                  **prompted_metrics(generator, reference, oracle, config.prompt_length, min(config.eval_samples, 2000),
-                                    run.seed),
+                                    run.seed, prompted_scores),
                  "wall_time": time.time() - started}
         if reward_d is not None:  # on the same fresh sequences at every evaluation (its own seeded stream)
             point.update(discriminator_diagnostics(reward_d, generator, oracle, min(config.eval_samples, 2_000),

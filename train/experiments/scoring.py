@@ -14,8 +14,10 @@ reference table (``docs/reference_scores.md``):
 3. **Evaluation, per seed.** The agent writes ``eval_samples`` sequences in the variant's env
    with the base D's Monte Carlo reward and the base G as the rollout policy (the same
    yardstick for every agent): **mean reward** per step, and **NLL-oracle** of those
-   sequences. **NLL-test** is its ``generator``'s per-token NLL of held-out oracle data
-   (agents without a ``generator`` attribute have none).
+   sequences. **NLL-test** is its ``generator``'s per-token NLL of held-out oracle data, and
+   the divergences of that generator to the oracle per token, **reverse KL** (on
+   ``min(eval_samples, 2000)`` fresh samples of the generator) and **forward KL** (on the
+   held-out data); agents without a ``generator`` attribute have none of these three.
 4. **Summary.** Mean and 95% confidence interval (Student's t) over the seeds.
 """
 
@@ -34,6 +36,7 @@ import torch
 import seqgan_env
 from agents.base import Agent, collect_episodes
 from seqgan_env.checkpoint import load_checkpoint, load_model
+from seqgan_env.divergence import per_token_divergence, reverse_kl, score_sequences
 from seqgan_env.factory import resolve_oracle
 from seqgan_env.models import TokenLSTM
 from seqgan_env.presets import get_preset
@@ -53,7 +56,7 @@ BASE_D_SCHEDULES = {
 """D pretraining of the base where it differs from the training preset's."""
 TRAIN_REWARDS = ("monte_carlo", "constant", "random")
 """Training rewards of the protocol: the base D's (fixed), or a control (which reads no model)."""
-METRICS = ("nll_oracle", "nll_test", "mean_reward")
+METRICS = ("reverse_kl", "forward_kl", "nll_oracle", "nll_test", "mean_reward")
 
 
 @dataclass
@@ -144,7 +147,14 @@ def score_seed(agent_spec: str, config: ScoringConfig, base: Path, seed: int) ->
     generator = getattr(agent, "generator", None)
     if isinstance(generator, TokenLSTM):
         with torch.no_grad():
-            result["nll_test"] = generator.nll(payload["test"].to(generator.device))
+            test = payload["test"]
+            own = score_sequences(generator, test)
+            result["nll_test"] = float(-own.log_probs.sum() / own.tokens.sum())
+            result["forward_kl"] = per_token_divergence(score_sequences(oracle, test).log_probs, own.log_probs,
+                                                        own.tokens).value
+            # The generator's own samples: an agent may write its evaluation sequences otherwise.
+            drawn = generator.sample(min(config.eval_samples, 2000), torch.Generator().manual_seed(20_000 + seed))
+            result["reverse_kl"] = reverse_kl(generator, oracle, drawn).value
     return result
 
 

@@ -153,8 +153,9 @@ def curve_position(runs: list[dict[str, Any]]) -> dict[str, float]:
             "last_change": means[-1] - means[-2] if len(means) > 1 else 0.0}
 
 
-def mle_start_values(results: dict[tuple[str, str], list[dict[str, Any]]]) -> list[float]:
-    """NLL-oracle of the base generator, one value per seed: the first evaluation of the runs.
+def mle_start_values(results: dict[tuple[str, str], list[dict[str, Any]]], key: str = "nll_oracle") -> list[float]:
+    """``key`` (NLL-oracle by default) of the base generator, one value per seed: the first evaluation
+    of the runs (none for a key they did not record).
 
     Every run starts from the same base and evaluates it with its seed's samples, so the runs
     of one seed agree (the first run of each seed is taken).
@@ -162,7 +163,7 @@ def mle_start_values(results: dict[tuple[str, str], list[dict[str, Any]]]) -> li
     by_seed: dict[int, float] = {}
     for runs in results.values():
         for run in runs:
-            if run["curve"] and run["curve"][0]["tokens"] == 0:
-                by_seed.setdefault(run["seed"], float(run["curve"][0]["nll_oracle"]))
+            if run["curve"] and run["curve"][0]["tokens"] == 0 and run["curve"][0].get(key) is not None:
+                by_seed.setdefault(run["seed"], float(run["curve"][0][key]))
     return [by_seed[s] for s in sorted(by_seed)]
 
