@@ -170,3 +170,51 @@ def test_a_rerun_of_the_paper_table_replaces_its_seed_and_renders(tmp_path, monk
     assert "| D held out after pretraining: accuracy / AUC | n/a |" in pages["README.md"]  # not in this run
     assert "| whole pipeline, wall time | 7.7 min |" in pages["README.md"]
     assert "measured by code version" in pages["paper_table.md"]
+
+
+def render_one(template: str, study: str, name: str, results_root: Path) -> str:
+    """One template rendered from one result file (the other pages need files a fake run lacks)."""
+    loaded = {study: {name: results.load_result(study, name, results_root)}}
+    return render_docs.environment().get_template(f"{template}.md.j2").render(results=loaded)
+
+
+def test_a_d_study_run_writes_the_table_it_publishes(tmp_path, monkeypatch):
+    from benchmarks import d_study
+
+    rows = [{"setting": "paper", "round": 1, "cpu_s": 94.7, "wall_s": 533.0, "d_train_accuracy": 0.56,
+             "accuracy": 0.519, "auc": 0.527, "brier": 0.282, "log_ratio_spearman": 0.05},
+            {"setting": "ratio-mle", "round": 3, "cpu_s": 10.9, "wall_s": 11.0, "d_train_accuracy": float("nan"),
+             "accuracy": 0.904, "auc": 0.971, "brier": 0.07, "log_ratio_spearman": 0.8}]
+    run = {"rows": rows, "budget_cpu_s": 90.0, "optimal": {"accuracy": 0.999, "auc": 1.0, "brier": 0.001}}
+    data = d_study.study_result(run, {"nll_oracle": 9.019, "nll_test": 8.529}, 2_000)
+    results.write_result("d_study", "settings", data, machine_rates={"float32": 90.0, "bfloat16": 200.0, "threads": 1},
+                         root=tmp_path)
+    table = render_one("d_study_table", "d_study", "settings", tmp_path)
+    assert "| `paper` | 1 | 94.7 | 533 | 0.519 | 0.527 | 0.282 | 0.050 | 0.560 |" in table
+    assert "| `ratio-mle` | 3 | 10.9 | 11 | 0.904 | 0.971 | 0.070 | 0.800 | - |" in table  # NaN: no figure
+    assert "| D* (`OptimalDiscriminator`, no training) | - | 0 | - | 0.999 | 1.000 | 0.001 | 1 | - |" in table
+    assert "measured by code version" in table
+
+
+def test_a_bench_rewards_run_writes_the_sweep_it_publishes(tmp_path, monkeypatch):
+    from benchmarks import bench_rewards
+
+    def row(num_envs, engine, baseline, loop):
+        return {"num_envs": num_envs, "engine_steps_per_s": engine, "baseline_steps_per_s": baseline,
+                "ratio": engine / baseline, "cpu_time_ratio": 1.2, "loop_steps_per_s": loop,
+                "loop_ratio": engine / loop if loop else None, "gflops": 300.0, "peak_rss_mb": 630.0,
+                "baseline_peak_rss_mb": 650.0, "times": {"current": {"wall": 1.0}}}
+
+    run = {"matmul_gflops": {"float32": 180.0, "bfloat16": 410.0}, "matmul_gflops_end": {"float32": 175.0, "bfloat16": 400.0},
+           "configs": {"paper": [row(1, 60.0, 50.0, 10.0), row(64, 731.0, 535.0, None)]}}
+    monkeypatch.setattr(bench_rewards, "write_result", lambda *args, **kwargs: results.write_result(
+        *args, root=tmp_path, **kwargs))
+    bench_rewards.publish(run, threads=2)
+    written = results.load_result("engine", "b_sweep", tmp_path)
+    assert "times" not in written["data"]["configs"]["paper"][0] and written["machine_rates"]["threads"] == 2
+    table = render_one("engine_b_sweep", "engine", "b_sweep", tmp_path)
+    assert "| paper configuration (vocab 5000, length 20, 16 rollouts, the paper's D) | B = 1 | B = 64 |" in table
+    assert "| engine before, env-steps/s | 50 | 535 |" in table and "| ratio | 1.20 | 1.37 |" in table
+    assert "| original loop, env-steps/s | 10.0 | - |" in table
+    bench_rewards.publish({**run, "configs": {"default": run["configs"]["paper"]}}, threads=2)
+    assert results.load_result("engine", "b_sweep", tmp_path)["data"] == written["data"]  # not the paper's: kept
