@@ -218,3 +218,30 @@ def test_a_bench_rewards_run_writes_the_sweep_it_publishes(tmp_path, monkeypatch
     assert "| original loop, env-steps/s | 10.0 | - |" in table
     bench_rewards.publish({**run, "configs": {"default": run["configs"]["paper"]}}, threads=2)
     assert results.load_result("engine", "b_sweep", tmp_path)["data"] == written["data"]  # not the paper's: kept
+
+
+@pytest.mark.parametrize("study, name, path, page", [
+    ("performance", "phase_budget", ("data", "figures", "one_thread_run_cpu_s"), "docs/performance.md"),
+    ("engine", "b_sweep", ("data", "configs", "paper", 2, "engine_steps_per_s"), "docs/engine.md"),
+    ("scaling", "one_trial", ("data", "figures"), "docs/scaling.md"),
+    ("tuning", "plateau_preset", ("data", "figures"), "docs/tuning.md"),
+    ("text", "sotu", ("data", "figures"), "docs/text.md"),
+    ("reference_scores", "tiny", ("data", "figures"), "docs/reference_scores.md"),
+    ("plateau", "summary_table", ("data", "figures"), "docs/comparison_results.md"),
+    ("kl_penalty", "tiny", ("data", "figures"), "docs/comparing.md"),
+])
+def test_the_transcribed_prose_figures_render_from_their_files(tmp_path, study, name, path, page):
+    # each page's prose figures are read from their file: change one and the page is stale
+    root, results_root = copy_of_the_repository(tmp_path)
+    file = results_root / study / f"{name}.json"
+    result = json.loads(file.read_text())
+    holder = result
+    for key in path[:-1]:
+        holder = holder[key]
+    last = path[-1]
+    if last == "figures":  # the first figure of the file
+        holder, last = holder["figures"], next(iter(holder["figures"]))
+    holder[last] = holder[last] + 1 if isinstance(holder[last], (int, float)) else "99:99"
+    file.write_text(json.dumps(result))
+    stale_pages = {diff.splitlines()[0].split()[1] for diff in render_docs.stale(root, results_root)}
+    assert page in stale_pages
