@@ -102,6 +102,8 @@ def test_every_result_file_says_where_it_comes_from():
             assert result["command"] and result["code_version"] and result["date"], f"{study}/{name}"
             if result["provenance"] == "transcribed":
                 assert result["raw_output_kept"] is False and result["transcribed_from"], f"{study}/{name}"
+            if "figure_code_versions" in result:  # figures of several commits: each names its own
+                assert set(result["figure_code_versions"]) == set(result["data"]["figures"]), f"{study}/{name}"
 
 
 def test_a_result_file_missing_its_metadata_is_refused(tmp_path):
