@@ -18,6 +18,9 @@ and the smaller ``default`` discriminator, prints:
     python -m benchmarks.bench_rewards                # about 10 minutes on 2 CPU cores
     python -m benchmarks.bench_rewards --quick        # B = 1 and 64, fewer repeats
     python -m benchmarks.bench_rewards --quick --threads 1
+
+At the end it writes ``results/engine/b_sweep.json`` (the table docs/engine.md renders) when the
+paper configuration ran; ``--no-publish`` leaves it alone.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import seqgan_env  # noqa: F401
 from benchmarks.baseline_engine import BaselineMonteCarloReward
+from benchmarks.results import write_result
 from seqgan_env.models import Discriminator, Generator
 from seqgan_env.presets import get_preset
 from seqgan_env.reference import reference_rewards
@@ -145,12 +149,36 @@ def peak_memory_mb(preset_name: str, num_envs: int, threads: int | None, engine:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+SWEEP_FIELDS = ("num_envs", "engine_steps_per_s", "baseline_steps_per_s", "ratio", "loop_steps_per_s", "loop_ratio",
+                "gflops", "peak_rss_mb", "baseline_peak_rss_mb")
+"""What a row of the published sweep keeps (the episode times stay in ``--json``)."""
+
+
+def sweep_result(results: dict, threads: int | None) -> tuple[dict, dict]:
+    """``(data, machine_rates)`` of ``results/engine/b_sweep.json`` from what :func:`main` measured."""
+    data = {"threads": threads, "configs": {name: [{field: row[field] for field in SWEEP_FIELDS} for row in rows]
+                                            for name, rows in results["configs"].items()}}
+    rates = {**results["matmul_gflops"], "threads": threads or torch.get_num_threads(),
+             "at_the_end": results["matmul_gflops_end"]}
+    return data, rates
+
+
+def publish(results: dict, threads: int | None) -> None:
+    """Write the sweep's result file (the paper configuration is the one docs/engine.md shows)."""
+    if "paper" not in results["configs"]:
+        print("result file: not written (docs/engine.md shows the paper configuration; run it with --configs paper)")
+        return
+    data, rates = sweep_result(results, threads)
+    write_result("engine", "b_sweep", data, machine_rates=rates)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="B = 1 and 64 only, fewer repeats")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--configs", nargs="+", default=["paper", "default"], choices=["paper", "default"])
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--no-publish", action="store_true", help="do not write results/engine/b_sweep.json")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -196,6 +224,8 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(results, handle, indent=1)
+    if not args.no_publish:
+        publish(results, args.threads)
 
 
 if __name__ == "__main__":

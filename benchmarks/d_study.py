@@ -10,6 +10,10 @@ discriminator D* on the same sequences is the ceiling. See ``docs/discriminator.
     python -m benchmarks.d_study --prepare                   # the MLE generator (about 5 min)
     python -m benchmarks.d_study --budget 120                # every setting, 2 CPU min each
     python -m benchmarks.d_study --budget 600 --settings ratio-contrastive
+
+At the end a run writes ``results/d_study/settings.json`` (the table docs/discriminator.md and
+the README render), replacing the published one: run every setting the table shows, or give
+``--no-publish`` for a trial.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 import torch
 
 from benchmarks.bench_rewards import machine_rates
+from benchmarks.results import write_result
 from seqgan_env.checkpoint import load_model, save_model
 from seqgan_env.diagnostics import discriminator_logits, held_out_metrics, spearman
 from seqgan_env.factory import resolve_oracle
@@ -154,6 +159,28 @@ def train_and_score(name: str, setting: Setting, oracle: Oracle, generator: Gene
     return rows
 
 
+def _finite(value: Any) -> Any:
+    """``None`` for a figure a setting does not have (NaN: the density-ratio D's MLE reports no accuracy)."""
+    return None if value is None or value != value else value
+
+
+def study_result(results: dict[str, Any], generator_info: dict[str, Any], count: int) -> dict[str, Any]:
+    """The ``data`` of ``results/d_study/settings.json`` from a run's results: every evaluation of
+    every setting, then D*'s ceiling, as the table on docs/discriminator.md reads them."""
+    rows = [{"setting": row["setting"], "label": f"`{row['setting']}`", "rounds": row["round"],
+             "cpu_s": row["cpu_s"], "wall_s": row["wall_s"], "accuracy": row["accuracy"], "auc": row["auc"],
+             "brier": row["brier"], "spearman": _finite(row.get("log_ratio_spearman")),
+             "train_accuracy": _finite(row.get("d_train_accuracy"))} for row in results["rows"]]
+    optimal = results["optimal"]
+    rows.append({"setting": "D* (OptimalDiscriminator, no training)", "label": "D* (`OptimalDiscriminator`, no training)",
+                 "rounds": None, "cpu_s": 0.0, "wall_s": None, "accuracy": optimal["accuracy"], "auc": optimal["auc"],
+                 "brier": optimal["brier"], "spearman": 1.0, "train_accuracy": None})
+    return {"generator": {"nll_oracle": generator_info.get("nll_oracle"), "nll_test": generator_info.get("nll_test"),
+                          "train_nll": generator_info.get("train_nll")},
+            "held_out_sequences": {"real": count, "generated": count},
+            "budget_cpu_s": results["budget_cpu_s"], "rows": rows}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--oracle", default=str(DEFAULT_ORACLE))
@@ -165,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=2_000, help="held-out real and generated sequences, each")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tag", default="study", help="results go to OUT/TAG.json")
+    parser.add_argument("--no-publish", action="store_true", help="do not write results/d_study/settings.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # a shared machine: one thread, CPU seconds reported beside wall seconds
     out = Path(args.out)
@@ -197,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
         last = [r for r in results["rows"] if r["setting"] == name][-1]
         print(f"{name:<20}{last['cpu_s']:>8.0f}{last['wall_s']:>8.0f}{last['accuracy']:>7.3f}{last['auc']:>7.3f}"
               f"{last['brier']:>7.3f}{last['log_ratio_spearman']:>7.3f}{last['d_train_accuracy']:>10.3f}")
+    if not args.no_publish:
+        generator_info = json.loads((out / "generator_mle.json").read_text())
+        write_result("d_study", "settings", study_result(results, generator_info, args.count),
+                     machine_rates={**rates, "threads": 1})
     return 0
 
 

@@ -54,9 +54,9 @@ def signed(value: Any, digits: int = 3) -> str:
     return text if text.startswith("-") or text == "n/a" else f"+{text}"
 
 
-def sci(value: float) -> str:
-    """One significant digit in powers of ten, as ``1e-25`` (no padded exponent)."""
-    mantissa, exponent = f"{value:.0e}".split("e")
+def sci(value: float, digits: int = 0) -> str:
+    """Powers of ten with ``digits`` decimals in the mantissa, as ``1e-25`` or ``2.5e-3`` (no padded exponent)."""
+    mantissa, exponent = f"{value:.{digits}e}".split("e")
     return f"{mantissa}e{int(exponent)}"
 
 

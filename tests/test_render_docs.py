@@ -102,6 +102,8 @@ def test_every_result_file_says_where_it_comes_from():
             assert result["command"] and result["code_version"] and result["date"], f"{study}/{name}"
             if result["provenance"] == "transcribed":
                 assert result["raw_output_kept"] is False and result["transcribed_from"], f"{study}/{name}"
+            if "figure_code_versions" in result:  # figures of several commits: each names its own
+                assert set(result["figure_code_versions"]) == set(result["data"]["figures"]), f"{study}/{name}"
 
 
 def test_a_result_file_missing_its_metadata_is_refused(tmp_path):
@@ -170,3 +172,78 @@ def test_a_rerun_of_the_paper_table_replaces_its_seed_and_renders(tmp_path, monk
     assert "| D held out after pretraining: accuracy / AUC | n/a |" in pages["README.md"]  # not in this run
     assert "| whole pipeline, wall time | 7.7 min |" in pages["README.md"]
     assert "measured by code version" in pages["paper_table.md"]
+
+
+def render_one(template: str, study: str, name: str, results_root: Path) -> str:
+    """One template rendered from one result file (the other pages need files a fake run lacks)."""
+    loaded = {study: {name: results.load_result(study, name, results_root)}}
+    return render_docs.environment().get_template(f"{template}.md.j2").render(results=loaded)
+
+
+def test_a_d_study_run_writes_the_table_it_publishes(tmp_path, monkeypatch):
+    from benchmarks import d_study
+
+    rows = [{"setting": "paper", "round": 1, "cpu_s": 94.7, "wall_s": 533.0, "d_train_accuracy": 0.56,
+             "accuracy": 0.519, "auc": 0.527, "brier": 0.282, "log_ratio_spearman": 0.05},
+            {"setting": "ratio-mle", "round": 3, "cpu_s": 10.9, "wall_s": 11.0, "d_train_accuracy": float("nan"),
+             "accuracy": 0.904, "auc": 0.971, "brier": 0.07, "log_ratio_spearman": 0.8}]
+    run = {"rows": rows, "budget_cpu_s": 90.0, "optimal": {"accuracy": 0.999, "auc": 1.0, "brier": 0.001}}
+    data = d_study.study_result(run, {"nll_oracle": 9.019, "nll_test": 8.529}, 2_000)
+    results.write_result("d_study", "settings", data, machine_rates={"float32": 90.0, "bfloat16": 200.0, "threads": 1},
+                         root=tmp_path)
+    table = render_one("d_study_table", "d_study", "settings", tmp_path)
+    assert "| `paper` | 1 | 94.7 | 533 | 0.519 | 0.527 | 0.282 | 0.050 | 0.560 |" in table
+    assert "| `ratio-mle` | 3 | 10.9 | 11 | 0.904 | 0.971 | 0.070 | 0.800 | - |" in table  # NaN: no figure
+    assert "| D* (`OptimalDiscriminator`, no training) | - | 0 | - | 0.999 | 1.000 | 0.001 | 1 | - |" in table
+    assert "measured by code version" in table
+
+
+def test_a_bench_rewards_run_writes_the_sweep_it_publishes(tmp_path, monkeypatch):
+    from benchmarks import bench_rewards
+
+    def row(num_envs, engine, baseline, loop):
+        return {"num_envs": num_envs, "engine_steps_per_s": engine, "baseline_steps_per_s": baseline,
+                "ratio": engine / baseline, "cpu_time_ratio": 1.2, "loop_steps_per_s": loop,
+                "loop_ratio": engine / loop if loop else None, "gflops": 300.0, "peak_rss_mb": 630.0,
+                "baseline_peak_rss_mb": 650.0, "times": {"current": {"wall": 1.0}}}
+
+    run = {"matmul_gflops": {"float32": 180.0, "bfloat16": 410.0}, "matmul_gflops_end": {"float32": 175.0, "bfloat16": 400.0},
+           "configs": {"paper": [row(1, 60.0, 50.0, 10.0), row(64, 731.0, 535.0, None)]}}
+    monkeypatch.setattr(bench_rewards, "write_result", lambda *args, **kwargs: results.write_result(
+        *args, root=tmp_path, **kwargs))
+    bench_rewards.publish(run, threads=2)
+    written = results.load_result("engine", "b_sweep", tmp_path)
+    assert "times" not in written["data"]["configs"]["paper"][0] and written["machine_rates"]["threads"] == 2
+    table = render_one("engine_b_sweep", "engine", "b_sweep", tmp_path)
+    assert "| paper configuration (vocab 5000, length 20, 16 rollouts, the paper's D) | B = 1 | B = 64 |" in table
+    assert "| engine before, env-steps/s | 50 | 535 |" in table and "| ratio | 1.20 | 1.37 |" in table
+    assert "| original loop, env-steps/s | 10.0 | - |" in table
+    bench_rewards.publish({**run, "configs": {"default": run["configs"]["paper"]}}, threads=2)
+    assert results.load_result("engine", "b_sweep", tmp_path)["data"] == written["data"]  # not the paper's: kept
+
+
+@pytest.mark.parametrize("study, name, path, page", [
+    ("performance", "phase_budget", ("data", "figures", "one_thread_run_cpu_s"), "docs/performance.md"),
+    ("engine", "b_sweep", ("data", "configs", "paper", 2, "engine_steps_per_s"), "docs/engine.md"),
+    ("scaling", "one_trial", ("data", "figures"), "docs/scaling.md"),
+    ("tuning", "plateau_preset", ("data", "figures"), "docs/tuning.md"),
+    ("text", "sotu", ("data", "figures"), "docs/text.md"),
+    ("reference_scores", "tiny", ("data", "figures"), "docs/reference_scores.md"),
+    ("plateau", "summary_table", ("data", "figures"), "docs/comparison_results.md"),
+    ("kl_penalty", "tiny", ("data", "figures"), "docs/comparing.md"),
+])
+def test_the_transcribed_prose_figures_render_from_their_files(tmp_path, study, name, path, page):
+    # each page's prose figures are read from their file: change one and the page is stale
+    root, results_root = copy_of_the_repository(tmp_path)
+    file = results_root / study / f"{name}.json"
+    result = json.loads(file.read_text())
+    holder = result
+    for key in path[:-1]:
+        holder = holder[key]
+    last = path[-1]
+    if last == "figures":  # the first figure of the file
+        holder, last = holder["figures"], next(iter(holder["figures"]))
+    holder[last] = holder[last] + 1 if isinstance(holder[last], (int, float)) else "99:99"
+    file.write_text(json.dumps(result))
+    stale_pages = {diff.splitlines()[0].split()[1] for diff in render_docs.stale(root, results_root)}
+    assert page in stale_pages
