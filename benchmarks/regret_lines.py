@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--test", type=int, default=5_000, help="held-out oracle sequences for the forward KL")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-publish", action="store_true", help="print only; write no result file")
+    parser.add_argument("--note", default=None, help="a note kept in the result file (how it was run)")
     args = parser.parse_args(argv)
 
     torch.manual_seed(args.seed)
@@ -74,7 +75,8 @@ def main(argv: list[str] | None = None) -> dict:
         write_result("regret", "lines_seqgan_v0", data,
                      machine_rates={"float32": [rates_before["float32"], rates_after["float32"]],
                                     "bfloat16": [rates_before["bfloat16"], rates_after["bfloat16"]],
-                                    "threads": torch.get_num_threads()})
+                                    "threads": torch.get_num_threads()},
+                     **({"note": args.note} if args.note else {}))
     return data
 
 
