@@ -66,6 +66,7 @@ def write_result(study: str, name: str, data: dict[str, Any], *, machine_rates: 
     with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
         json.dump(payload, handle, indent=1, sort_keys=False)
         handle.write("\n")
+    os.chmod(handle.name, 0o644)  # a temporary file is private; a result file is for everyone to read
     os.replace(handle.name, path)
     print(f"result file: {path}")
     return path
