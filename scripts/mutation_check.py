@@ -256,12 +256,14 @@ def code_version() -> str:
     return commit + ("+dirty" if dirty else "")
 
 
-def record(path: Path, argv: list[str], rows: list[dict[str, object]], started: float) -> None:
-    """Write the run's result to ``path`` (JSON): command, code version, date, machine, each mutant's outcome."""
+def record(path: Path, argv: list[str], rows: list[dict[str, object]], started: float,
+           version: str | None = None) -> None:
+    """Write the run's result to ``path`` (JSON): command, code version (``version``, read when the
+    run began; else now), the date it began, machine, each mutant's outcome."""
     payload = {
         "command": " ".join(["python", "scripts/mutation_check.py", *argv]),
-        "code_version": code_version(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "code_version": code_version() if version is None else version,
+        "date": datetime.datetime.fromtimestamp(started, datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},
         "total_seconds": round(time.time() - started, 1),
         "killed": sum(row["outcome"] == "killed" for row in rows),
@@ -296,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         for m in chosen:
             print(f"{m.name}{' (fast)' if m.fast else ''}: {m.breaks}\n    tests: {' '.join(m.tests)}")
         return 0
-    started = time.time()
+    started, version = time.time(), code_version()  # the tree each mutant copies is the one of now
     baselines: dict[tuple[str, ...], tuple[str, float]] = {}
     rows: list[dict[str, object]] = []
     for m in chosen:
@@ -326,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{outcomes.count('killed')} of {len(chosen)} killed; survivors: {', '.join(survivors) or 'none'}; "
           f"{time.time() - started:.0f} s in all")
     if args.record:
-        record(args.record, argv, rows, started)
+        record(args.record, argv, rows, started, version)
     if any(o not in ("killed", "SURVIVED") for o in outcomes):
         return 2
     return 1 if survivors else 0
