@@ -244,6 +244,31 @@ def check(mutant: Mutant | None, tests: tuple[str, ...], timeout: float) -> tupl
     return outcome, time.time() - started, tail
 
 
+def grouped_baselines(selections: list[tuple[str, ...]], timeout: float) -> dict[tuple[str, ...], tuple[str, float]]:
+    """The baseline of every selection, in at most two pytest runs instead of one each (each run
+    pays for pytest's start and the session fixtures): the ``-k`` selections together (their files
+    with the ``-k`` expressions joined by ``or``: a superset of each), the whole files together.
+    A group that does not pass is left out: its selections then get baselines of their own."""
+    done: dict[tuple[str, ...], tuple[str, float]] = {}
+    distinct = list(dict.fromkeys(selections))
+    filtered = [t for t in distinct if len(t) == 3 and t[1] == "-k"]
+    whole = [t for t in distinct if len(t) == 1]
+    groups = []
+    if len(filtered) > 1:
+        groups.append((filtered, (*dict.fromkeys(t[0] for t in filtered), "-k",
+                                  " or ".join(f"({t[2]})" for t in filtered))))
+    if len(whole) > 1:
+        groups.append((whole, tuple(dict.fromkeys(t[0] for t in whole))))
+    for members, tests in groups:
+        outcome, seconds, tail = check(None, tests, timeout)
+        print(f"baseline of {len(members)} selections together: {outcome} ({seconds:.0f} s)", flush=True)
+        if outcome == "passed":
+            done.update({t: (outcome, seconds) for t in members})
+        else:
+            print(f"    {tail}", flush=True)
+    return done
+
+
 def code_version() -> str:
     """The commit of the tree under test, ``+dirty`` when it has uncommitted changes (``unknown`` without git)."""
     try:
@@ -257,7 +282,7 @@ def code_version() -> str:
 
 
 def record(path: Path, argv: list[str], rows: list[dict[str, object]], started: float,
-           version: str | None = None) -> None:
+           version: str | None = None, planned: int | None = None) -> None:
     """Write the run's result to ``path`` (JSON): command, code version (``version``, read when the
     run began; else now), the date it began, machine, each mutant's outcome."""
     payload = {
@@ -267,6 +292,8 @@ def record(path: Path, argv: list[str], rows: list[dict[str, object]], started: 
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},
         "total_seconds": round(time.time() - started, 1),
         "killed": sum(row["outcome"] == "killed" for row in rows),
+        "run": len(rows),
+        "planned": len(rows) if planned is None else planned,
         "mutants": rows,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -300,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     started, version = time.time(), code_version()  # the tree each mutant copies is the one of now
     baselines: dict[tuple[str, ...], tuple[str, float]] = {}
+    if not args.no_baseline:
+        baselines = grouped_baselines([m.tests for m in chosen], args.timeout)
     rows: list[dict[str, object]] = []
     for m in chosen:
         row: dict[str, object] = {"name": m.name, "breaks": m.breaks, "files": sorted({e[0] for e in m.edits}),
@@ -321,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
         row.update(outcome=outcome, seconds=round(seconds, 1))
         rows.append(row)
         print(f"{m.name}: {outcome} ({seconds:.0f} s) - {m.breaks}", flush=True)
+        if args.record:  # after every mutant: a run cut short still leaves what it found
+            record(args.record, argv, rows, started, version, len(chosen))
         if outcome != "killed":
             print(f"    {tail}", flush=True)
     outcomes = [row["outcome"] for row in rows]
@@ -328,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{outcomes.count('killed')} of {len(chosen)} killed; survivors: {', '.join(survivors) or 'none'}; "
           f"{time.time() - started:.0f} s in all")
     if args.record:
-        record(args.record, argv, rows, started, version)
+        record(args.record, argv, rows, started, version, len(chosen))
     if any(o not in ("killed", "SURVIVED") for o in outcomes):
         return 2
     return 1 if survivors else 0
