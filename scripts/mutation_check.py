@@ -174,6 +174,11 @@ MUTANTS = (
            (("train/experiments/overoptimisation.py", "return previous[1] + fraction * (value - previous[1])",
              "return value"),),
            ("tests/test_overoptimisation.py", "-k", "interpolate or hand_computation"), fast=True),
+    Mutant("kl-budget-table-reads-one-budget",
+           "every row of the KL-budget table reads the runs at the first budget",
+           (("train/experiments/kl_report.py", "[value_at_kl(c, k, budget) for c in g[\"curves\"]]",
+             "[value_at_kl(c, k, budgets[0]) for c in g[\"curves\"]]"),),
+           ("tests/test_overoptimisation.py", "-k", "hand_computation"), fast=True),
     # -- each update's direction: the learning tests on the oracle reward -----------------------
     Mutant("reinforce-update-reversed",
            "REINFORCE (every variant) climbs its loss: the policy gradient's sign flipped",
@@ -245,23 +250,21 @@ def check(mutant: Mutant | None, tests: tuple[str, ...], timeout: float) -> tupl
 
 
 def grouped_baselines(selections: list[tuple[str, ...]], timeout: float) -> dict[tuple[str, ...], tuple[str, float]]:
-    """The baseline of every selection, in at most two pytest runs instead of one each (each run
-    pays for pytest's start and the session fixtures): the ``-k`` selections together (their files
-    with the ``-k`` expressions joined by ``or``: a superset of each), the whole files together.
-    A group that does not pass is left out: its selections then get baselines of their own."""
+    """The baseline of every selection, one pytest run per test file instead of one per selection
+    (each run pays for pytest's start and the file's fixtures): a file's ``-k`` selections are
+    joined by ``or`` (a superset of each; a selection of the whole file takes the whole file).
+    A file whose run does not pass is left out: its selections then get baselines of their own."""
     done: dict[tuple[str, ...], tuple[str, float]] = {}
-    distinct = list(dict.fromkeys(selections))
-    filtered = [t for t in distinct if len(t) == 3 and t[1] == "-k"]
-    whole = [t for t in distinct if len(t) == 1]
-    groups = []
-    if len(filtered) > 1:
-        groups.append((filtered, (*dict.fromkeys(t[0] for t in filtered), "-k",
-                                  " or ".join(f"({t[2]})" for t in filtered))))
-    if len(whole) > 1:
-        groups.append((whole, tuple(dict.fromkeys(t[0] for t in whole))))
-    for members, tests in groups:
+    by_file: dict[str, list[tuple[str, ...]]] = {}
+    for tests in dict.fromkeys(selections):
+        by_file.setdefault(tests[0], []).append(tests)
+    for file, members in by_file.items():
+        if len(members) < 2 or any(len(t) != 1 and (len(t) != 3 or t[1] != "-k") for t in members):
+            continue
+        whole = any(len(t) == 1 for t in members)
+        tests = (file,) if whole else (file, "-k", " or ".join(f"({t[2]})" for t in members))
         outcome, seconds, tail = check(None, tests, timeout)
-        print(f"baseline of {len(members)} selections together: {outcome} ({seconds:.0f} s)", flush=True)
+        print(f"baseline {' '.join(tests)}: {outcome} ({seconds:.0f} s)", flush=True)
         if outcome == "passed":
             done.update({t: (outcome, seconds) for t in members})
         else:
@@ -321,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [known[name] for name in args.only] if args.only else list(MUTANTS)
     if args.ci:
         chosen = [m for m in chosen if m.fast]
+    chosen.sort(key=lambda m: not m.fast)  # the fast subset first: a run cut short has checked it
     if args.list:
         for m in chosen:
             print(f"{m.name}{' (fast)' if m.fast else ''}: {m.breaks}\n    tests: {' '.join(m.tests)}")
