@@ -22,6 +22,21 @@ def _quiet_untrained_warnings():
         yield
 
 
+@pytest.fixture(autouse=True)
+def _threads_left_as_found():
+    """Torch's thread count is process-wide and a training run's last digits depend on it, so a
+    test that changes it and does not restore it makes every later run of the session differ
+    from a run made in a fresh process (the shared ``whole_run`` references of the resume tests
+    among them). Such a test fails here; the count is restored for the next one."""
+    threads = torch.get_num_threads()
+    yield
+    left = torch.get_num_threads()
+    if left != threads:
+        torch.set_num_threads(threads)
+        pytest.fail(f"the test left torch's thread count at {left} (it found {threads}): later runs would "
+                    "round differently; restore it")
+
+
 @pytest.fixture
 def paper_oracle_path() -> Path:
     if not PAPER_ORACLE.is_file():

@@ -533,7 +533,11 @@ def test_kl_beta_reaches_the_update_through_hparams(comparison, tmp_path, algo):
     held = run_one(str(tmp_path), ("fixed", algo, 0), dataclasses.replace(
         config, hparams={**config.hparams, algo: {**config.hparams.get(algo, {}), "kl_beta": 1.0}}).to_dict(), None)
     assert held["curve"][0] == {**free["curve"][0], "wall_time": held["curve"][0]["wall_time"]}
-    assert held["final"]["nll_test"] != free["final"]["nll_test"]  # the penalty changed the updates
+    # The penalty changed the updates: NLL-test moved beyond float noise. Both runs evaluate on
+    # the same seeds at the same thread count, so without the penalty they agree to the last
+    # digit (the first evaluation above is equal); float32 rounding of a mean over 500
+    # sequences is ~1e-6. Measured (seed 0): -0.039 for REINFORCE-mean, -0.0014 for A2C.
+    assert abs(held["final"]["nll_test"] - free["final"]["nll_test"]) > 1e-4
     if algo == "reinforce-mean":  # measured 0.009 against 0.34 (A2C moves too little here to tell: 0.007, 0.018)
         assert held["final"]["kl"] < 0.25 * free["final"]["kl"]
 

@@ -22,9 +22,12 @@ def test_train_logs_held_out_discriminator_metrics(tmp_path):
     assert all(r[key] for key in HELD_OUT for r in pretrain[-1:])  # the pretrained D, held out
     evaluated = [r for r in rows if r["phase"] == "adversarial" and r.get("nll_oracle")]
     assert evaluated
+    # Recomputed at every evaluation (D is retrained at every adversarial step), not the pretrained
+    # D's figures carried over. (Their values are checked against a direct computation in
+    # tests/test_diagnostics.py.)
+    pretrained = {key: pretrain[-1][key] for key in HELD_OUT}
     for row in evaluated:
-        assert 0.0 <= float(row["d_heldout_accuracy"]) <= 1.0 and 0.0 <= float(row["d_heldout_auc"]) <= 1.0
-        assert -1.0 <= float(row["d_heldout_log_ratio_spearman"]) <= 1.0
+        assert {key: row[key] for key in HELD_OUT} != pretrained, row["step"]
     assert all(not r.get("d_heldout_auc") for r in rows if r["phase"] == "mle")  # D untrained there: not logged
     events = EventAccumulator(str(out / "tb"))
     events.Reload()

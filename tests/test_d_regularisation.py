@@ -29,12 +29,14 @@ MEAN_RATIO = 1.4
 """The regularised D's mean reward is at least this many times the plain D's (measured 1.63-3.6)."""
 
 
-def test_regularised_d_keeps_the_reward_spread_where_the_plain_d_saturates():
+def test_regularised_d_pays_over_1_4_times_the_plain_ds_reward_and_keeps_its_spread_above_0_15():
     """The same over-training schedule (an untrained generator, 4 rounds x 10 epochs at Adam lr 3e-2,
     tiny preset with a 512-token vocabulary) for the paper's D and for D with REGULARISED_D, from
     the same initialisation; then the Monte Carlo rewards of one fixed batch of 64 samples.
-    The regularised D pays clearly more (the plain one pushes every reward towards 0) and its
-    rewards spread at least as much; see the measurements above for what holds across seeds."""
+    The regularised D's mean reward is over MEAN_RATIO times the plain one's, its spread stays
+    above KEPT_STD and the plain D's below PLAIN_STD_BELOW, with D still telling real from
+    generated. That the plain D's spread is lower holds on each measured seed but by as little as
+    0.0006 (seed 4): it is no margin, and this test does not claim the plain D saturates."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the thresholds were measured on one thread
     try:
@@ -50,7 +52,6 @@ def test_regularised_d_keeps_the_reward_spread_where_the_plain_d_saturates():
     plain, regularised = results["plain"], results["regularised"]
     assert plain["reward_std"] < PLAIN_STD_BELOW, results
     assert regularised["reward_std"] > KEPT_STD, results
-    assert regularised["reward_std"] > plain["reward_std"], results
     assert regularised["mean_reward"] > MEAN_RATIO * plain["mean_reward"], results  # rewards no longer pushed to 0
     assert regularised["d_accuracy"] > 0.95, results  # D still tells real from generated (measured >= 0.996)
 

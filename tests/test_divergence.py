@@ -84,11 +84,25 @@ def test_entropy_is_the_mean_negative_log_likelihood_of_the_same_samples():
 
 
 def test_padding_after_an_end_token_is_not_counted():
+    """Two different policies with an end token (0) on rows that end early: the KL per sequence is
+    the mean of ``log pi(y) - log pi_ref(y)`` over each row's tokens up to its end token, and the
+    entropy is ``-sum log pi`` over those 6 tokens divided by 6, both computed here one token at a
+    time with the step interface. Counting the 3 PAD positions as tokens would give an entropy 2/3
+    of the right one."""
     torch.manual_seed(0)
     policy = TokenLSTM(4, 4, 8, 3, init_std=1.0, eos_token=0).eval()
-    samples = torch.tensor([[0, 4, 4], [1, 0, 4], [1, 2, 3]])
-    estimate = kl_to_reference(policy, policy, samples=samples)
-    assert estimate.entropy == pytest.approx(policy.nll(samples), rel=1e-5)
+    torch.manual_seed(1)
+    reference = TokenLSTM(4, 4, 8, 3, init_std=1.0, eos_token=0).eval()
+    samples = torch.tensor([[0, 4, 4], [1, 0, 4], [1, 2, 3]])  # 4 is PAD after the end token
+    tokens = [[0], [1, 0], [1, 2, 3]]
+    own = [stepwise_log_prob(policy, row) for row in tokens]
+    theirs = [stepwise_log_prob(reference, row) for row in tokens]
+    estimate = kl_to_reference(policy, reference, samples=samples)
+    expected_kl = sum(a - b for a, b in zip(own, theirs)) / 3
+    assert abs(expected_kl) > 0.1  # the two policies differ: a KL of a policy to itself would be 0
+    assert estimate.kl == pytest.approx(expected_kl, rel=1e-5)
+    assert estimate.entropy == pytest.approx(-sum(own) / 6, rel=1e-5)
+    assert estimate.samples == 3
 
 
 def test_bad_input_is_named():

@@ -29,7 +29,7 @@ def test_custom_agent_example_learns_and_round_trips(tmp_path):
     np.testing.assert_array_equal(loaded.logits.detach().numpy(), agent.logits.detach().numpy())
 
 
-def test_rllib_example_runs_in_its_quick_mode(ray_local, capsys):
+def test_rllib_example_runs_in_its_quick_mode(ray_local, capsys, one_thread):  # it sets 1 thread
     spec = importlib.util.spec_from_file_location("rllib_ppo", REPO / "examples" / "rllib_ppo.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

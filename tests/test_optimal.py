@@ -214,7 +214,7 @@ def test_the_learned_numerator_still_gets_gradients_through_the_log_ratio(tiny_m
     assert tiny_models["generator"].output.weight.grad is None  # the reference is read, never trained
 
 
-def test_the_scoring_benchmark_runs_and_its_three_paths_agree(capsys):
+def test_the_scoring_benchmark_runs_and_its_three_paths_agree(capsys, one_thread):  # it sets 1 thread
     """``benchmarks.bench_density_ratio`` at a few rows: it raises if a path's log-likelihoods
     leave the plain path's by more than 1e-3 nats, and prints each path's ratio."""
     from benchmarks import bench_density_ratio

@@ -43,6 +43,11 @@ def test_a_fit_without_a_turn_is_nan_with_its_reason():
     assert math.isnan(short.alpha) and "fewer than 2" in short.reason
     far = fit_gao(d, gao_gain("best-of-n", d, 1.0, 0.05), "best-of-n")  # turns at d = 10, data end at 3
     assert far.d_star == pytest.approx(10.0) and "extrapolated" in far.reason
+    # Three points that fit a nearly straight line (a prompted tiny run's): beta is a hair above 0
+    # and the turn exp(alpha / beta - 1) overflows a float; the fit says so instead of raising.
+    flat = fit_gao([0.0, 0.6835564630420945, 1.073236580192767], [0.0, 0.3305127563476562, 0.518739044189453], "rl")
+    assert 0 < flat.beta < 1e-3 and flat.d_star == math.inf and math.isnan(flat.gain_star)
+    assert "far beyond the data" in flat.reason
 
 
 # -- interpolation at KL budgets ----------------------------------------------------------

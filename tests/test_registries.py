@@ -179,7 +179,10 @@ def test_a_toy_algorithm_and_a_toy_reward_run_through_a_tiny_comparison(tmp_path
     # The toy reward is per token, so REINFORCE weighted tokens by the reward-to-go (the update's
     # mean reward is that of the returns): a per-step reward of at most 1 could not exceed 1.
     assert toy["final"]["mean_reward"] > 1.0
-    assert toy["final"]["nll_test"] != toy["curve"][0]["nll_test"], "the generator trained"
+    # The generator trained: NLL-test moved beyond float noise (the evaluation is seeded alike, so
+    # an unchanged generator gives the same number to the last digit, as the control's does;
+    # float32 rounding of a 500-sequence mean is ~1e-6). Measured: +0.047.
+    assert abs(toy["final"]["nll_test"] - toy["curve"][0]["nll_test"]) > 1e-3, "the generator trained"
     control = results[("baseline", f"constant/{algorithm}")]
     assert control["final"]["nll_test"] == control["curve"][0]["nll_test"], "a mean baseline on a constant reward"
     methods = {r["method"] for r in csv.DictReader(open(out / "results.csv"))}
@@ -187,9 +190,10 @@ def test_a_toy_algorithm_and_a_toy_reward_run_through_a_tiny_comparison(tmp_path
 
 
 @pytest.mark.parametrize("name", ["rloo", "grpo"])
-def test_the_group_algorithms_are_entries_that_build_and_learn(tiny_models, name):
+def test_the_group_algorithms_are_entries_that_build_and_update_the_generator(tiny_models, name):
     """RLOO and GRPO reach the comparison and tuning through their entries alone: the entry builds
-    an agent on a vector env, one collected batch updates the generator, and a bad value is refused."""
+    an agent on a vector env, one collected batch updates the generator, and a bad value is refused.
+    (That they learn, on a reward whose optimum is known, is tests/test_learning.py's.)"""
     algorithm = get_algorithm(name)
     check_algos([name])  # tuning accepts it (it raises for an algorithm without a search space)
     assert algorithm.runs_controls and algorithm.search_space

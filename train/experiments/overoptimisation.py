@@ -24,6 +24,7 @@ both from :mod:`train.experiments.reference_points`.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -90,6 +91,10 @@ def fit_gao(d: Sequence[float], gain: Sequence[float], form: str) -> GaoFit:
     if beta <= 0:
         return GaoFit(form, alpha, beta, math.nan, math.nan, d_max, int(xs.size),
                       f"beta = {beta:.3g} <= 0: the fitted gold does not turn")
+    if form == "rl" and alpha / beta - 1 > math.log(sys.float_info.max):  # a near-flat fit: exp overflows
+        return GaoFit(form, alpha, beta, math.inf, math.nan, d_max, int(xs.size),
+                      f"the fitted turn lies at d = exp({alpha / beta - 1:.3g}), far beyond the data "
+                      f"(largest d {d_max:.3g})")
     d_star = alpha / (2 * beta) if form == "best-of-n" else math.exp(alpha / beta - 1)
     if d_star <= 0:
         return GaoFit(form, alpha, beta, math.nan, math.nan, d_max, int(xs.size),

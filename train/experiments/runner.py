@@ -70,9 +70,22 @@ def train_run(folder: str | Path, job: Job | RunSpec, config_data: dict[str, Any
     Tune's ``report`` (see :func:`compare_trial`). A caller such as a tuning trial may run a run that its config's
     :meth:`CompareConfig.runs` does not list.
     """
+    # Torch's thread count is process-wide, and a run's last digits depend on it (reductions split
+    # across threads round differently): set it for this run only, so that a run in the caller's
+    # process (a test, a notebook) leaves the process's later training as it found it.
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _train_run(folder, job, config_data, oracle_spec, report, device)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _train_run(folder: str | Path, job: Job | RunSpec, config_data: dict[str, Any], oracle_spec: str | None,
+               report: Callable[[dict[str, Any]], None] | None, device: str) -> dict[str, Any]:
+    """:func:`train_run`'s body, under the run's thread count."""
     from seqgan_env.factory import resolve_oracle
 
-    torch.set_num_threads(threads)
     config = CompareConfig.from_dict(config_data)
     run = job if isinstance(job, RunSpec) else RunSpec.from_job(job)
     check_hparams(config.hparams)
