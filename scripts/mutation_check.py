@@ -288,16 +288,21 @@ def record(path: Path, argv: list[str], rows: list[dict[str, object]], started: 
            version: str | None = None, planned: int | None = None) -> None:
     """Write the run's result to ``path`` (JSON): command, code version (``version``, read when the
     run began; else now), the date it began, machine, each mutant's outcome."""
-    payload = {
+    payload = {  # the schema of every file in results/ (benchmarks/results.py)
+        "study": path.parent.name,
+        "provenance": "measured",
         "command": " ".join(["python", "scripts/mutation_check.py", *argv]),
         "code_version": code_version() if version is None else version,
         "date": datetime.datetime.fromtimestamp(started, datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine_rates": None,  # no timing is published from it: seconds are what it took, on whatever machine
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},
-        "total_seconds": round(time.time() - started, 1),
-        "killed": sum(row["outcome"] == "killed" for row in rows),
-        "run": len(rows),
-        "planned": len(rows) if planned is None else planned,
-        "mutants": rows,
+        "data": {
+            "total_seconds": round(time.time() - started, 1),
+            "killed": sum(row["outcome"] == "killed" for row in rows),
+            "run": len(rows),
+            "planned": len(rows) if planned is None else planned,
+            "mutants": rows,
+        },
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.tmp")

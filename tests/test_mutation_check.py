@@ -37,6 +37,6 @@ def test_the_ci_subset_holds_the_new_guarantees_and_a_record_names_the_code_vers
     path = tmp_path / "mutation.json"
     script.record(path, ["--ci"], [{"name": "x", "outcome": "killed", "seconds": 1.0}], started=0.0)
     saved = json.loads(path.read_text())
-    assert saved["command"] == "python scripts/mutation_check.py --ci" and saved["killed"] == 1
+    assert saved["command"] == "python scripts/mutation_check.py --ci" and saved["data"]["killed"] == 1
     assert saved["code_version"] == "unknown" or len(saved["code_version"].split("+")[0]) == 40
-    assert saved["date"] and saved["mutants"][0]["name"] == "x"
+    assert saved["date"] and saved["data"]["mutants"][0]["name"] == "x"
