@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from benchmarks.bench_rewards import machine_rates
-from benchmarks.results import write_result
+from benchmarks.results import rates_before_and_after, write_result
 from seqgan_env.models import Oracle
 from seqgan_env.presets import get_preset
 from seqgan_env.rewards.registry import EXACT_REGRET, get_reward_kind, resolve_rollout_policy
@@ -104,9 +104,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "reward": EXACT_REGRET, "sequences": args.sequences, "batch_size": args.batch_size, "runs": runs}
     if not args.no_publish:
         write_result("regret", "black_box_seqgan_v0", data,
-                     machine_rates={"float32": [rates_before["float32"], rates_after["float32"]],
-                                    "bfloat16": [rates_before["bfloat16"], rates_after["bfloat16"]],
-                                    "threads": torch.get_num_threads()},
+                     machine_rates=rates_before_and_after(rates_before, rates_after, torch.get_num_threads()),
                      **({"note": args.note} if args.note else {}))
     return data
 

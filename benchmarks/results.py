@@ -42,6 +42,11 @@ def code_version() -> str:
         return "unknown"
 
 
+def rates_before_and_after(before: dict[str, float], after: dict[str, float], threads: int) -> dict[str, Any]:
+    """``machine_rates`` of a run measured at its start and its end (``{"float32": [before, after], ...}``)."""
+    return {**{dtype: [before[dtype], after[dtype]] for dtype in before}, "threads": threads}
+
+
 def result_path(study: str, name: str, root: Path = RESULTS) -> Path:
     return root / study / f"{name}.json"
 

@@ -71,19 +71,24 @@ def test_per_token_rewards_sum_to_d_stars_logit(space_models):
     assert np.abs(logit).max() > 1.0  # a ratio far from 1: the check is not 0 = 0
 
 
-def test_exact_regret_expected_return_is_minus_the_reverse_kl(space_models):
-    preset, oracle, policy, reference = space_models
-    space = all_sequences(VOCAB, LENGTH)
-    assert get_reward_kind(EXACT_REGRET).kl_beta == 1.0
+def paid_with_kl_beta_one(preset, oracle, reference, policy, space) -> np.ndarray:
+    """``(T, B)`` what an agent with ``kl_beta = 1`` learns from on the exact-regret task: the env's
+    reward with the reference's term (the wrapper) and the policy's ``-log pi`` (the agent's)."""
     envs = with_reference_penalty(gym.make_vec("SeqGAN-v0", num_envs=space.shape[0], preset=preset,
                                                reward=EXACT_REGRET, oracle=oracle, reference=reference),
                                   reference, 1.0)
     rewards, terms, _ = step_all(envs, space)
     starts = np.zeros_like(rewards, dtype=bool)
     starts[0] = True
+    return kl_regularised_rewards(rewards, log_probs(policy, space), 1.0, starts, terms)
+
+
+def test_exact_regret_expected_return_is_minus_the_reverse_kl(space_models):
+    preset, oracle, policy, reference = space_models
+    space = all_sequences(VOCAB, LENGTH)
+    assert get_reward_kind(EXACT_REGRET).kl_beta == 1.0
     own = log_probs(policy, space)
-    paid = kl_regularised_rewards(rewards, own, 1.0, starts, terms)  # what an agent with kl_beta = 1 learns from
-    returns = paid.sum(axis=0)
+    returns = paid_with_kl_beta_one(preset, oracle, reference, policy, space).sum(axis=0)
     # Every sequence's return is log p_oracle(x) - log pi(x): the reference cancels exactly.
     log_oracle = sequence_log_probs(oracle, space)[0].numpy()
     np.testing.assert_allclose(returns, log_oracle - own.sum(axis=0), atol=5e-5)
@@ -98,22 +103,14 @@ def test_exact_regret_is_zero_at_the_oracle_and_equals_d_star_against_the_policy
     preset, oracle, policy, reference = space_models
     space = all_sequences(VOCAB, LENGTH)
 
-    def paid(pi: TokenLSTM) -> np.ndarray:
-        envs = with_reference_penalty(gym.make_vec("SeqGAN-v0", num_envs=space.shape[0], preset=preset,
-                                                   reward=EXACT_REGRET, oracle=oracle, reference=reference),
-                                      reference, 1.0)
-        rewards, terms, _ = step_all(envs, space)
-        starts = np.zeros_like(rewards, dtype=bool)
-        starts[0] = True
-        return kl_regularised_rewards(rewards, log_probs(pi, space), 1.0, starts, terms)
-
     # pi = the oracle: every step pays 0, so every return and the regret are 0.
-    np.testing.assert_allclose(paid(oracle), 0.0, atol=5e-6)
+    np.testing.assert_allclose(paid_with_kl_beta_one(preset, oracle, reference, oracle, space), 0.0, atol=5e-6)
     # D* against the current policy itself, beta = 0: the same per-step rewards as the task's form.
     envs = gym.make_vec("SeqGAN-v0", num_envs=space.shape[0], preset=preset, reward="optimal-dense",
                         oracle=oracle, reference=policy)
     against_policy, _, _ = step_all(envs, space)
-    np.testing.assert_allclose(against_policy, paid(policy), atol=5e-6)
+    np.testing.assert_allclose(against_policy, paid_with_kl_beta_one(preset, oracle, reference, policy, space),
+                               atol=5e-6)
 
 
 def test_single_env_pays_what_the_vector_env_pays(space_models):
