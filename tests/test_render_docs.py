@@ -22,9 +22,9 @@ def test_every_page_matches_its_result_files():
 
 def test_the_headline_tables_are_rendered():
     readme = (REPO / "README.md").read_text()
-    for name in ("readme_findings", "readme_paper_table", "readme_paper_gain"):
+    for name in ("readme_findings", "readme_paper_table"):
         assert f"<!-- results: {name} -->" in readme
-    for page, name in (("status.md", "status_goals"), ("paper_table.md", "paper_table_runs"),
+    for page, name in (("status.md", "status_goals"), ("paper_table.md", "paper_table_runs"), ("paper_table.md", "paper_gain"),
                        ("performance.md", "performance_goals"), ("discriminator.md", "d_study_table")):
         assert f"<!-- results: {name} -->" in (REPO / "docs" / page).read_text(), page
 
