@@ -25,6 +25,7 @@ import torch
 
 from benchmarks.bench_rewards import machine_rates
 from benchmarks.results import rates_before_and_after, write_result
+from seqgan_env.divergence import ScoredSequences, score_sequences
 from seqgan_env.models import Oracle
 from seqgan_env.presets import get_preset
 from seqgan_env.rewards.registry import EXACT_REGRET, get_reward_kind, resolve_rollout_policy
@@ -36,7 +37,7 @@ LEARNING_RATE = {"reinforce": "lr", "sb3": "learning_rate", "rllib": "lr"}
 """The hyperparameter that holds each family's learning rate."""
 
 
-def run(algo: str, hparams: dict[str, Any], generator: Any, oracle: Oracle, test: torch.Tensor, sequences: int,
+def run(algo: str, hparams: dict[str, Any], generator: Any, oracle: Oracle, test: ScoredSequences, sequences: int,
         batch_size: int, evaluations: int, eval_samples: int, seed: int) -> dict[str, Any]:
     """One run: its curve of regret points against sampled sequences, and its wall time."""
     algorithm = get_algorithm(algo)
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     preset = get_preset("default")
     oracle = Oracle.from_preset(preset).eval()
     generator = resolve_rollout_policy(None, preset).eval()
-    test = oracle.sample(args.test, torch.Generator().manual_seed(50_000))
+    test = score_sequences(oracle, oracle.sample(args.test, torch.Generator().manual_seed(50_000)))  # scored once
     runs = []
     for algo in [a for a in args.algos.split(",") if a]:
         key = LEARNING_RATE[get_algorithm(algo).family]

@@ -66,7 +66,9 @@ class LogRatioReward(RewardModel):
 
     def reset(self, rows, prompts=None):
         if self.states is None or self.states[0].batch_size != rows.shape[0]:
-            self.bind(rows.shape[0])
+            self.bind(rows.shape[0])  # every row starts fresh: only a prompt is left to replay
+            if prompts is None:
+                return
         for states in self.states:
             states.reset(rows, prompts)
 

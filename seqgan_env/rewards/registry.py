@@ -102,14 +102,17 @@ class RewardInputs:
         """``reward_form``, checked against the forms the kind can pay (default: its first)."""
         return check_reward_form(self.get("reward_form", self.kind.forms[0]), self.kind.forms, self.kind.name)
 
-    def reference(self) -> Any:
-        """The ``reference`` argument as a generator (a path is loaded); by default the preset's
-        shipped generator (the ``default`` preset's MLE generator; else an untrained one, with a warning)."""
+    def reference(self, default: Callable[[], Any] | None = None) -> Any:
+        """The ``reference`` argument as a generator (a path is loaded); when not given, ``default()``,
+        else the preset's shipped generator (the ``default`` preset's MLE generator; else an untrained
+        one, with a warning)."""
         from seqgan_env.models import TokenLSTM
 
         reference = self.arguments.get("reference")
         if isinstance(reference, (str, Path)):
             reference = load_model(_existing_file(reference, "reference"), "generator")
+        elif reference is None and default is not None:
+            reference = default()
         elif reference is None:
             reference = _shipped_or_untrained(self.preset, DEFAULT_GENERATOR_FILE, "generator", Generator.from_preset,
                                               "the reference is an untrained generator", argument="reference")
@@ -323,19 +326,11 @@ def _monte_carlo(inputs: RewardInputs) -> RewardModel:
 def _optimal_discriminator(inputs: RewardInputs) -> Any:
     """D* of ``reward="optimal"``: the oracle (required) against ``reference`` (a generator or its
     file; by default the rollout policy, which is the generator being trained in SeqGAN)."""
-    from seqgan_env.models import TokenLSTM
     from seqgan_env.rewards.density_ratio import OptimalDiscriminator
 
     _require_oracle(inputs)
-    reference = inputs.arguments.get("reference")
-    if isinstance(reference, (str, Path)):
-        reference = load_model(_existing_file(reference, "reference"), "generator")
-    elif reference is None:
-        reference = inputs.rollout_policy()
-    if not isinstance(reference, TokenLSTM):
-        raise TypeError(f"reference must be a generator (a seqgan_env TokenLSTM or its file), got "
-                        f"{type(reference).__name__}")
-    return OptimalDiscriminator(inputs.oracle(), reference.to(inputs.device), prompt_length=inputs.prompt_length)
+    return OptimalDiscriminator(inputs.oracle(), inputs.reference(default=inputs.rollout_policy),
+                                prompt_length=inputs.prompt_length)
 
 
 def _require_oracle(inputs: RewardInputs) -> None:

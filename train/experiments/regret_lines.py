@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from seqgan_env.best_of_n import best_of_n_probabilities
-from seqgan_env.divergence import forward_kl, reverse_kl, sequence_log_probs
+from seqgan_env.divergence import ScoredSequences, per_token_divergence, score_sequences, sequence_log_probs
 from seqgan_env.models import Generator, Oracle
 from seqgan_env.precision import adam
 from train.losses import token_cross_entropy
@@ -62,27 +62,26 @@ class RegretLineConfig:
             raise ValueError("lr must be > 0, evaluations >= 1 and eval_samples >= 2")
 
 
-def regret_point(generator: Generator, oracle: Oracle, test: torch.Tensor, samples: int, seed: int,
+def regret_point(generator: Generator, oracle: Oracle, test: torch.Tensor | ScoredSequences, samples: int, seed: int,
                  temperature: float = 1.0) -> dict[str, float]:
-    """Reverse KL (the regret per token) on fresh samples of G, forward KL on ``test``, NLL-oracle, entropy."""
+    """Reverse KL (the regret per token) on fresh samples of G at ``temperature``, forward KL on ``test``
+    (held-out oracle sequences, or those already scored by the oracle: :func:`score_sequences`, once per
+    line), NLL-oracle and entropy: one pass of each model over each set."""
     rng = torch.Generator().manual_seed(10_007 + seed)
-    if temperature == 1.0:
-        drawn = generator.sample(samples, rng)
-        reverse = reverse_kl(generator, oracle, drawn)
-        forward = forward_kl(generator, oracle, test)
-        own, tokens = sequence_log_probs(generator, drawn)
-        entropy = float(-own.sum() / tokens.sum())
-        return {"reverse_kl": reverse.value, "reverse_kl_stderr": reverse.stderr, "forward_kl": forward.value,
-                "forward_kl_stderr": forward.stderr, "nll_oracle": oracle.nll(drawn), "entropy": entropy}
-    # A cooled G: its log-probabilities are those of the tempered distribution it samples from.
+    test = _scored(oracle, test)
     drawn = generator.sample(samples, rng, temperature=temperature)
     own, tokens = sequence_log_probs(generator, drawn, temperature)
     theirs, _ = sequence_log_probs(oracle, drawn)
-    test_own, test_tokens = sequence_log_probs(generator, test, temperature)
-    test_oracle, _ = sequence_log_probs(oracle, test)
-    return {"reverse_kl": float((own - theirs).sum() / tokens.sum()),
-            "forward_kl": float((test_oracle - test_own).sum() / test_tokens.sum()),
-            "nll_oracle": float(-theirs.sum() / tokens.sum()), "entropy": float(-own.sum() / tokens.sum())}
+    test_own, _ = sequence_log_probs(generator, test.sequences, temperature)
+    reverse = per_token_divergence(own, theirs, tokens)
+    forward = per_token_divergence(test.log_probs, test_own, test.tokens)
+    return {"reverse_kl": reverse.value, "reverse_kl_stderr": reverse.stderr, "forward_kl": forward.value,
+            "forward_kl_stderr": forward.stderr, "nll_oracle": float(-theirs.sum() / tokens.sum()),
+            "entropy": float(-own.sum() / tokens.sum())}
+
+
+def _scored(oracle: Oracle, test: torch.Tensor | ScoredSequences) -> ScoredSequences:
+    return test if isinstance(test, ScoredSequences) else score_sequences(oracle, test)
 
 
 def _evaluation_steps(config: RegretLineConfig) -> set[int]:
@@ -90,11 +89,12 @@ def _evaluation_steps(config: RegretLineConfig) -> set[int]:
     return {round(updates * (i + 1) / config.evaluations) for i in range(config.evaluations)}
 
 
-def exact_gradient_line(generator: Generator, oracle: Oracle, test: torch.Tensor,
+def exact_gradient_line(generator: Generator, oracle: Oracle, test: torch.Tensor | ScoredSequences,
                         config: RegretLineConfig) -> list[dict[str, Any]]:
     """Train a copy of G by the exact per-state gradient of the reverse KL; its curve of regret points."""
     config.check()
     policy, oracle = copy.deepcopy(generator).train(), oracle.eval()
+    test = _scored(oracle, test)  # the oracle's side of every forward KL, scored once
     optimizer = adam(policy.parameters(), config.lr)
     rng = torch.Generator().manual_seed(config.seed)
     curve = [{"sequences": 0, **regret_point(policy, oracle, test, config.eval_samples, config.seed)}]
@@ -117,11 +117,12 @@ def exact_gradient_line(generator: Generator, oracle: Oracle, test: torch.Tensor
     return curve
 
 
-def fresh_mle_line(generator: Generator, oracle: Oracle, test: torch.Tensor,
+def fresh_mle_line(generator: Generator, oracle: Oracle, test: torch.Tensor | ScoredSequences,
                    config: RegretLineConfig) -> list[dict[str, Any]]:
     """Continue G's MLE on fresh oracle sequences, ``config.sequences`` of them; its curve of regret points."""
     config.check()
     model = copy.deepcopy(generator).train()
+    test = _scored(oracle, test)  # the oracle's side of every forward KL, scored once
     optimizer = adam(model.parameters(), config.lr)
     rng = torch.Generator().manual_seed(config.seed + 1)
     curve = [{"sequences": 0, **regret_point(model.eval(), oracle, test, config.eval_samples, config.seed)}]
@@ -143,9 +144,10 @@ def fresh_mle_line(generator: Generator, oracle: Oracle, test: torch.Tensor,
     return curve
 
 
-def cooled_points(generator: Generator, oracle: Oracle, test: torch.Tensor, temperatures: Sequence[float],
+def cooled_points(generator: Generator, oracle: Oracle, test: torch.Tensor | ScoredSequences, temperatures: Sequence[float],
                   samples: int, seed: int = 0) -> list[dict[str, Any]]:
     """G at each temperature: the regret the MLE generator has merely cooled (or warmed)."""
+    test = _scored(oracle, test)
     return [{"temperature": float(t), **regret_point(generator, oracle, test, samples, seed, float(t))}
             for t in temperatures]
 
