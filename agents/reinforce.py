@@ -56,6 +56,12 @@ class ReinforceConfig:
     the oracle's log-likelihood, off for the paper's Monte Carlo reward, whose every step
     already estimates the episode's final outcome. ``True``/``False`` force it."""
 
+    discount: float = 1.0
+    """gamma of the reward-to-go, when tokens are weighted by it: 1 (default) is the undiscounted
+    objective. Below 1 trades bias for variance; 0 weights each token by its own step's reward,
+    which for a per-token reward such as the exact-regret task's is an unbiased sample of the
+    per-state gradient (each state's own term, without what the token does to later states)."""
+
     kl_beta: float = 0.0
     """beta of the KL-regularised reward: ``- beta * log G(y_t | y_<t)`` is added to each step's
     reward (:func:`agents.kl_penalty.kl_regularised_rewards`); the reference's
@@ -65,6 +71,8 @@ class ReinforceConfig:
     def __post_init__(self) -> None:
         if not self.kl_beta >= 0.0:  # also rejects NaN
             raise ValueError(f"kl_beta must be >= 0, got {self.kl_beta}")
+        if not 0.0 <= self.discount <= 1.0:  # also rejects NaN
+            raise ValueError(f"discount must be in [0, 1], got {self.discount}")
         if self.baseline not in BASELINES:
             raise ValueError(f"baseline must be one of {BASELINES}, got {self.baseline!r}")
         if not 0.0 <= self.rollout_beta <= 1.0:
@@ -112,7 +120,7 @@ class ReinforceAgent(Agent):
         gen = self.generator
         device = gen.device
         sequences = torch.as_tensor(batch.sequences, device=device)
-        rewards = torch.as_tensor(batch.returns() if self.uses_reward_to_go(batch) else batch.rewards,
+        rewards = torch.as_tensor(batch.returns(self.config.discount) if self.uses_reward_to_go(batch) else batch.rewards,
                                   device=device, dtype=torch.float32)
         mask = torch.as_tensor(batch.mask, device=device, dtype=torch.float32)
         gen.train()
@@ -168,7 +176,7 @@ class ReinforceAgent(Agent):
                                            additive=reward_to_go).T
         if not reward_to_go:
             return penalised * batch.mask
-        return dataclasses.replace(batch, rewards=penalised).returns()
+        return dataclasses.replace(batch, rewards=penalised).returns(self.config.discount)
 
     @torch.no_grad()
     def _update_rollout(self) -> None:

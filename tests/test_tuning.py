@@ -10,7 +10,14 @@ import train.experiments.tuning
 from train.cli import main
 from train.experiments.config import get_compare_config
 from train.experiments.runner import run_one
-from train.experiments.tuning import SEARCH_SPACES, check_seeds, in_space, load_hparams, tune_algorithms
+from train.experiments.tuning import (
+    SEARCH_SPACES,
+    check_seeds,
+    in_space,
+    load_hparams,
+    search_space,
+    tune_algorithms,
+)
 
 TOKENS = 32 * 8  # one update of the tiny preset
 
@@ -113,5 +120,20 @@ def test_unknown_algorithm_and_hyperparameters_are_named(tmp_path):
 def test_the_shipped_presets_load_and_lie_in_the_search_space():
     shipped = sorted(train.experiments.tuning.HPARAMS_DIR.glob("*.json"))
     for path in shipped:
+        reward = json.loads(path.read_text()).get("budget", {}).get("reward")
         for algo, values in load_hparams(path.stem).items():
-            assert algo in SEARCH_SPACES and in_space(algo, values), (path.name, algo, values)
+            # in the space fitted to its reward, or (tuned before the spaces were) in the algorithm's own
+            assert algo in SEARCH_SPACES and (in_space(algo, values, reward) or in_space(algo, values)), (
+                path.name, algo, values)
+
+
+def test_the_search_space_fits_the_reward():
+    """The exact-regret task fixes kl_beta and has no rollouts; its per-token reward opens the discount."""
+    assert "kl_beta" in search_space("rloo") and "kl_beta" not in search_space("rloo", "exact-regret")
+    assert "rollout_beta" in search_space("reinforce-mean", "monte_carlo")
+    assert "rollout_beta" not in search_space("reinforce-mean", "exact-regret")
+    assert search_space("reinforce-mean", "exact-regret")["discount"] == ("uniform", 0.0, 1.0)
+    assert "discount" not in search_space("reinforce-mean", "monte_carlo")  # its steps estimate the outcome
+    assert {"gamma", "gae_lambda"} <= set(search_space("ppo", "exact-regret"))
+    assert "gamma" not in search_space("ppo", "monte_carlo")
+    assert "discount" not in search_space("rloo", "exact-regret")  # one reward per sequence: nothing to discount

@@ -144,6 +144,11 @@ PLATEAU_TOKEN_BUDGET = 64 * 20 * 40
 """Generated tokens per run of the ``plateau`` comparison: 40 updates of 64 sequences, twice the
 ``short`` preset's 20, what fits its 70 runs into about 45 minutes on 2 cores (README)."""
 
+REGRET_AGENTS = ("reinforce", "reinforce-mean", "reinforce-value", "rloo", "grpo", "ppo", "a2c", "rllib-ppo")
+"""Every algorithm the exact-regret matrix ranks."""
+REGRET_TOKEN_BUDGET = 10_000 * 20
+"""Generated tokens per run of the ``regret`` presets: 10,000 sequences of 20 tokens."""
+
 COMPARE_PRESETS: dict[str, CompareConfig] = {
     # The paper's models and oracle on 2 CPU cores: 20 updates of 64 sequences per run (its base
     # is pretrained by the training preset ``cpu``, shortened: see ``base_mle_epochs``).
@@ -155,6 +160,20 @@ COMPARE_PRESETS: dict[str, CompareConfig] = {
     "plateau": CompareConfig(algos=("reinforce", "reinforce-mean", "ppo"), seeds=(0, 1, 2, 3, 4),
                              settings=("fixed",), rewards=("monte_carlo", "monte_carlo-reg", "dense"),
                              token_budget=PLATEAU_TOKEN_BUDGET, evaluations=5),
+    # The exact-regret task (docs/regret.md): every algorithm at 10,000 sampled sequences, 5 seeds,
+    # ranked by its regret, the reverse KL to the oracle. ``regret``: SeqGAN-v0 itself (the shipped
+    # generator, the built-in oracle); ``regret-paper``: the paper's oracle (``--oracle paper``)
+    # with the ``short`` preset's base, an MLE generator of the ``cpu`` training preset.
+    "regret": CompareConfig(algos=REGRET_AGENTS, seeds=(0, 1, 2, 3, 4), settings=("fixed",),
+                            rewards=("exact-regret",), baselines=(), temperatures=(1.1, 1.05, 1.0, 0.95, 0.9, 0.85),
+                            base_preset="default", base_mle_epochs=None, base_d_rounds=None,
+                            token_budget=REGRET_TOKEN_BUDGET, evaluations=5, eval_samples=3_000,
+                            best_of_n=(1, 2, 4, 8, 16, 32, 64), best_of_n_samples=4_096),
+    "regret-paper": CompareConfig(algos=REGRET_AGENTS, seeds=(0, 1, 2, 3, 4), settings=("fixed",),
+                                  rewards=("exact-regret",), baselines=(),
+                                  temperatures=(1.1, 1.05, 1.0, 0.95, 0.9, 0.85), base_d_rounds=0,
+                                  token_budget=REGRET_TOKEN_BUDGET, evaluations=5, eval_samples=3_000,
+                                  best_of_n=(1, 2, 4, 8, 16, 32, 64), best_of_n_samples=4_096),
     # Seconds per run, for tests and trying the command out: every axis, at the smallest size.
     "tiny": CompareConfig(algos=("reinforce", "reinforce-mean", "a2c"), seeds=(0, 1),
                           rewards=("monte_carlo", "monte_carlo-reg", "dense"), temperatures=(1.0, 0.7),

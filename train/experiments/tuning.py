@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from seqgan_env.models import Oracle
+from seqgan_env.rewards.registry import get_reward_kind
 from train import algorithms
 from train.experiments import rewards as comparison_rewards
 from train.experiments.base import prepare_base
@@ -77,12 +78,34 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def search_space(algo: str) -> dict[str, tuple]:
-    """The search space of ``algo`` (its registry entry's)."""
-    space = algorithms.get_algorithm(algo).search_space
-    if space is None:
+def search_space(algo: str, reward: str | None = None) -> dict[str, tuple]:
+    """The search space of ``algo`` (its registry entry's), fitted to ``reward`` when one is given.
+
+    A reward that fixes ``kl_beta`` (the exact-regret task: beta = 1 is part of its objective)
+    leaves it out of the space, and one without Monte Carlo completions leaves out ``rollout_beta``. A per-token reward puts the discount in it, for the algorithms
+    that weight each token by its return: ``discount`` of the REINFORCE variants, ``gamma`` and
+    ``gae_lambda`` of SB3's. The undiscounted return is the objective; a lower discount is an
+    estimate with less variance and some bias (at 0, each token's own reward: the per-state
+    gradient, see docs/regret.md), a trade a search should be free to make. A reward whose every
+    step estimates the final outcome (the Monte Carlo reward) already has its discount fixed at 0.
+    """
+    entry = algorithms.get_algorithm(algo)
+    if entry.search_space is None:
         raise ValueError(f"no search space for {algo!r}; tunable algorithms: {sorted(algorithms.tunable())}")
-    return dict(space)
+    space = dict(entry.search_space)
+    if reward is None:
+        return space
+    kind = get_reward_kind(comparison_rewards.get_comparison_reward(reward).env_reward_for(entry.sequence_level))
+    if kind.kl_beta is not None:
+        space.pop("kl_beta", None)
+    if not kind.uses_rollout_policy:  # no Monte Carlo completions: the rollout copy's delay does nothing
+        space.pop("rollout_beta", None)
+    if kind.per_token and not entry.sequence_level:
+        if entry.family == "reinforce":
+            space["discount"] = ("uniform", 0.0, 1.0)
+        elif entry.family == "sb3":
+            space.update(gamma=("uniform", 0.0, 1.0), gae_lambda=("uniform", 0.0, 1.0))
+    return space
 
 
 def _tune_domain(spec: tuple) -> Any:
@@ -101,9 +124,9 @@ def _tune_domain(spec: tuple) -> Any:
     raise ValueError(f"unknown kind of search dimension {kind!r}")
 
 
-def in_space(algo: str, values: dict[str, Any]) -> bool:
-    """Whether ``values`` sets exactly the hyperparameters of ``algo``'s space, each within its range."""
-    space = search_space(algo)
+def in_space(algo: str, values: dict[str, Any], reward: str | None = None) -> bool:
+    """Whether ``values`` sets exactly the hyperparameters of ``algo``'s space for ``reward``, each within its range."""
+    space = search_space(algo, reward)
     if set(values) != set(space):
         return False
     for name, spec in space.items():
@@ -252,7 +275,7 @@ def tune_algorithms(folder: str | Path, compare_config: CompareConfig, algos: Se
                    "tokens_per_algo": trials * tokens_per_trial, "tuning_seeds": list(tuning_seeds),
                    "setting": setting, "reward": reward, "metric": f"final {objective}, mean over the tuning seeds (minimised)",
                    "sampler": f"optuna TPESampler(seed={sampler_seed})"},
-        "search_spaces": {algo: {k: list(v) for k, v in search_space(algo).items()} for algo in algos},
+        "search_spaces": {algo: {k: list(v) for k, v in search_space(algo, reward).items()} for algo in algos},
         "compare_config": config.to_dict(),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
@@ -267,7 +290,7 @@ def _search(algo: str, root: Path, config: CompareConfig, trials: int, tuning_se
 
     from train.experiments.tune_engine import run_experiment, trial_resources
 
-    space = {name: _tune_domain(spec) for name, spec in search_space(algo).items()}
+    space = {name: _tune_domain(spec) for name, spec in search_space(algo, reward).items()}
     trial = {"algo": algo, "hparams": space, "config": config.to_dict(), "setting": setting,
              "reward": reward, "objective": objective, "seeds": list(tuning_seeds), "threads": threads, "device": device}
     # TPE after a few random trials (Optuna's default waits for 10, more than a small budget has).
