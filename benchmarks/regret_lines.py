@@ -4,9 +4,10 @@ generator reaches untrained (cooled, best-of-n by D*'s logit). See docs/regret.m
 
     python -m benchmarks.regret_lines                       # 10,000 sequences, the embedded default
     python -m benchmarks.regret_lines --sequences 1000 --no-publish   # a quick look
+    python -m benchmarks.regret_lines --sequences 100000 --name lines_seqgan_v0_100k
 
 Prints each line's reverse KL (the regret, nats per token) and forward KL along the budget, and
-writes ``results/regret/lines_seqgan_v0.json`` with the machine's matmul rates (measured before
+writes ``results/regret/lines_seqgan_v0.json`` (``--name``) with the machine's matmul rates (measured before
 and after). The lines are measured alone: nothing else should run on the machine meanwhile.
 """
 
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--eval-samples", type=int, default=3_000, help="samples behind each reverse KL")
     parser.add_argument("--test", type=int, default=5_000, help="held-out oracle sequences for the forward KL")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--name", default="lines_seqgan_v0", help="the result file: results/regret/NAME.json")
     parser.add_argument("--no-publish", action="store_true", help="print only; write no result file")
     parser.add_argument("--note", default=None, help="a note kept in the result file (how it was run)")
     args = parser.parse_args(argv)
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
     data["wall_time_s"] = timings
     rates_after = machine_rates()
     if not args.no_publish:
-        write_result("regret", "lines_seqgan_v0", data,
+        write_result("regret", args.name, data,
                      machine_rates=rates_before_and_after(rates_before, rates_after, torch.get_num_threads()),
                      **({"note": args.note} if args.note else {}))
     return data

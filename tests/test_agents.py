@@ -172,3 +172,33 @@ def test_reinforce_save_and_load_restore_everything_and_training_continues_ident
                                ("rollout copy", loaded.rollout_policy, agent.rollout_policy),
                                ("value head", loaded.value_head, agent.value_head)):
         assert_same_state(mine.state_dict(), theirs.state_dict(), f"{name} after training on")
+
+
+def _token_weights(generator: Generator, batch: EpisodeBatch, **config) -> float:
+    """What one REINFORCE update weighted the tokens by, read from its statistics (their mean over tokens)."""
+    import copy
+
+    agent = ReinforceAgent(copy.deepcopy(generator), ReinforceConfig(lr=1e-6, rollout_beta=0.0, **config))
+    return agent.learn(batch)["mean_reward"]
+
+
+@pytest.mark.parametrize("kl_beta", [0.0, 0.5])
+def test_the_discount_weights_each_token_by_its_discounted_reward_to_go(tiny, tiny_models, kl_beta):
+    """discount = gamma of the reward-to-go of a per-token reward (the KL term included); 0: each step's own."""
+    gen = tiny_models["generator"]
+    rng = np.random.default_rng(0)
+    sequences = rng.integers(0, tiny.vocab_size, (5, tiny.seq_len))
+    rewards = rng.normal(size=(5, tiny.seq_len)).astype(np.float32)
+    batch = EpisodeBatch(sequences, rewards, np.full(5, tiny.seq_len), tiny.vocab_size, per_token=True)
+    with torch.no_grad():
+        taken = torch.log_softmax(gen.output(gen.hidden_states(torch.as_tensor(sequences))), -1).gather(
+            -1, torch.as_tensor(sequences).unsqueeze(-1)).squeeze(-1).double().numpy()
+    penalised = rewards - kl_beta * taken
+    for discount in (0.0, 0.5, 1.0):
+        expected = EpisodeBatch(sequences, penalised, batch.lengths, tiny.vocab_size).returns(discount).mean()
+        got = _token_weights(gen, batch, discount=discount, kl_beta=kl_beta)
+        assert got == pytest.approx(expected, rel=1e-4, abs=1e-5), discount
+    assert _token_weights(gen, batch, discount=0.0, kl_beta=kl_beta) != pytest.approx(
+        _token_weights(gen, batch, discount=1.0, kl_beta=kl_beta), abs=1e-3)  # the choice matters here
+    with pytest.raises(ValueError, match="discount must be in"):
+        ReinforceConfig(discount=1.5)

@@ -154,9 +154,24 @@ def test_rllib_ppo_lowers_nll_oracle(start, ray_local):
     assert nll_before - nll_after > 0.021, (nll_before, nll_after)
 
 
+RLLIB_REGRET_MARGIN = 0.19
+"""RLlib's PPO on the exact-regret task, same setup: reverse-KL falls 0.466 0.447 0.418 0.383 0.509
+on seeds 0-4 (torch 2.13 CPU, one thread, Ray with 2 CPUs); the margin is half the smallest. Unlike
+on the oracle reward, it lowers the regret on every seed: the KL penalty to the start keeps it from
+merely sharpening. (No sign-flip measurement: RLlib's learner owns its optimiser step.)"""
+
+
+def test_rllib_ppo_lowers_the_regret(start, ray_local):
+    pytest.importorskip("ray.rllib")
+    oracle, untrained, preset = start
+    kl_before, _ = golds(untrained, oracle, preset.seq_len)
+    kl_after, _ = golds(train("rllib-ppo", start, seed=0, reward=EXACT_REGRET), oracle, preset.seq_len)
+    assert kl_before - kl_after > RLLIB_REGRET_MARGIN, (kl_before, kl_after)
+
+
 def test_every_algorithm_of_the_comparison_is_held_by_a_learning_test():
     from train.algorithms import names
 
     shipped = {name for name in names(compare=True) if ":" not in name}  # not a user's module:attr agent
     assert shipped <= set(MARGINS) | {"rllib-ppo"}
-    assert shipped <= set(REGRET_MARGINS) | {"rllib-ppo"}
+    assert shipped <= set(REGRET_MARGINS) | {"rllib-ppo"}  # rllib-ppo: test_rllib_ppo_lowers_the_regret

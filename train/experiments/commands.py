@@ -118,8 +118,9 @@ def add_compare_parser(sub: argparse._SubParsersAction) -> None:
     comp = sub.add_parser("compare", help="compare RL algorithms on the same reward: seeds, table, plots, baselines")
     comp.add_argument("--preset", default="short", choices=[*sorted(COMPARE_PRESETS), *RENAMED_COMPARE_PRESETS],
                       help="short: the paper's models, 20 updates a run; plateau: the paper's oracle until the curves "
-                           "flatten, every variance reduction and reward, 5 seeds; tiny: seconds, for trying it out "
-                           "(cpu: the old name of short)")
+                           "flatten, every variance reduction and reward, 5 seeds; regret / regret-paper: every "
+                           "algorithm on the exact-regret task of SeqGAN-v0 / of the paper's oracle (--oracle paper), "
+                           "10,000 sequences a run, 5 seeds; tiny: seconds, for trying it out (cpu: the old name of short)")
     comp.add_argument("--oracle", default=None,
                       help="'builtin' (default), 'paper' (seqgan oracle fetch), a seed, or an .npz / original pickle")
     comp.add_argument("--out", default="runs/compare", help="folder; run again to finish an interrupted comparison")
@@ -164,10 +165,11 @@ def add_compare_parser(sub: argparse._SubParsersAction) -> None:
 
 def add_tune_parser(sub: argparse._SubParsersAction) -> None:
     """``seqgan tune``'s options; the tunable algorithms and the rewards listed from the registries."""
+    from train.experiments.config import COMPARE_PRESETS, RENAMED_COMPARE_PRESETS
     from train.experiments.tuning import OBJECTIVES
 
     tune = sub.add_parser("tune", help="tune each algorithm's hyperparameters with Optuna, the same budget each")
-    tune.add_argument("--preset", default="short", choices=["short", "tiny", "cpu"],
+    tune.add_argument("--preset", default="short", choices=[*sorted(COMPARE_PRESETS), *RENAMED_COMPARE_PRESETS],
                       help="the comparison preset whose base (pretrained G and D) and settings the trials use "
                            "(cpu: the old name of short)")
     tune.add_argument("--oracle", default=None,

@@ -66,7 +66,8 @@ def train_run(folder: str | Path, job: Job | RunSpec, config_data: dict[str, Any
     standard errors, NLL-oracle, NLL-test, entropy, KL to the base generator ``kl`` with its
     standard error ``kl_stderr``, the rewards' mean and within-batch spread, the reward's D's
     held-out metrics ``d_heldout_*`` where it reads a D, and D's accuracy on its training
-    positives ``d_train_accuracy`` where D is retrained) as it is made; a Tune trial passes
+    positives ``d_train_accuracy`` where D is retrained, the seconds since the start ``wall_time`` and those
+    spent in the updates alone ``train_time``, the evaluations left out) as it is made; a Tune trial passes
     Tune's ``report`` (see :func:`compare_trial`). A caller such as a tuning trial may run a run that its config's
     :meth:`CompareConfig.runs` does not list.
     """
@@ -107,9 +108,11 @@ def _train_run(folder: str | Path, job: Job | RunSpec, config_data: dict[str, An
     available = dict(discriminator=discriminator, rollout_policy=generator, oracle=oracle,
                      num_rollouts=config.num_rollouts, reference=reference, reward_form=reward.form)
     kind = get_reward_kind(env_reward)
-    # The D whose held-out metrics each evaluation records: the learned one, or D* for its rewards.
+    # The D whose held-out metrics each evaluation records: the learned one, or D* for its rewards
+    # (not for a task defined by its exact reward, such as exact-regret: there is no judge to check).
     reward_d = discriminator if discriminator is not None else (
-        OptimalDiscriminator(oracle, reference) if {"oracle", "reference"} <= set(kind.arguments) else None)
+        OptimalDiscriminator(oracle, reference)
+        if {"oracle", "reference"} <= set(kind.arguments) and kind.kl_beta is None else None)
     hparams = dict(config.hparams.get(run.algorithm, {}))
     if kind.kl_beta is not None:  # a task defined with its KL coefficient (exact-regret: beta = 1 to the base G)
         hparams["kl_beta"] = kind.kl_beta
@@ -139,6 +142,7 @@ def _train_run(folder: str | Path, job: Job | RunSpec, config_data: dict[str, An
     test_scores = score_sequences(oracle, test)
     prompted_scores = prompted_test_scores(oracle, test, config.prompt_length, min(config.eval_samples, 2000))
     started = time.time()
+    training = 0.0  # seconds spent in the updates alone (D's retraining included), the evaluations' left out
 
     def evaluation(tokens: int, **extra: float) -> dict[str, Any]:
         point = {"tokens": tokens,
@@ -146,7 +150,7 @@ def _train_run(folder: str | Path, job: Job | RunSpec, config_data: dict[str, An
                  **extra,
                  **prompted_metrics(generator, reference, oracle, config.prompt_length, min(config.eval_samples, 2000),
                                     run.seed, prompted_scores),
-                 "wall_time": time.time() - started}
+                 "wall_time": time.time() - started, "train_time": training}
         if reward_d is not None:  # on the same fresh sequences at every evaluation (its own seeded stream)
             point.update(discriminator_diagnostics(reward_d, generator, oracle, min(config.eval_samples, 2_000),
                                                    torch.Generator().manual_seed(run.seed)))
@@ -159,6 +163,7 @@ def _train_run(folder: str | Path, job: Job | RunSpec, config_data: dict[str, An
     tokens, next_eval, rewards, spreads = 0, eval_every, [], []
     try:
         while tokens < config.token_budget:
+            update_started = time.perf_counter()
             stats = step.update(int(torch.randint(2**31 - 1, (1,), generator=rng)))
             tokens += int(stats["tokens"])
             rewards.append(stats["mean_reward"])
@@ -168,6 +173,7 @@ def _train_run(folder: str | Path, job: Job | RunSpec, config_data: dict[str, An
                 retrain_d(generator)
                 # The agent's env holds D itself; a model swap makes it see the retrained weights.
                 step.close.set_discriminator(discriminator)
+            training += time.perf_counter() - update_started
             if tokens >= next_eval or tokens >= config.token_budget:
                 next_eval += eval_every
                 extra = {"mean_reward": stats["mean_reward"]}
