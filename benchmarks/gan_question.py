@@ -1,22 +1,23 @@
 """The GAN question, asked fairly: in the fixed-data setting, does the adversarial loop beat MLE?
 
-MLE, every learned D and RL get the same real sequences: the base's (10,000 oracle sequences in
-the ``short`` comparison's base, the training preset ``cpu``: the paper's count). A comparison
-with ``fixed_data`` (:attr:`train.experiments.config.CompareConfig.fixed_data`) runs the
-adversarial loop from the MLE generator with each learned D paying its ``logit`` form
+MLE, every learned D and RL get the same real sequences: the base's, ``--real-samples`` of them
+(10,000 by default, the paper's count, whatever the comparison preset's training preset draws).
+A comparison with ``fixed_data`` (:attr:`train.experiments.config.CompareConfig.fixed_data`)
+runs the adversarial loop from the MLE generator with each learned D paying its ``logit`` form
 (``monte_carlo``: the paper's CNN with Monte Carlo completions; ``dense``: the prefix LSTM, no
 completions; ``density-ratio``: the learned density ratio, a language model fitted to the real
 sequences, with Monte Carlo completions), through the comparison engine itself. Each D answers:
 its reverse KL (KL(G || oracle) per token, quality) and forward KL (KL(oracle || G) per token on
 held-out oracle sequences, coverage) at the start (the MLE generator) and at the end, mean and
 95% interval over seeds; P(improve) on reverse KL against the start; whether the forward KL got
-worse (the interval of its change lies above 0); and the MLE cooled to the run's final entropy
+worse (the interval of its change lies above 0); and the MLE cooled to the runs' final entropy
 (the comparison's tempered-MLE curve, read at that entropy).
 
-    python -m benchmarks.gan_question --oracle paper
-    python -m benchmarks.gan_question --preset tiny --out runs/gan-question-tiny --no-publish  # a quick look
+    python -m benchmarks.gan_question --preset tiny --oracle builtin --seeds 3 --tokens 12800 --mle-epochs 10 \
+        --d-rounds 5 --evaluations 5 --eval-samples 2000     # what results/gan_question/fixed_data_tiny.json holds
+    python -m benchmarks.gan_question --preset short --oracle paper --num-rollouts 4   # the paper's models: slow on a shared 2-core machine
 
-Writes ``results/gan_question/fixed_data_<oracle>.json`` (see docs/discriminator.md).
+Writes ``results/gan_question/fixed_data_<preset>.json`` (see docs/discriminator.md).
 """
 
 from __future__ import annotations
@@ -46,12 +47,17 @@ DS = ("monte_carlo", "dense", "density-ratio")
 
 
 def question_config(preset: str, rewards: tuple[str, ...], form: str, algo: str, seeds: int,
-                    tokens: int | None, num_rollouts: int | None) -> CompareConfig:
-    """The comparison preset ``preset`` in the fixed-data setting: adversarial only, no baselines."""
+                    tokens: int | None, num_rollouts: int | None, real_samples: int,
+                    overrides: dict[str, Any] | None = None) -> CompareConfig:
+    """The comparison preset ``preset`` in the fixed-data setting on ``real_samples`` real sequences:
+    adversarial only, no baselines; ``overrides``: other :class:`CompareConfig` fields."""
     config = get_compare_config(preset)
     changes: dict[str, Any] = dict(algos=(algo,), rewards=rewards, reward_forms=(form,), settings=("adversarial",),
                                    baselines=(), seeds=tuple(range(seeds)), fixed_data=True,
-                                   best_of_n=(1, 4), best_of_n_samples=min(config.best_of_n_samples, 2_048))
+                                   base_real_samples=real_samples, best_of_n=(1, 4),
+                                   best_of_n_samples=min(config.best_of_n_samples, 2_048),
+                                   # the full tempered-MLE grid: the cooled MLE is read between its points
+                                   kl_temperatures=CompareConfig().kl_temperatures, **(overrides or {}))
     if tokens is not None:
         changes["token_budget"] = tokens
     if num_rollouts is not None:
@@ -118,7 +124,8 @@ def summarise(root: Path, config: CompareConfig) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="short", help="comparison preset whose base and budget it runs")
-    parser.add_argument("--oracle", default="paper", help="oracle (paper: the paper's, from ../shared/oracle)")
+    parser.add_argument("--oracle", default="paper",
+                        help="oracle: paper (the paper's, see `seqgan oracle`), builtin (the preset's own) or a file")
     parser.add_argument("--out", default="runs/gan-question", help="the comparison's folder (run again to finish it)")
     parser.add_argument("--rewards", default=",".join(DS), help="comma-separated learned-D rewards")
     parser.add_argument("--form", default="logit", help="the reward form every D pays")
@@ -126,13 +133,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--tokens", type=int, default=None, help="generated tokens per run (the preset's if unset)")
     parser.add_argument("--num-rollouts", type=int, default=None, help="Monte Carlo completions (the preset's if unset)")
+    parser.add_argument("--real-samples", type=int, default=10_000,
+                        help="real sequences of the base, which MLE, every D and RL share (the paper's 10,000)")
+    parser.add_argument("--mle-epochs", type=int, default=None, help="the base's MLE epochs (the preset's if unset)")
+    parser.add_argument("--d-rounds", type=int, default=None, help="the base's D pretraining rounds (the preset's if unset)")
+    parser.add_argument("--evaluations", type=int, default=None, help="evaluations along a run (the preset's if unset)")
+    parser.add_argument("--eval-samples", type=int, default=None, help="samples per evaluation (the preset's if unset)")
     parser.add_argument("--cpus", type=int, default=1, help="Ray CPUs: runs at once (1: one heavy job)")
     parser.add_argument("--no-publish", action="store_true", help="print only; write no result file")
     parser.add_argument("--note", default=None, help="a note kept in the result file (how it was run)")
     args = parser.parse_args(argv)
 
+    overrides = {field: value for field, value in (("base_mle_epochs", args.mle_epochs), ("base_d_rounds", args.d_rounds),
+                                                   ("evaluations", args.evaluations), ("eval_samples", args.eval_samples))
+                 if value is not None}
     config = question_config(args.preset, tuple(r for r in args.rewards.split(",") if r), args.form, args.algo,
-                             args.seeds, args.tokens, args.num_rollouts)
+                             args.seeds, args.tokens, args.num_rollouts, args.real_samples, overrides)
     oracle_spec = None if args.oracle in ("", "builtin") else args.oracle
     oracle = resolve_oracle(oracle_spec, get_preset(get_train_config(config.base_preset).model_preset))
     before = machine_rates()
@@ -154,8 +170,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         else:
             print(f"{name}: {answer['note']}")
     if not args.no_publish:
-        oracle_name = args.oracle if args.oracle in ("paper", "builtin") else "file"
-        path = write_result("gan_question", f"fixed_data_{oracle_name}", data,
+        path = write_result("gan_question", f"fixed_data_{args.preset}", data,
                             machine_rates=rates_before_and_after(before, after, 1),
                             **({"note": args.note} if args.note else {}))
         print(f"wrote {path}")

@@ -48,6 +48,8 @@ def prepare_base(folder: Path, config: CompareConfig, oracle: Oracle, progress: 
         train_config.mle.epochs = config.base_mle_epochs
     if config.base_d_rounds is not None:
         train_config.d_pretrain.rounds = config.base_d_rounds
+    if config.base_real_samples is not None:
+        train_config.real_samples = config.base_real_samples
     if config.fixed_data:  # the pipeline's D too: positives from its real data only
         train_config.d_pretrain.fresh_real = False
     schedule = dataclasses.replace(train_config.d_pretrain)

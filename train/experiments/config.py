@@ -67,6 +67,9 @@ class CompareConfig:
     """Training preset of the shared pretraining (MLE and D)."""
     base_mle_epochs: int | None = 30
     """MLE epochs of the base (``None``: the preset's)."""
+    base_real_samples: int | None = None
+    """Oracle sequences of the base's real set, the data MLE and every D learn from (``None``: the
+    training preset's ``real_samples``: 10,000, the paper's count, in ``cpu``; 2,000 in ``tiny``)."""
     base_d_rounds: int | None = 5
     """D pretraining rounds of the base (``None``: the preset's); every D of ``rewards`` gets the same schedule."""
     token_budget: int = 64 * 20 * 20
