@@ -25,10 +25,11 @@ LEARNED_DS = ("monte_carlo", "dense", "density-ratio")
 
 
 def _config(fixed_data: bool):
-    """``tiny``: the three learned Ds in logit form, adversarial, one seed, one update."""
+    """``tiny`` at its smallest: the three learned Ds in logit form, adversarial, one seed, one update."""
     return dataclasses.replace(get_compare_config("tiny"), algos=("reinforce-mean",), rewards=LEARNED_DS,
                                reward_forms=("logit",), settings=("adversarial",), baselines=(), seeds=(0,),
-                               token_budget=32 * 8, evaluations=1, eval_samples=200, fixed_data=fixed_data)
+                               base_real_samples=300, base_mle_epochs=1, base_d_rounds=1, d_negatives=100,
+                               token_budget=32 * 8, evaluations=1, eval_samples=100, fixed_data=fixed_data)
 
 
 @pytest.mark.parametrize("fixed_data", [False, True])
@@ -82,7 +83,7 @@ def test_fixed_data_flag_and_what_it_refuses():
     assert build_parser().parse_args(["compare", "--fixed-data"]).fixed_data is True
     assert build_parser().parse_args(["compare"]).fixed_data is False
     check_config(_config(True))
-    with pytest.raises(ValueError, match="'optimal\+logit' reads the oracle's density"):
+    with pytest.raises(ValueError, match=r"'optimal\+logit' reads the oracle's density"):
         check_config(dataclasses.replace(_config(True), rewards=("optimal",)))
     with pytest.raises(ValueError, match="prompted episodes"):
         check_config(dataclasses.replace(_config(True), prompt_length=3))
