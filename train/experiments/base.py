@@ -37,6 +37,8 @@ def prepare_base(folder: Path, config: CompareConfig, oracle: Oracle, progress: 
     fields: ``discriminator-reg.pt`` with :data:`train.pretrain.REGULARISED_D`,
     ``prefix-discriminator.pt`` for ``dense``, ``discriminator-density-ratio.pt`` (the language
     model of a density ratio, fitted to fresh oracle sequences) for ``density-ratio``. A reward without a learned D needs nothing here.
+    With ``config.fixed_data`` every D is fitted to the base's real sequences alone (the oracle is not
+    handed to its training: :func:`with_reward_schedule`).
     """
     from train.pipeline import Run
 
@@ -46,6 +48,10 @@ def prepare_base(folder: Path, config: CompareConfig, oracle: Oracle, progress: 
         train_config.mle.epochs = config.base_mle_epochs
     if config.base_d_rounds is not None:
         train_config.d_pretrain.rounds = config.base_d_rounds
+    if config.base_real_samples is not None:
+        train_config.real_samples = config.base_real_samples
+    if config.fixed_data:  # the pipeline's D too: positives from its real data only
+        train_config.d_pretrain.fresh_real = False
     schedule = dataclasses.replace(train_config.d_pretrain)
     needed = needed_rewards(config)
     if not any(_is_pipeline_d(reward) for reward in needed):
@@ -61,7 +67,7 @@ def prepare_base(folder: Path, config: CompareConfig, oracle: Oracle, progress: 
         if reward.discriminator_file is None or _is_pipeline_d(reward) or (base / reward.discriminator_file).exists():
             continue
         pretrain_extra_d(base, reward, schedule, torch.Generator().manual_seed(config.seed * 1000 + 17 * index + 1),
-                         progress, device, oracle)
+                         progress, device, None if config.fixed_data else oracle, config.fixed_data)
     return base
 
 
@@ -74,19 +80,23 @@ def needed_rewards(config: CompareConfig) -> list[ComparisonReward]:
     return [get_comparison_reward(r) for r in config.rewards] if config.settings and config.algos else []
 
 
-def with_reward_schedule(schedule: DiscriminatorSchedule, reward: ComparisonReward) -> DiscriminatorSchedule:
-    """``schedule`` with the fields ``reward``'s D is trained with (``monte_carlo-reg``: :data:`REGULARISED_D`)."""
-    return dataclasses.replace(schedule, **reward.schedule)
+def with_reward_schedule(schedule: DiscriminatorSchedule, reward: ComparisonReward,
+                         fixed_data: bool = False) -> DiscriminatorSchedule:
+    """``schedule`` with the fields ``reward``'s D is trained with (``monte_carlo-reg``: :data:`REGULARISED_D`);
+    ``fixed_data`` (:attr:`CompareConfig.fixed_data`): its positives from the real data, never fresh ones."""
+    schedule = dataclasses.replace(schedule, **reward.schedule)
+    return dataclasses.replace(schedule, fresh_real=False) if fixed_data else schedule
 
 
 def pretrain_extra_d(base: Path, reward: ComparisonReward, schedule: DiscriminatorSchedule, rng: torch.Generator,
-                     progress: bool, device: str, oracle: Oracle | None = None) -> None:
+                     progress: bool, device: str, oracle: Oracle | None = None, fixed_data: bool = False) -> None:
     """Pretrain the D of ``reward`` (other than the pipeline's) and save it in ``base``, atomically
-    (a density ratio: its language model, which starts as the MLE generator's copy)."""
+    (a density ratio: its language model, which starts as the MLE generator's copy); ``fixed_data``:
+    on the base's real sequences only."""
     from seqgan_env.checkpoint import save_model
 
     generator, real, _, preset = base_models(base, device)
-    schedule = with_reward_schedule(schedule, reward)
+    schedule = with_reward_schedule(schedule, reward, fixed_data)
     if schedule.model == "cnn":
         discriminator = reward.discriminator_class.from_preset(preset).to(device)
     else:

@@ -57,6 +57,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         config.token_budget = args.tokens
     if args.prompt_length is not None:
         config.prompt_length = args.prompt_length
+    if args.fixed_data:
+        config.fixed_data = True
     base = get_preset(get_train_config(config.base_preset).model_preset)
     oracle = resolve_oracle(args.oracle, base)
     result = compare(args.out, config, oracle, args.oracle, cpus=args.cpus, address=args.address,
@@ -148,6 +150,9 @@ def add_compare_parser(sub: argparse._SubParsersAction) -> None:
     comp.add_argument("--prompt-length", type=int, default=None, metavar="K",
                       help="prompted episodes: each starts from the oracle's first K tokens and the agent writes the "
                            "rest (RLOO and GRPO get prompt groups of their group_size); default 0, no prompts")
+    comp.add_argument("--fixed-data", action="store_true",
+                      help="the fixed-data setting: every learned D, pretrained and retrained, sees only the base's "
+                           "real sequences (those the MLE generator learned from), never fresh oracle ones")
     comp.add_argument("--cpus", "--workers", dest="cpus", type=int, default=None,
                       help="CPUs of the local Ray instance = runs at once, one CPU each (default: all cores)")
     comp.add_argument("--address", default=None,

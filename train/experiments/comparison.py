@@ -92,9 +92,12 @@ def compare(folder: str | Path, config: CompareConfig, oracle: Oracle, oracle_sp
     if saved.exists():
         previous = json.loads(saved.read_text())
         # An older compare.json lacks the fields added since: they take their defaults.
-        if CompareConfig.from_dict(previous).to_dict() != config.to_dict():
-            raise ValueError(f"{root} holds a comparison with other settings ({saved}); use another --out "
-                             "or the same settings to finish it")
+        held, wanted = CompareConfig.from_dict(previous).to_dict(), config.to_dict()
+        if held != wanted:
+            differing = ", ".join(f"{key} {held[key]!r} there, {wanted[key]!r} now" for key in wanted
+                                  if held[key] != wanted[key])
+            raise ValueError(f"{root} holds a comparison with other settings ({saved}: {differing}); use another "
+                             "--out or the same settings to finish it")
     else:
         write_json(saved, config.to_dict())
     runs = config.runs()

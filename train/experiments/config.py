@@ -67,6 +67,9 @@ class CompareConfig:
     """Training preset of the shared pretraining (MLE and D)."""
     base_mle_epochs: int | None = 30
     """MLE epochs of the base (``None``: the preset's)."""
+    base_real_samples: int | None = None
+    """Oracle sequences of the base's real set, the data MLE and every D learn from (``None``: the
+    training preset's ``real_samples``: 10,000, the paper's count, in ``cpu``; 2,000 in ``tiny``)."""
     base_d_rounds: int | None = 5
     """D pretraining rounds of the base (``None``: the preset's); every D of ``rewards`` gets the same schedule."""
     token_budget: int = 64 * 20 * 20
@@ -93,6 +96,15 @@ class CompareConfig:
     """Temperatures of the tempered-MLE curve drawn against KL (each with its KL to temperature 1)."""
     kl_budgets: tuple[float, ...] = (1.0, 4.0, 16.0, 64.0)
     """KL budgets (nats per sequence) of the table of :mod:`train.experiments.overoptimisation`."""
+    fixed_data: bool = False
+    """The fixed-data setting (``--fixed-data``): MLE, every learned D and RL see the same real
+    sequences, the base's (``real_samples`` of its training preset: 10,000 in ``cpu``, the paper's
+    count). Every learned D takes its positives from them alone, in pretraining and in adversarial
+    retraining: a schedule's ``fresh_real`` (the ``density-ratio`` D's fresh oracle sequences) is
+    turned off and D's training is handed no oracle, so nothing can draw from it. The oracle still
+    measures (evaluations, D's held-out metrics); a reward that reads the oracle's density
+    (``optimal``, ``exact-regret``) is refused, the ``oracle`` reference baseline stays a ceiling.
+    ``False``: each D's schedule as registered."""
     prompt_length: int = 0
     """``k``: every run trains on prompted episodes (the oracle's first ``k`` tokens, then the
     agent's; ``group_size`` of RLOO and GRPO = their own), evaluated on NLL-oracle given the
@@ -247,6 +259,16 @@ def check_config(config: CompareConfig) -> None:
         raise ValueError(f"the control{'s' if len(controls) > 1 else ''} {', '.join(map(repr, controls))} run under "
                          f"the REINFORCE variants in algos, and algos {list(config.algos)} has none: add one of "
                          f"{list(algorithms.names(runs_controls=True))}, or leave the controls out of the baselines")
+    if config.fixed_data:
+        reads_oracle = [name for name in config.reward_names()
+                        if "oracle" in get_reward_kind(comparison_rewards.get_comparison_reward(name).env_reward).arguments]
+        if reads_oracle:
+            raise ValueError(f"the fixed-data setting gives every learner the base's real sequences only, and "
+                             f"{', '.join(map(repr, reads_oracle))} read{'s' if len(reads_oracle) == 1 else ''} the "
+                             "oracle's density: leave it out of the rewards or drop --fixed-data")
+        if config.prompt_length:
+            raise ValueError("the fixed-data setting gives every learner the base's real sequences only, and prompted "
+                             "episodes (--prompt-length) start from fresh oracle sequences: use one or the other")
     _check_reference_points(config)
     if not isinstance(config.prompt_length, int) or config.prompt_length < 0:
         raise ValueError(f"prompt_length must be a non-negative integer, got {config.prompt_length!r}")

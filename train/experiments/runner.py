@@ -124,12 +124,14 @@ def _train_run(folder: str | Path, job: Job | RunSpec, config_data: dict[str, An
     retrain_d = None
     if run.setting == "adversarial" and discriminator is not None:
         d_config = with_reward_schedule(
-            DiscriminatorSchedule(rounds=1, epochs=config.d_epochs, num_negatives=config.d_negatives), reward)
+            DiscriminatorSchedule(rounds=1, epochs=config.d_epochs, num_negatives=config.d_negatives), reward,
+            config.fixed_data)
+        d_oracle = None if config.fixed_data else oracle  # fixed data: D cannot draw fresh real sequences
         d_optimizer = adam(discriminator.parameters(), d_config.lr)
 
         def retrain_d(policy: Generator) -> dict[str, float]:
             discriminator.train()
-            stats = train_discriminator(discriminator, policy, real, d_config, rng, d_optimizer, oracle=oracle)
+            stats = train_discriminator(discriminator, policy, real, d_config, rng, d_optimizer, oracle=d_oracle)
             discriminator.eval()
             last_d.update(stats)
             return stats
