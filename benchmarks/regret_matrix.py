@@ -40,12 +40,11 @@ CURVE_KEYS = ("tokens", "reverse_kl", "reverse_kl_stderr", "forward_kl", "forwar
 def _csv(path: Path) -> list[dict[str, Any]]:
     """A CSV's rows, numbers as floats (empty cells as ``None``)."""
     def value(text: str) -> Any:
-        if text == "":
-            return None
         try:
-            return float(text)
+            number = float(text)
         except ValueError:
-            return text
+            return text or None
+        return None if number != number else number  # NaN: not measured
 
     with path.open(newline="", encoding="utf-8") as handle:
         return [{key: value(cell) for key, cell in row.items()} for row in csv.DictReader(handle)]
