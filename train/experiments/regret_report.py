@@ -20,6 +20,7 @@ after the other tables, writes for the comparison's runs on that reward
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import math
 import statistics
@@ -125,8 +126,8 @@ def regret_lines(root: Path, config: CompareConfig, oracle: Oracle, device: str 
     Returns ``{"settings", "exact_gradient", "fresh_mle", "cooled", "best_of_n"}``: the two trained lines'
     points (``sequences``, ``wall_time`` since the line started, both KLs with standard errors), the
     generator at each of ``config.temperatures`` and best-of-n by D*'s logit at each of ``config.best_of_n``.
-    On ``threads`` torch threads (a comparison run's default, 1), so that the lines' wall times read like
-    the runs'.
+    On ``threads`` torch threads (each run's, ``seqgan compare --threads``, 1 by default) and on ``device``
+    (the comparison's report passes none: the CPU), so that the lines' wall times read like those of CPU runs.
     """
     generator, _, test, preset = base_models(root / "base", device)
     sequence_tokens = preset.seq_len - config.prompt_length  # what an episode's agent writes
@@ -137,7 +138,9 @@ def regret_lines(root: Path, config: CompareConfig, oracle: Oracle, device: str 
         if held.get("settings") == settings:
             return held
     generator.eval()
-    oracle = oracle.to(device).eval()
+    if oracle.device != torch.device(device):
+        oracle = copy.deepcopy(oracle).to(device)  # the caller's oracle stays where it is
+    oracle.eval()
     line = line_config(config, sequence_tokens)
     with _torch_threads(threads):
         out = {"settings": settings, "exact_gradient": exact_gradient_line(generator, oracle, test, line),
@@ -317,6 +320,12 @@ def _mark_cell(row: dict[str, Any]) -> str:
     return _cell(row, "reverse_kl_at_mark") + f" at {row['sequences_at_mark']:,.0f}{seeds}"
 
 
+def _column(sequences: float, marks: list[int], tolerance: int) -> int | None:
+    """The column of the mark nearest ``sequences``, if within ``tolerance`` of it."""
+    nearest = min(range(len(marks)), key=lambda i: abs(marks[i] - sequences))
+    return nearest if abs(marks[nearest] - sequences) <= tolerance else None
+
+
 def headline(rows: list[dict[str, Any]], pairs: list[dict[str, Any]]) -> str:
     """The section's first sentence: the lowest regret, and how many pairs of algorithms separate."""
     ranked = [r for r in rows if r["kind"] == "algorithm"]
@@ -327,8 +336,10 @@ def headline(rows: list[dict[str, Any]], pairs: list[dict[str, Any]]) -> str:
     versus = (f"; the exact per-state gradient reaches {exact['reverse_kl']:.3f} at {exact['sequences']:,.0f} "
               "sequences" if exact is not None else "")
     separated = sum(p["verdict"] != "not separated" for p in pairs)
+    pairs_text = (f"{separated} of {len(pairs)} pairs of algorithms separate (P(improve) interval excluding 0.5)."
+                  if pairs else "One algorithm: no pairs to separate.")
     return (f"Lowest regret: **{best['method']}**, IQM of the final reverse KL {_iqm_cell(best)} nats per token"
-            f"{versus}. {separated} of {len(pairs)} pairs of algorithms separate (P(improve) interval excluding 0.5).")
+            f"{versus}. {pairs_text}")
 
 
 def markdown_lines(rows: list[dict[str, Any]], pairs: list[dict[str, Any]], curves: list[dict[str, Any]],
@@ -365,15 +376,18 @@ def markdown_lines(rows: list[dict[str, Any]], pairs: list[dict[str, Any]], curv
                   f"{p['p_improve_high']:.2f}] | {p['verdict']} |" for p in pairs]
     marks = sorted({round(c["sequences"]) for c in curves if c["kind"] == "algorithm"})
     if curves and marks:
-        lines += ["", "Along the budget (mean regret at each evaluation; the reference lines at theirs; "
+        lines += ["", "Along the budget (sampled sequences; mean regret of the algorithms at each evaluation, the "
+                  f"reference lines at theirs, each in the column within a batch ({config.batch_size}) of it; "
                   "regret_curves.csv):", "", "| method | " + " | ".join(
                       f"{s:,}" for s in marks) + " |", "|---|" + "---:|" * len(marks)]
         for method in dict.fromkeys(c["method"] for c in curves):
-            own = [c for c in curves if c["method"] == method]
-            cells = [next((f"{c['reverse_kl']:.3f}" for c in own if round(c["sequences"]) == s), "")
-                     for s in marks]
-            extra = "".join(f" ({c['reverse_kl']:.3f} at {c['sequences']:,.0f})" for c in own
-                            if round(c["sequences"]) not in marks)
+            cells, extra = [""] * len(marks), ""
+            for c in (c for c in curves if c["method"] == method):
+                column = _column(c["sequences"], marks, config.batch_size)
+                if column is None:
+                    extra += f" ({c['reverse_kl']:.3f} at {c['sequences']:,.0f})"
+                else:
+                    cells[column] = f"{c['reverse_kl']:.3f}"
             lines.append(f"| {method}{extra} | " + " | ".join(cells) + " |")
     return lines
 
