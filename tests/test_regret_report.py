@@ -90,6 +90,9 @@ def test_a_run_short_of_the_mark_is_read_as_not_reached():
     (row,) = algorithm_rows({("fixed", "short @ exact-regret"): short}, SEQUENCE_TOKENS, reps=REPS)
     assert row["reached_mark"] == 0 and math.isnan(row["reverse_kl_at_mark"])
     assert value_at(short[0]["curve"], "reverse_kl", 500, SEQUENCE_TOKENS) == (short[0]["curve"][1]["reverse_kl"], 500)
+    diverged = [_run("diverged", 0, 0.5), _run("diverged", 1, math.inf)]
+    (row,) = algorithm_rows({("fixed", "diverged @ exact-regret"): diverged}, SEQUENCE_TOKENS, reps=REPS)
+    assert row["seeds"] == 1 and row["reverse_kl"] == 0.5 and "1 of 2 ended with a regret that is not finite" in row["status"]
 
 
 def _lines() -> dict:

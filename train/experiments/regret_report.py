@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
+import json
 import math
 import statistics
 import time
@@ -44,6 +45,7 @@ from train.experiments.regret_lines import (
     exact_gradient_line,
     fresh_mle_line,
 )
+from train.experiments.reporting import verdict
 from train.experiments.rewards import get_comparison_reward
 from train.experiments.runs import method_label, write_json
 from train.experiments.statistics import (
@@ -156,8 +158,6 @@ def regret_lines(root: Path, config: CompareConfig, oracle: Oracle, device: str 
 
 
 def _json(path: Path) -> dict[str, Any]:
-    import json
-
     try:
         return json.loads(path.read_text())
     except ValueError:
@@ -189,9 +189,12 @@ def algorithm_rows(results: dict[tuple[str, str], list[dict[str, Any]]], sequenc
     for (setting, name), runs in results.items():
         if not is_regret_run(setting, name, runs):
             continue
-        finals = [float(r["final"]["reverse_kl"]) for r in runs]
+        # A diverged run's regret (inf or NaN) is left out of the statistics, and its row says so.
+        finals = [v for v in (float(r["final"]["reverse_kl"]) for r in runs) if math.isfinite(v)]
+        if not finals:
+            continue
         row: dict[str, Any] = {"kind": "algorithm", "setting": setting, "method": method_label(setting, name),
-                               "seeds": len(runs), "finals": finals}
+                               "seeds": len(finals), "finals": finals}
         row["sequences"] = statistics.fmean(_sequences(r["final"]["tokens"], sequence_tokens) for r in runs)
         row["reverse_kl"], row["reverse_kl_ci"] = mean_ci(finals)
         row["forward_kl"], row["forward_kl_ci"] = _stats([float(r["final"].get("forward_kl", math.nan)) for r in runs])
@@ -203,7 +206,10 @@ def algorithm_rows(results: dict[tuple[str, str], list[dict[str, Any]]], sequenc
         row["reached_mark"] = sum(math.isfinite(v) for v, _ in at_mark)
         row["wall_time"], row["wall_time_ci"] = mean_ci([float(r["wall_time"]) for r in runs])
         failed = errors.get((setting, name), [])
-        row["status"] = f"{len(failed)} of {len(runs) + len(failed)} failed" if failed else "ok"
+        notes = [f"{len(failed)} of {len(runs) + len(failed)} failed"] if failed else []
+        if len(finals) < len(runs):
+            notes.append(f"{len(runs) - len(finals)} of {len(runs)} ended with a regret that is not finite")
+        row["status"] = "; ".join(notes) or "ok"
         rows.append(row)
     rows.sort(key=lambda r: (r["reverse_kl_iqm"], r["reverse_kl"]))
     for rank, row in enumerate(rows, 1):
@@ -245,14 +251,6 @@ def reference_rows(lines: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _verdict(low: float, high: float) -> str:
-    if low > 0.5:
-        return "better"
-    if high < 0.5:
-        return "worse"
-    return "not separated"
-
-
 def pair_rows(rows: list[dict[str, Any]], *, reps: int = BOOTSTRAP_REPS, seed: int = BOOTSTRAP_SEED,
               ) -> list[dict[str, Any]]:
     """P(final regret of a run of ``method`` < that of a run of ``other``), ties counting half, with its 95%
@@ -263,7 +261,7 @@ def pair_rows(rows: list[dict[str, Any]], *, reps: int = BOOTSTRAP_REPS, seed: i
     for first, second in combinations(ranked, 2):
         p, low, high = probability_of_improvement_ci(first["finals"], second["finals"], reps=reps, seed=seed)
         pairs.append({"method": first["method"], "other": second["method"], "p_improve": p, "p_improve_low": low,
-                      "p_improve_high": high, "verdict": _verdict(low, high)})
+                      "p_improve_high": high, "verdict": verdict(low, high, "not separated")})
     return pairs
 
 
