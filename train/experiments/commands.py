@@ -68,6 +68,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(f"table: {args.out}/results.md, results.csv; at equal KL: kl_budgets.csv, best_of_n.csv, gao_fits.csv; "
           f"plots: {args.out}/learning_curves.png, {args.out}/quality_diversity.png, "
           f"{args.out}/overoptimisation.png, {args.out}/divergences.png ({len(result['rows'])} rows)")
+    if result.get("regret") is not None:
+        print(f"regret (exact-regret task): {args.out}/regret.csv, regret_pairs.csv, regret_curves.csv, "
+              f"regret_lines.json; plot: {args.out}/regret.png")
     return 0
 
 

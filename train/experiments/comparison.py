@@ -40,6 +40,7 @@ from train.experiments.base import prepare_base
 from train.experiments.config import CompareConfig, check_config
 from train.experiments.kl_report import write_kl_report
 from train.experiments.reference_points import tempered_points
+from train.experiments.regret_report import write_regret_report
 from train.experiments.reporting import write_report
 from train.experiments.runner import RESULT_KEY, compare_trial
 from train.experiments.runs import RunSpec, write_json
@@ -140,7 +141,7 @@ def compare(folder: str | Path, config: CompareConfig, oracle: Oracle, oracle_sp
     failures = {k: v for k, v in failures.items()
                 if not any(run.key == k and run.result_path(root).exists() for run in runs)}
     write_json(failures_file, failures)
-    return report(root, config, oracle, failures)
+    return report(root, config, oracle, failures, threads)
 
 
 def write_reported_result(root: str, trial: dict[str, Any], result: dict[str, Any]) -> None:
@@ -174,13 +175,16 @@ def temperature_curve(base: Path, oracle: Oracle, temperatures: tuple[float, ...
     return rows
 
 
-def report(root: Path, config: CompareConfig, oracle: Oracle, failures: dict[str, str] | None = None) -> dict[str, Any]:
+def report(root: Path, config: CompareConfig, oracle: Oracle, failures: dict[str, str] | None = None,
+           threads: int = 1) -> dict[str, Any]:
     """Collect the finished runs and write ``results.md``, ``results.csv`` and the plots
-    (:mod:`train.experiments.reporting`).
+    (:mod:`train.experiments.reporting`), the report at equal KL (:mod:`train.experiments.kl_report`) and,
+    for runs on the exact-regret task, the regret report (:mod:`train.experiments.regret_report`).
 
     ``failures`` maps ``setting/name/seed<k>`` to the error of a run that failed: its
     method's row says so in the ``status`` column (and carries the error), the statistics
-    are over the seeds that finished.
+    are over the seeds that finished. ``threads``: torch threads of the regret report's reference lines
+    (as many as each run had).
     """
     failures = failures or {}
     results: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -194,4 +198,6 @@ def report(root: Path, config: CompareConfig, oracle: Oracle, failures: dict[str
     curve = temperature_curve(root / "base", oracle, config.temperatures, config.eval_samples, config.seeds)
     rows = write_report(root, config.jobs(), results, errors, curve, config.seeds, config.token_budget)
     rows = write_kl_report(root, config, oracle, results, rows)  # best-of-n rows, fits, KL budgets
-    return {"rows": rows, "temperature_curve": curve}
+    # Runs on the exact-regret task: ranked by their regret, beside the reference lines (None without such runs).
+    regret = write_regret_report(root, config, oracle, results, errors, threads=threads)
+    return {"rows": rows, "temperature_curve": curve, "regret": regret}

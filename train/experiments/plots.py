@@ -293,3 +293,48 @@ def plot_divergences(path: Path, tempered: list[dict[str, Any]],
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     save_figure(fig, path)
+
+
+def plot_regret(path: Path, series: list[dict[str, Any]], levels: list[dict[str, Any]]) -> None:
+    """The exact-regret task: regret (reverse KL per token) against sampled sequences and against wall time.
+
+    ``series``: each with ``label``, ``kind`` (``algorithm``: a mean over seeds with its 95% band ``half``;
+    ``reference``: a trained reference line, dashed) and per point ``sequences``, ``wall_time``, ``mean``,
+    ``half``; ``levels``: reference values without a budget of their own (``label``, ``value``, ``kind``:
+    ``cooled`` or ``best-of-n`` with its ``n``), drawn as horizontal lines on both panels."""
+    import math
+
+    if not series:
+        path.unlink(missing_ok=True)
+        return
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
+    for ax, x_key, x_label in ((axes[0], "sequences", "sampled sequences"), (axes[1], "wall_time", "wall time (s)")):
+        for s in series:
+            points = [(x, m, h) for x, m, h in zip(s[x_key], s["mean"], s["half"]) if math.isfinite(x)]
+            if not points:
+                continue
+            xs, means, halves = zip(*points)
+            style = {"linestyle": "--", "linewidth": 1.6} if s["kind"] == "reference" else {}
+            line, = ax.plot(xs, means, marker=".", label=s["label"], **style)
+            if s["kind"] == "algorithm" or all(math.isfinite(h) for h in halves):
+                ax.fill_between(xs, [m - h for m, h in zip(means, halves)], [m + h for m, h in zip(means, halves)],
+                                color=line.get_color(), alpha=0.15)
+        named = set()
+        for level in levels:
+            # One legend entry per kind of level; each line says which it is at the panel's right edge.
+            cooled = level.get("kind") == "cooled"
+            label = level["label"] if cooled else "best-of-n by D*'s logit (n at the right)"
+            ax.axhline(level["value"], color="k" if cooled else "0.5", linestyle="-." if cooled else ":",
+                       linewidth=1.0, label=None if label in named else label)
+            named.add(label)
+            if not cooled:
+                ax.text(1.0, level["value"], f" n={level['n']}", transform=ax.get_yaxis_transform(), fontsize=7,
+                        va="center", ha="left", color="0.4")
+        ax.set_xlabel(x_label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("regret: reverse KL(G || oracle), nats/token")
+    axes[0].set_title("regret against sampled sequences")
+    axes[1].set_title("regret against wall time")
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.06, 1.0))
+    save_figure(fig, path)

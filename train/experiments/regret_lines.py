@@ -19,12 +19,14 @@ against:
   keep the one D*'s logit ranks highest; its reverse KL is computed exactly over a pool.
 
 Each point holds ``sequences`` (sampled so far), ``reverse_kl`` and ``forward_kl`` per token
-with standard errors, NLL-oracle and entropy.
+with standard errors, NLL-oracle and entropy; a trained line's also ``wall_time``, the seconds since
+it started (its evaluations included, as a comparison run's are).
 """
 
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -97,7 +99,9 @@ def exact_gradient_line(generator: Generator, oracle: Oracle, test: torch.Tensor
     test = _scored(oracle, test)  # the oracle's side of every forward KL, scored once
     optimizer = adam(policy.parameters(), config.lr)
     rng = torch.Generator().manual_seed(config.seed)
-    curve = [{"sequences": 0, **regret_point(policy, oracle, test, config.eval_samples, config.seed)}]
+    started = time.perf_counter()
+    curve = [{"sequences": 0, **regret_point(policy, oracle, test, config.eval_samples, config.seed),
+              "wall_time": time.perf_counter() - started}]
     evaluate_at = _evaluation_steps(config)
     for update in range(1, config.sequences // config.batch_size + 1):
         with torch.no_grad():
@@ -112,7 +116,8 @@ def exact_gradient_line(generator: Generator, oracle: Oracle, test: torch.Tensor
         optimizer.step()
         if update in evaluate_at:
             curve.append({"sequences": update * config.batch_size,
-                          **regret_point(policy.eval(), oracle, test, config.eval_samples, config.seed)})
+                          **regret_point(policy.eval(), oracle, test, config.eval_samples, config.seed),
+                          "wall_time": time.perf_counter() - started})
             policy.train()
     return curve
 
@@ -125,7 +130,9 @@ def fresh_mle_line(generator: Generator, oracle: Oracle, test: torch.Tensor | Sc
     test = _scored(oracle, test)  # the oracle's side of every forward KL, scored once
     optimizer = adam(model.parameters(), config.lr)
     rng = torch.Generator().manual_seed(config.seed + 1)
-    curve = [{"sequences": 0, **regret_point(model.eval(), oracle, test, config.eval_samples, config.seed)}]
+    started = time.perf_counter()
+    curve = [{"sequences": 0, **regret_point(model.eval(), oracle, test, config.eval_samples, config.seed),
+              "wall_time": time.perf_counter() - started}]
     model.train()
     evaluate_at = _evaluation_steps(config)
     for update in range(1, config.sequences // config.batch_size + 1):
@@ -139,7 +146,8 @@ def fresh_mle_line(generator: Generator, oracle: Oracle, test: torch.Tensor | Sc
         optimizer.step()
         if update in evaluate_at:
             curve.append({"sequences": update * config.batch_size,
-                          **regret_point(model.eval(), oracle, test, config.eval_samples, config.seed)})
+                          **regret_point(model.eval(), oracle, test, config.eval_samples, config.seed),
+                          "wall_time": time.perf_counter() - started})
             model.train()
     return curve
 

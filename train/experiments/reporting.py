@@ -158,12 +158,13 @@ def improvement_column(control: str) -> str:
     return "p_improve_vs_" + control.replace(" ", "_")
 
 
-def _verdict(low: float, high: float) -> str:
+def verdict(low: float, high: float, undecided: str = "not shown to differ") -> str:
+    """What a P(improve) interval says: ``better`` or ``worse`` where it excludes 0.5, else ``undecided``."""
     if low > 0.5:
         return "better"
     if high < 0.5:
         return "worse"
-    return "not shown to differ"
+    return undecided
 
 
 def write_table(root: Path, rows: list[dict[str, Any]], token_budget: int,
@@ -236,6 +237,6 @@ def write_table(root: Path, rows: list[dict[str, Any]], token_budget: int,
         for row in rows:
             for entry in row.get("p_improve", []):
                 lines.append(f"| {row['setting']} | {row['method']} | {entry['control']} | {entry['p']:.2f} "
-                             f"[{entry['low']:.2f}, {entry['high']:.2f}] | {_verdict(entry['low'], entry['high'])} |")
+                             f"[{entry['low']:.2f}, {entry['high']:.2f}] | {verdict(entry['low'], entry['high'])} |")
     (root / "results.md").write_text("\n".join(lines) + "\n")
 
