@@ -29,8 +29,8 @@ from benchmarks.results import rates_before_and_after, write_result
 from seqgan_env.factory import resolve_oracle
 from seqgan_env.presets import get_preset
 from train.config import get_train_config
-from train.experiments.comparison import compare
-from train.experiments.config import get_compare_config, load_hparams
+from train.experiments.comparison import compare, report
+from train.experiments.config import CompareConfig, get_compare_config, load_hparams
 
 CURVE_KEYS = ("tokens", "reverse_kl", "reverse_kl_stderr", "forward_kl", "forward_kl_stderr", "nll_oracle", "entropy",
               "wall_time", "train_time")
@@ -73,28 +73,35 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--cpus", type=int, default=2, help="runs at once (one CPU each)")
     parser.add_argument("--out", default=None, help="the comparison folder (default runs/<preset>)")
     parser.add_argument("--name", default=None, help="the result file: results/regret/NAME.json")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing: report the comparison in --out again (its compare.json's settings) and publish")
     parser.add_argument("--no-publish", action="store_true", help="run and report; write no result file")
     parser.add_argument("--note", default=None, help="a note kept in the result file (how it was run)")
     args = parser.parse_args(argv)
 
+    folder = Path(args.out or f"runs/{args.preset}")
     config = get_compare_config(args.preset)
-    if args.hparams is not None:
+    if args.report_only:  # the finished comparison's own settings, whatever the options say
+        config = CompareConfig.from_dict(json.loads((folder / "compare.json").read_text(encoding="utf-8")))
+    elif args.hparams is not None:
         config.hparams = load_hparams(args.hparams)
-    if args.algos is not None:
+    if args.algos is not None and not args.report_only:
         config.algos = tuple(a for a in args.algos.split(",") if a)
-    if args.seeds is not None:
+    if args.seeds is not None and not args.report_only:
         config.seeds = tuple(range(args.seeds))
     seq_len = get_preset(get_train_config(config.base_preset).model_preset).seq_len
-    if args.sequences is not None:
+    if args.sequences is not None and not args.report_only:
         config.token_budget = args.sequences * seq_len
-    if args.evaluations is not None:
+    if args.evaluations is not None and not args.report_only:
         config.evaluations = args.evaluations
-    folder = Path(args.out or f"runs/{args.preset}")
     rates_before = machine_rates()
     print(f"machine: dense matmul float32 {rates_before['float32']:.0f}, bfloat16 {rates_before['bfloat16']:.0f} "
           f"GFLOP/s on {torch.get_num_threads()} threads")
     oracle = resolve_oracle(args.oracle, get_preset(get_train_config(config.base_preset).model_preset))
-    compare(folder, config, oracle, args.oracle, cpus=args.cpus)
+    if args.report_only:
+        report(folder, config, oracle)
+    else:
+        compare(folder, config, oracle, args.oracle, cpus=args.cpus)
     rates_after = machine_rates()
     data = {"preset": args.preset, "oracle": args.oracle or "builtin", "hparams": config.hparams,
             "algos": list(config.algos), "seeds": list(config.seeds), "sequences": config.token_budget // seq_len,

@@ -92,3 +92,36 @@ def test_the_commands_refuse_a_form_a_reward_cannot_give(tmp_path, capsys):
     assert main(["compare", "--preset", "tiny", "--rewards", "monte_carlo", "--reward-forms", "odds",
                  "--out", str(tmp_path / "c")]) == 2
     assert "unknown reward form 'odds'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["regret", "regret-paper"])
+def test_the_regret_presets_rank_every_algorithm_on_the_task_alone(name):
+    from train.algorithms import names
+
+    config = get_compare_config(name)
+    check_config(config)
+    assert config.rewards == (EXACT_REGRET,) and config.settings == ("fixed",) and not config.baselines
+    shipped = {a for a in names(compare=True) if ":" not in a}
+    assert set(config.algos) == shipped  # a new algorithm joins the matrix
+    assert config.token_budget == 10_000 * get_preset("default").seq_len and len(config.seeds) == 5
+
+
+def test_the_matrix_benchmark_publishes_the_reports_tables(tmp_path):
+    """benchmarks.regret_matrix.collect reads regret.csv / regret_pairs.csv (NaN: not measured) and the runs."""
+    import json
+
+    from benchmarks.regret_matrix import collect
+
+    (tmp_path / "regret.csv").write_text("kind,method,rank,reverse_kl,reverse_kl_at_mark\n"
+                                         "algorithm,rloo @ exact-regret,1,1.25,nan\nreference,exact,,1.2,\n")
+    (tmp_path / "regret_pairs.csv").write_text("method,other,p_improve,verdict\na,b,0.9,better\n")
+    run = tmp_path / "runs" / "fixed" / "rloo@exact-regret" / "seed0.json"
+    run.parent.mkdir(parents=True)
+    run.write_text(json.dumps({"algo": "rloo", "seed": 0, "tokens": 40, "wall_time": 3.0,
+                               "curve": [{"tokens": 0, "reverse_kl": 1.3, "d_heldout_auc": 0.5, "train_time": 0.0}]}))
+    data = collect(tmp_path)
+    assert data["rows"][0] == {"kind": "algorithm", "method": "rloo @ exact-regret", "rank": 1.0, "reverse_kl": 1.25,
+                               "reverse_kl_at_mark": None}
+    assert data["rows"][1]["rank"] is None and data["pairs"][0]["verdict"] == "better"
+    assert data["runs"] == [{"algo": "rloo", "seed": 0, "tokens": 40, "wall_time": 3.0,
+                             "curve": [{"tokens": 0, "reverse_kl": 1.3, "train_time": 0.0}]}]

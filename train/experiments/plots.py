@@ -309,7 +309,7 @@ def plot_regret(path: Path, series: list[dict[str, Any]], levels: list[dict[str,
         return
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
-    for ax, x_key, x_label in ((axes[0], "sequences", "sampled sequences"), (axes[1], "wall_time", "wall time (s)")):
+    for ax, x_key, x_label in ((axes[0], "sequences", "sampled sequences"), (axes[1], "wall_time", "training time (s), evaluations excluded")):
         for s in series:
             points = [(x, m, h) for x, m, h in zip(s[x_key], s["mean"], s["half"]) if math.isfinite(x)]
             if not points:
@@ -335,6 +335,6 @@ def plot_regret(path: Path, series: list[dict[str, Any]], levels: list[dict[str,
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("regret: reverse KL(G || oracle), nats/token")
     axes[0].set_title("regret against sampled sequences")
-    axes[1].set_title("regret against wall time")
+    axes[1].set_title("regret against training time")
     axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.06, 1.0))
     save_figure(fig, path)

@@ -9,7 +9,8 @@ after the other tables, writes for the comparison's runs on that reward
   the IQM of the final regret with its stratified-bootstrap interval; the regret where the runs
   reach :data:`REGRET_MARK` sequences; wall time; the rank) and one per reference line;
 * ``regret_pairs.csv``: P(regret of a run of one algorithm < that of a run of another) for every pair;
-* ``regret_curves.csv``: every evaluation's mean regret against sequences and wall time;
+* ``regret_curves.csv``: every evaluation's mean regret against sequences and time (its ``wall_time``
+  column: seconds spent training, the evaluations left out, where the runs and lines recorded it);
 * ``regret_lines.json``: the reference lines (:mod:`train.experiments.regret_lines`) computed on the
   base generator at the comparison's own budget of sequences, once per comparison folder;
 * ``regret.png``: regret against sampled sequences and against wall time, with the lines;
@@ -273,7 +274,9 @@ def curve_rows(results: dict[tuple[str, str], list[dict[str, Any]]], lines: dict
         if not is_regret_run(setting, name, runs):
             continue
         xs, regret = mean_curve(runs, "reverse_kl")
-        walls = mean_curve(runs, "wall_time")[1] if all("wall_time" in r["curve"][0] for r in runs) else []
+        # the time axis: seconds in the updates alone where the runs recorded it (evaluations left out)
+        clock = "train_time" if all("train_time" in p for r in runs for p in r["curve"]) else "wall_time"
+        walls = mean_curve(runs, clock)[1] if all(clock in r["curve"][0] for r in runs) else []
         forward = dict(zip(*mean_curve(runs, "forward_kl")))
         for i, (tokens, (value, half)) in enumerate(zip(xs, regret)):
             out.append({"method": method_label(setting, name), "kind": "algorithm",
@@ -285,7 +288,7 @@ def curve_rows(results: dict[tuple[str, str], list[dict[str, Any]]], lines: dict
         for point in (lines or {}).get(key, []):
             row = _point_row(method, point, point["sequences"])
             out.append({"method": method, "kind": "reference", "sequences": point["sequences"],
-                        "wall_time": row.get("wall_time", math.nan),
+                        "wall_time": point.get("train_time", row.get("wall_time", math.nan)),
                         **{k: row[k] for k in ("reverse_kl", "reverse_kl_ci", "forward_kl", "forward_kl_ci")}})
     return out
 
