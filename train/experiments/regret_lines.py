@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,65 +95,62 @@ def _evaluation_steps(config: RegretLineConfig) -> set[int]:
 def exact_gradient_line(generator: Generator, oracle: Oracle, test: torch.Tensor | ScoredSequences,
                         config: RegretLineConfig) -> list[dict[str, Any]]:
     """Train a copy of G by the exact per-state gradient of the reverse KL; its curve of regret points."""
-    config.check()
-    policy, oracle = copy.deepcopy(generator).train(), oracle.eval()
-    test = _scored(oracle, test)  # the oracle's side of every forward KL, scored once
-    optimizer = adam(policy.parameters(), config.lr)
-    rng = torch.Generator().manual_seed(config.seed)
-    started, training = time.perf_counter(), 0.0
-    curve = [{"sequences": 0, **regret_point(policy, oracle, test, config.eval_samples, config.seed),
-              "wall_time": time.perf_counter() - started, "train_time": 0.0}]
-    evaluate_at = _evaluation_steps(config)
-    for update in range(1, config.sequences // config.batch_size + 1):
-        update_started = time.perf_counter()
+    oracle = oracle.eval()
+
+    def loss(policy: Generator, rng: torch.Generator) -> torch.Tensor:
         with torch.no_grad():
             prefixes = policy.sample(config.batch_size, rng)  # the states G visits
             teacher = torch.log_softmax(oracle(prefixes).float(), dim=-1)
         own = torch.log_softmax(policy(prefixes).float(), dim=-1)
         # sum over the states of each sequence of KL(G(.|y_<t) || p_oracle(.|y_<t)), whole vocabulary
-        loss = (own.exp() * (own - teacher)).sum(dim=-1).sum(dim=1).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(policy.parameters(), 5.0)
-        optimizer.step()
-        training += time.perf_counter() - update_started
-        if update in evaluate_at:
-            curve.append({"sequences": update * config.batch_size,
-                          **regret_point(policy.eval(), oracle, test, config.eval_samples, config.seed),
-                          "wall_time": time.perf_counter() - started, "train_time": training})
-            policy.train()
-    return curve
+        return (own.exp() * (own - teacher)).sum(dim=-1).sum(dim=1).mean()
+
+    return _trained_line(generator, oracle, test, config, loss, config.seed)
 
 
 def fresh_mle_line(generator: Generator, oracle: Oracle, test: torch.Tensor | ScoredSequences,
                    config: RegretLineConfig) -> list[dict[str, Any]]:
     """Continue G's MLE on fresh oracle sequences, ``config.sequences`` of them; its curve of regret points."""
-    config.check()
-    model = copy.deepcopy(generator).train()
-    test = _scored(oracle, test)  # the oracle's side of every forward KL, scored once
-    optimizer = adam(model.parameters(), config.lr)
-    rng = torch.Generator().manual_seed(config.seed + 1)
-    started, training = time.perf_counter(), 0.0
-    curve = [{"sequences": 0, **regret_point(model.eval(), oracle, test, config.eval_samples, config.seed),
-              "wall_time": time.perf_counter() - started, "train_time": 0.0}]
-    model.train()
-    evaluate_at = _evaluation_steps(config)
-    for update in range(1, config.sequences // config.batch_size + 1):
-        update_started = time.perf_counter()
+
+    def loss(model: Generator, rng: torch.Generator) -> torch.Tensor:
         with torch.no_grad():
             batch = oracle.sample(config.batch_size, rng)
         logits = model(batch)
-        loss = token_cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.reshape(-1))
+        return token_cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.reshape(-1))
+
+    return _trained_line(generator, oracle, test, config, loss, config.seed + 1)
+
+
+def _trained_line(generator: Generator, oracle: Oracle, test: torch.Tensor | ScoredSequences,
+                  config: RegretLineConfig, loss: Callable[[Generator, torch.Generator], torch.Tensor],
+                  draw_seed: int) -> list[dict[str, Any]]:
+    """Train a copy of G by Adam on ``loss(model, rng)`` for ``config.sequences`` sequences (gradients
+    clipped at 5.0, the paper's MLE clip), evaluating it along the way; its curve of regret points."""
+    config.check()
+    model = copy.deepcopy(generator)
+    test = _scored(oracle, test)  # the oracle's side of every forward KL, scored once
+    optimizer = adam(model.parameters(), config.lr)
+    rng = torch.Generator().manual_seed(draw_seed)
+    started, training = time.perf_counter(), 0.0
+
+    def point(sequences: int) -> dict[str, Any]:
+        evaluated = {"sequences": sequences, **regret_point(model.eval(), oracle, test, config.eval_samples, config.seed),
+                     "wall_time": time.perf_counter() - started, "train_time": training}
+        model.train()
+        return evaluated
+
+    curve = [point(0)]
+    evaluate_at = _evaluation_steps(config)
+    for update in range(1, config.sequences // config.batch_size + 1):
+        update_started = time.perf_counter()
+        value = loss(model, rng)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)  # the paper's MLE clip
+        value.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         optimizer.step()
         training += time.perf_counter() - update_started
         if update in evaluate_at:
-            curve.append({"sequences": update * config.batch_size,
-                          **regret_point(model.eval(), oracle, test, config.eval_samples, config.seed),
-                          "wall_time": time.perf_counter() - started, "train_time": training})
-            model.train()
+            curve.append(point(update * config.batch_size))
     return curve
 
 
